@@ -1,0 +1,39 @@
+"""lightning-lrsched: learning-rate schedules for PyTorch Lightning that are correct, visible and comparable.
+
+The names below load on first use, so ``import lightning_lrsched.schedules`` stays free of
+Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "SyntheticClassifier": "lightning_lrsched.models",
+    "SyntheticDataModule": "lightning_lrsched.models",
+    "LRLogger": "lightning_lrsched.callbacks",
+    "PlateauDetector": "lightning_lrsched.callbacks",
+    "ScheduleCheck": "lightning_lrsched.callbacks",
+    "compare": "lightning_lrsched.compare",
+    "get_schedule": "lightning_lrsched.schedules",
+    "available_schedules": "lightning_lrsched.schedules",
+    "preview": "lightning_lrsched.schedules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lightning_lrsched' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,142 @@
+"""Durations: how long a phase of a schedule lasts.
+
+A duration is written as an ``int`` (in the schedule's interval units: steps for
+``interval="step"``, epochs for ``interval="epoch"``), ``"10ep"`` (epochs), ``"500st"`` (optimizer
+steps) or ``"25%"`` (of the whole run). It is parsed when the schedule is made and resolved to a
+count once, by :class:`Run`, when the run length is known.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Unit = Literal["int", "ep", "st", "%"]
+Interval = Literal["step", "epoch"]
+INTERVALS: tuple[Interval, ...] = ("step", "epoch")
+
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ep|st|%)\s*$")
+_FORMS = 'an int, "10ep" (epochs), "500st" (steps) or "25%" (of the run)'
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A parsed duration: ``amount`` in ``unit`` (see the module docstring)."""
+
+    amount: float
+    unit: Unit
+
+    def __str__(self) -> str:
+        if self.unit == "int":
+            return str(int(self.amount))
+        amount = int(self.amount) if self.amount == int(self.amount) else self.amount
+        return f"{amount}{self.unit}"
+
+
+def parse_duration(name: str, value: Any) -> Duration:
+    """Parse ``value`` as a duration, raising an error that names the parameter ``name``.
+
+    Example:
+        >>> parse_duration("warmup", "5%")
+        Duration(amount=5.0, unit='%')
+        >>> parse_duration("step_size", 30)
+        Duration(amount=30, unit='int')
+    """
+    if isinstance(value, Duration):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"`{name}` must be {_FORMS}: got {value!r} ({type(value).__name__})")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"`{name}` must be >= 0: got {name}={value}")
+        return Duration(value, "int")
+    match = _PATTERN.match(value)
+    if match is None:
+        if value.strip().isdigit():
+            return Duration(int(value), "int")
+        raise ValueError(f"`{name}` must be {_FORMS}: got {name}={value!r}")
+    amount, unit = float(match.group(1)), match.group(2)
+    if unit == "%" and amount > 100:
+        raise ValueError(f"`{name}` must be at most 100% of the run: got {name}={value!r}")
+    if unit != "%" and amount != int(amount):
+        raise ValueError(f"`{name}` must be a whole number of {'epochs' if unit == 'ep' else 'steps'}: got {value!r}")
+    return Duration(amount, unit)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Run:
+    """What is known about the run when a schedule is built.
+
+    Attributes:
+        interval: the schedule's time unit; every count this run resolves is in this unit.
+        total_steps: optimizer steps in the whole run, or ``None`` when unknown.
+        steps_per_epoch: optimizer steps per epoch (1 when unknown: an epoch is one step).
+        base_lr: the optimizer's default learning rate (used by ``warmup_polynomial``'s ``lr_end``).
+        num_groups: the optimizer's number of param groups.
+        skip: interval units taken by a warmup in front of the schedule; run-length defaults
+            (``T_max``, ``total_steps``, ``total``) cover what is left, while ``"25%"`` always
+            means a share of the whole run.
+    """
+
+    interval: Interval
+    total_steps: int | None = None
+    steps_per_epoch: int = 1
+    base_lr: float = 1.0
+    num_groups: int = 1
+    skip: int = 0
+
+    @property
+    def length(self) -> int | None:
+        """The whole run's length in interval units (a partial last epoch counts as an epoch)."""
+        if self.total_steps is None:
+            return None
+        if self.interval == "step":
+            return self.total_steps
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    @property
+    def remaining(self) -> int | None:
+        """Interval units left after the warmup in front (the default for run-length arguments)."""
+        length = self.length
+        return None if length is None else length - self.skip
+
+    def default_length(self, name: str, value: Duration | None) -> int:
+        """Resolve a run-length argument that defaults to the rest of the run."""
+        if value is not None:
+            return self.count(name, value)
+        remaining = self.remaining
+        if remaining is None:
+            raise ValueError(
+                f"`{name}` defaults to the length of the run, but the run length is unknown: "
+                f"pass {name}=..., total_steps to build(), or use lightning_config() with a Trainer "
+                "that has max_epochs or max_steps"
+            )
+        return remaining
+
+    def count(self, name: str, duration: Duration) -> int:
+        """Resolve ``duration`` to a whole count of interval units."""
+        if duration.unit == "int":
+            return int(duration.amount)
+        if duration.unit == "%":
+            length = self.length
+            if length is None:
+                raise ValueError(
+                    f"`{name}`={str(duration)!r} is a share of the run, but the run length is unknown: "
+                    "pass total_steps to build(), or use lightning_config() with a Trainer that has "
+                    "max_epochs or max_steps"
+                )
+            return math.floor(duration.amount / 100 * length + 0.5)
+        steps_per_unit = 1 if self.interval == "step" else self.steps_per_epoch
+        if duration.unit == "ep":
+            steps = int(duration.amount) * self.steps_per_epoch
+        else:
+            steps = int(duration.amount)
+        if steps % steps_per_unit:
+            raise ValueError(
+                f"`{name}`={str(duration)!r} is not a whole number of epochs "
+                f"({self.steps_per_epoch} steps each) for an interval='epoch' schedule: "
+                "give it in epochs (\"3ep\") or use interval='step'"
+            )
+        return steps // steps_per_unit

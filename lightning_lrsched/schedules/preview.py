@@ -1,0 +1,45 @@
+"""`preview`: the LR at every optimizer step of a run, computed in one vectorised pass."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lightning_lrsched.schedules.duration import Run
+from lightning_lrsched.schedules.schedule import Schedule
+
+
+def preview(
+    schedule: Schedule, total_steps: int, base_lr: float = 1.0, steps_per_epoch: int | None = None
+) -> np.ndarray:
+    """The LR used at each of ``total_steps`` optimizer steps, for an optimizer with ``base_lr``.
+
+    Step ``i`` of an epoch-interval schedule is in epoch ``i // steps_per_epoch`` (without
+    ``steps_per_epoch``, an epoch is one step). ``plateau`` is shown without reductions: they
+    depend on metrics. 10^6 steps take a few tens of milliseconds.
+
+    Example:
+        >>> from lightning_lrsched.schedules import get_schedule
+        >>> preview(get_schedule("step", step_size=1, gamma=0.5), 4, base_lr=0.2, steps_per_epoch=2).tolist()
+        [0.2, 0.2, 0.1, 0.1]
+    """
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"`schedule` must be a Schedule (from get_schedule): got {type(schedule).__name__}")
+    for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"`{name}` must be a positive int: got {name}={value!r}")
+    if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:
+        raise ValueError(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
+    per_epoch = steps_per_epoch or 1
+    curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, float(base_lr), 1))
+    steps = np.arange(total_steps, dtype=np.int64)
+    t = steps if schedule.interval == "step" else steps // per_epoch
+    w = curve.weights(t)
+    peak = float(base_lr) if curve.peak is None else _first(curve.peak)
+    lr = w.peak * peak
+    if w.floor is not None:
+        lr = lr + w.floor * _first(curve.floor)
+    return lr
+
+
+def _first(value: float | tuple[float, ...]) -> float:
+    return float(value[0] if isinstance(value, tuple) else value)

@@ -1,0 +1,232 @@
+"""`Schedule`: a named, validated schedule whose durations resolve once the run is known."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from torch.optim import Optimizer
+
+# Importing the formula modules fills the catalog.
+import lightning_lrsched.schedules.classic
+import lightning_lrsched.schedules.plateau
+import lightning_lrsched.schedules.warmup  # noqa: F401
+from lightning_lrsched.schedules.checks import check_choice
+from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
+from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
+from lightning_lrsched.schedules.scheduler import PlateauLR, ScheduledLR
+
+
+class Schedule:
+    """A learning-rate schedule: a name from the catalog, its arguments, and its interval.
+
+    Made by :func:`get_schedule`. Arguments are checked when it is made; durations are resolved
+    when it is bound to a run by :meth:`build`, :meth:`lightning_config` or :func:`preview`.
+
+    Attributes:
+        name: the catalog name (``"cosine"``, ``"warmup_cosine"``, ...).
+        params: the arguments given (defaults are not repeated here).
+        interval: ``"step"`` or ``"epoch"``: what one scheduler step is.
+        warmup: the linear warmup in front, for schedules outside the warmup family.
+    """
+
+    def __init__(
+        self, entry: Entry, params: dict[str, Any], interval: Interval, warmup: Duration | None, binder: Binder
+    ) -> None:
+        self.name = entry.name
+        self.params = params
+        self.interval = interval
+        self.warmup = warmup
+        self._binder = binder
+
+    @property
+    def is_plateau(self) -> bool:
+        return self.name == "plateau"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec that :func:`get_schedule` turns back into this schedule."""
+        spec: dict[str, Any] = {"name": self.name, **self.params, "interval": self.interval}
+        if self.warmup is not None:
+            spec["warmup"] = str(self.warmup) if self.warmup.unit != "int" else int(self.warmup.amount)
+        return spec
+
+    def fingerprint(self) -> str:
+        """A short hash of the spec: equal for equal schedules, different when any argument differs."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Schedule) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items() if k != "name")
+        return f"Schedule({self.name!r}, {args})"
+
+    # -- binding to a run -------------------------------------------------------------------
+    def curve(self, run: Run) -> Curve:
+        """Resolve every duration against ``run`` and return the closed form."""
+        if self.warmup is None:
+            return self._binder(run)
+        w = run.count("warmup", self.warmup)
+        length = run.length
+        if length is not None and w >= length:
+            unit = f"{run.interval}s"
+            raise ValueError(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={length} {unit}")
+        inner = self._binder(replace(run, skip=w))
+        if w == 0:
+            return inner
+        start = inner.weights(np.zeros(1, dtype=np.int64)).at(0)
+
+        def weights(t: np.ndarray) -> Weights:
+            ramp, before = linear_ramp(t, w), t < w
+            after = inner.weights(np.maximum(t - w, 0))
+            hold = lambda x, x0: None if x is None else np.where(before, ramp * x0, x)  # noqa: E731
+            momentum = None if after.momentum is None else np.where(before, start.momentum, after.momentum)
+            return Weights(hold(after.peak, start.peak), hold(after.floor, start.floor), momentum)
+
+        return replace(inner, weights=weights, warmup=w, length=None if inner.length is None else inner.length + w)
+
+    def build(
+        self, optimizer: Optimizer, *, total_steps: int | None = None, steps_per_epoch: int | None = None
+    ) -> ScheduledLR:
+        """Make the torch scheduler that drives ``optimizer`` along this schedule.
+
+        Args:
+            optimizer: the optimizer whose param groups it sets.
+            total_steps: optimizer steps in the whole run (needed for ``"25%"`` durations and for
+                arguments that default to the run length).
+            steps_per_epoch: optimizer steps per epoch (needed for ``"10ep"`` on step schedules and
+                ``"500st"`` on epoch schedules). Without it, an epoch is one step: ``total_steps``
+                then counts scheduler steps of either interval.
+
+        Example:
+            >>> import torch
+            >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+            >>> sched = get_schedule("cosine").build(opt, total_steps=10)
+            >>> [round(sched.get_last_lr()[0], 4) for _ in range(3) if not sched.step()]
+            [0.0976, 0.0905, 0.0794]
+        """
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"`optimizer` must be a torch.optim.Optimizer: got {type(optimizer).__name__}")
+        for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"`{name}` must be a positive int or None: got {name}={value!r}")
+        run = Run(
+            self.interval,
+            total_steps,
+            steps_per_epoch or 1,
+            float(optimizer.defaults.get("lr", optimizer.param_groups[0]["lr"])),
+            len(optimizer.param_groups),
+        )
+        curve = self.curve(run)
+        return (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve)
+
+    def lightning_config(self, optimizer: Optimizer, trainer: Any, *, name: str | None = None) -> dict[str, Any]:
+        """Build for ``trainer``'s run and return Lightning's scheduler dict.
+
+        The run length is ``trainer.estimated_stepping_batches`` (max_epochs, max_steps, limits and
+        gradient accumulation included) and an epoch is ``num_training_batches`` /
+        ``accumulate_grad_batches`` optimizer steps. Call it from ``configure_optimizers``.
+
+        Returns:
+            ``{"scheduler", "interval", "frequency", "monitor", "name"}``; ``monitor`` is set for
+            ``plateau``, whose scheduler then reads that metric from ``trainer.callback_metrics``
+            (averaged across processes) and acts on fresh values only.
+        """
+        total = trainer.estimated_stepping_batches
+        batches = trainer.num_training_batches
+        steps_per_epoch = (
+            max(1, math.ceil(batches / trainer.accumulate_grad_batches)) if math.isfinite(batches) and batches else None
+        )
+        known = math.isfinite(total) and (steps_per_epoch is not None or self.interval == "step")
+        scheduler = self.build(optimizer, total_steps=int(total) if known else None, steps_per_epoch=steps_per_epoch)
+        config: dict[str, Any] = {
+            "scheduler": scheduler,
+            "interval": self.interval,
+            "frequency": 1,
+            "monitor": None,
+            "name": name or f"lr-{self.name}",
+        }
+        if isinstance(scheduler, PlateauLR):
+            monitor = scheduler.rule.monitor
+            config["monitor"] = monitor
+            scheduler.follow(lambda: trainer.callback_metrics.get(monitor), _rank_mean(trainer))
+        return config
+
+
+def _rank_mean(trainer: Any):
+    """Average a value over all processes, so every rank takes the same plateau decision."""
+
+    def reduce(value: float) -> float:
+        if trainer.world_size <= 1:
+            return value
+        import torch
+
+        tensor = torch.tensor(value, dtype=torch.float64, device=trainer.strategy.root_device)
+        return float(trainer.strategy.reduce(tensor, reduce_op="mean"))
+
+    return reduce
+
+
+def available_schedules() -> list[str]:
+    """The names :func:`get_schedule` accepts.
+
+    Example:
+        >>> "warmup_cosine" in available_schedules()
+        True
+    """
+    return sorted(CATALOG)
+
+
+def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
+    """Make a schedule from the catalog.
+
+    Args:
+        name: a name from :func:`available_schedules`, or a spec dict ``{"name": ..., **params}``.
+        **params: the schedule's arguments (torch's names for torch's schedules, see each one's
+            docstring), plus ``interval`` ("step" or "epoch") and, for any schedule outside the
+            warmup family, ``warmup`` (a linear warmup in front).
+
+    Raises:
+        ValueError: unknown name, or an argument with a bad value.
+        TypeError: an unknown or missing argument, or an argument of the wrong type.
+
+    Example:
+        >>> get_schedule("warmup_cosine", warmup="5%", min_lr_ratio=0.01)
+        Schedule('warmup_cosine', warmup='5%', min_lr_ratio=0.01, interval='step')
+    """
+    if isinstance(name, Mapping):
+        spec = dict(name)
+        if "name" not in spec:
+            raise ValueError(f"a schedule spec needs a `name`: got {spec!r}")
+        name = spec.pop("name")
+        params = {**spec, **params}
+    if not isinstance(name, str) or name not in CATALOG:
+        raise ValueError(f"unknown schedule {name!r}: use one of {', '.join(available_schedules())}")
+    entry = CATALOG[name]
+    params = dict(params)
+    interval = check_choice("interval", params.pop("interval", entry.interval), INTERVALS)
+    ramp = None
+    if not entry.own_warmup and "warmup" in params:
+        value = params.pop("warmup")
+        ramp = None if value is None else parse_duration("warmup", value)
+    accepted = entry.parameters()
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        extra = ["interval"] + ([] if entry.own_warmup else ["warmup"])
+        valid = ", ".join([*accepted, *extra])
+        raise TypeError(f"`{name}` got unknown argument(s) {', '.join(unknown)}: valid arguments are {valid}")
+    missing = [k for k, default in accepted.items() if default is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise TypeError(f"`{name}` needs the argument(s) {', '.join(missing)}")
+    binder = entry.constructor(**params)
+    return Schedule(entry, params, interval, ramp, binder)
