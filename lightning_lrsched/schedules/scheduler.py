@@ -55,6 +55,7 @@ class ScheduledLR(LRScheduler):
             low, high = curve.momentum
             lows, highs = per_group("base_momentum", low, n), per_group("max_momentum", high, n)
             self._momentum = list(zip(lows, highs, strict=True))
+        self.scale = 1.0
         self._chunk_start = -CHUNK
         self._rows: list[tuple[float, float, float]] = []
         super().__init__(optimizer)
@@ -80,13 +81,20 @@ class ScheduledLR(LRScheduler):
     def lrs_at(self, t: int) -> list[float]:
         """The LR of every param group at scheduler step ``t``."""
         a, b, _ = self._row(t)
-        return [a * peak + b * floor for peak, floor in zip(self.peaks, self.floors, strict=True)]
+        return [self.scale * (a * peak + b * floor) for peak, floor in zip(self.peaks, self.floors, strict=True)]
+
+    def rescale(self, factor: float) -> None:
+        """Multiply every LR by ``factor`` from now on, on top of the schedule (kept in state_dict)."""
+        if not factor > 0:
+            raise ValueError(f"`factor` must be > 0: got factor={factor}")
+        self.scale *= factor
+        self._apply()
 
     def _apply(self) -> None:
-        t = self.last_epoch
-        a, b, u = self._row(t)
+        a, b, u = self._row(self.last_epoch)
+        scale = self.scale
         for group, peak, floor in zip(self.optimizer.param_groups, self.peaks, self.floors, strict=True):
-            group["lr"] = a * peak + b * floor
+            group["lr"] = scale * (a * peak + b * floor)
         if self._momentum_key == "betas":
             for group, (low, high) in zip(self.optimizer.param_groups, self._momentum, strict=True):
                 group["betas"] = (u * low + (1 - u) * high, *group["betas"][1:])
@@ -115,6 +123,7 @@ class ScheduledLR(LRScheduler):
             "last_epoch": self.last_epoch,
             "peaks": list(self.peaks),
             "floors": list(self.floors),
+            "scale": self.scale,
             "schedule": self.schedule.to_dict(),
         }
 
@@ -126,6 +135,7 @@ class ScheduledLR(LRScheduler):
         self.last_epoch = int(state_dict["last_epoch"])
         self.peaks = [float(p) for p in state_dict["peaks"]]
         self.floors = [float(f) for f in state_dict["floors"]]
+        self.scale = float(state_dict.get("scale", 1.0))
         self.base_lrs = list(self.peaks)
         self._apply()
 
