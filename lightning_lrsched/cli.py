@@ -49,10 +49,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.stdout.write(USAGE)
             raise SystemExit(0 if command in ("", "help") else 2)
     except (UsageError, ValueError, TypeError, ArgumentError) as error:
-        ours = _our_error(error)
-        if ours is None and not isinstance(error, (UsageError, ArgumentError)):
+        ours = error if isinstance(error, (UsageError, ArgumentError)) else _our_error(error)
+        if ours is None:
             raise
-        print(f"lrsched {command}: error: {_one_line(str(ours or error))}", file=sys.stderr)
+        print(f"lrsched {command}: error: {_one_line(str(ours))}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -248,7 +248,7 @@ def _print_catalog() -> None:
 
     table = Table(title="lightning-lrsched schedules", show_lines=True)
     for column in ("name", "interval", "arguments (default)", "what it does"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "name")
     for name in sorted(CATALOG):
         entry = CATALOG[name]
         args = [f"{k}" + ("" if v is inspect.Parameter.empty else f"={v!r}") for k, v in entry.parameters().items()]

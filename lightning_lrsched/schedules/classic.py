@@ -261,7 +261,10 @@ def cyclic(
     """
     low = check_per_group("base_lr", base_lr, check_positive)
     high = check_per_group("max_lr", max_lr, check_positive)
-    if isinstance(low, float) and isinstance(high, float) and high < low:
+    # Per-group lists are compared group by group; a length mismatch is reported at build.
+    groups = max(len(v) if isinstance(v, tuple) else 1 for v in (low, high))
+    lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (low, high))
+    if any(h < lo for lo, h in zip(lows, highs, strict=False)):
         raise ValueError(f"`max_lr` must be >= `base_lr`: got max_lr={max_lr}, base_lr={base_lr}")
     up = parse_duration("step_size_up", step_size_up)
     down = _optional_duration("step_size_down", step_size_down)
@@ -316,8 +319,9 @@ def onecycle(
 
     Phase 1 anneals from :math:`\mathrm{max}/d` to ``max_lr`` over ``pct_start`` of ``total_steps``;
     phase 2 anneals to :math:`\mathrm{max}/(d f)` (``three_phase``: back to :math:`\mathrm{max}/d`
-    first, then down). ``total_steps`` defaults to the whole run; after it the LR stays at the
-    final value (torch raises instead). Momentum moves opposite to the LR.
+    first, then down). ``total_steps`` defaults to the whole run; from step ``total_steps`` on the LR
+    stays at the final value (torch raises past it, and at it extrapolates beyond the final value,
+    to a negative LR with ``anneal_strategy="linear"``). Momentum moves opposite to the LR.
 
     Example:
         >>> from lightning_lrsched.schedules import get_schedule, preview
@@ -367,7 +371,8 @@ def onecycle(
                 lr[here] = _anneal(anneal_strategy, lr0, lr1, pct)
                 mom[here] = _anneal(anneal_strategy, m0, m1, pct)
                 todo &= ~here
-            past = t > total
+            # Step `total` lies past the last phase's end (total - 1): extrapolating would overshoot.
+            past = t >= total
             lr[past], mom[past] = low, phases[-1][4]
             return Weights(lr, None, mom)
 

@@ -39,7 +39,8 @@ class ScheduledLR(LRScheduler):
         self.peaks: list[float] = (
             [float(g["lr"]) for g in groups] if curve.peak is None else per_group("max_lr", curve.peak, n)
         )
-        self.floors: list[float] = per_group("floor", curve.floor, n)
+        # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
+        self.floors: list[float] = per_group("base_lr", curve.floor, n)
         self._momentum_key: str | None = None
         self._momentum: list[tuple[float, float]] = []
         if curve.momentum is not None:
