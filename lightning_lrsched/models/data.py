@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from lightning_lrsched.schedules.checks import check_int, check_non_negative, check_range
 
@@ -15,8 +15,8 @@ from lightning_lrsched.schedules.checks import check_int, check_non_negative, ch
 class ShardedBatches(Dataset):
     """A split served as whole global batches, each cut into one micro-batch per process.
 
-    Item ``j`` is process ``j % world_size``'s share of global batch ``j // world_size``. Lightning
-    hands process ``r`` the items ``r, r + W, r + 2W, ...`` (its DistributedSampler, unshuffled), so
+    Item ``j`` is process ``j % world_size``'s share of global batch ``j // world_size``. The data
+    module's unshuffled DistributedSampler hands process ``r`` the items ``r, r + W, r + 2W, ...``, so
     every process sees its part of the same global batch at the same step, and the mean of the
     processes' gradients is the gradient of the global batch: runs on 1 and N devices match.
     """
@@ -134,7 +134,12 @@ class SyntheticDataModule(L.LightningDataModule):
     def _loader(self, split: str, order: Callable[[], torch.Tensor] | None = None) -> DataLoader:
         rows = self.splits[split]
         batches = ShardedBatches(self.x[rows], self.y[rows], self.hparams.batch_size, self._world_size(), order)
-        return DataLoader(batches, batch_size=None, shuffle=False)
+        # Our own unshuffled sampler: under any distributed strategy Lightning would otherwise add one that
+        # shuffles the training items, handing processes parts of different global batches.
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return DataLoader(
+            batches, batch_size=None, sampler=DistributedSampler(batches, batches.world_size, rank, shuffle=False)
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self._epoch_order if self.hparams.shuffle else None)

@@ -1,0 +1,225 @@
+"""`lrsched fit` end to end: every example config and torch's own schedulers apply the LR they promise.
+
+Each run is a real LightningCLI fit, in-process, with :class:`lr_recorder.LRRecorder` writing down
+the LR of every optimizer step; the expected LRs come from an independent source (``preview`` of
+the config's schedule, or torch's scheduler of the same name).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from lr_recorder import LRRecorder, plateau_reference
+
+from lightning_lrsched.cli import main
+from lightning_lrsched.models import SyntheticDataModule
+from lightning_lrsched.schedules import preview
+from lightning_lrsched.schedules.tutorial import resolve_schedule
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "examples" / "configs").glob("*.yaml"))
+RECORDER = f"{LRRecorder.__module__}.{LRRecorder.__name__}"
+QUIET = [
+    "--trainer.logger",
+    "false",
+    "--trainer.enable_checkpointing",
+    "false",
+    "--trainer.enable_model_summary",
+    "false",
+]
+
+
+def fit(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run ``lrsched fit *args`` with the recorder; return what it recorded."""
+    record = tmp_path / "lr.json"
+    main(
+        [
+            "fit",
+            *args,
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            *QUIET,
+            f"--trainer.callbacks+={RECORDER}",
+            f"--trainer.callbacks.path={record}",
+        ]
+    )
+    return json.loads(record.read_text())
+
+
+def lrs_of(record: dict[str, Any]) -> np.ndarray:
+    """The first param group's LR at each optimizer step, after checking the steps are 0, 1, 2, ..."""
+    assert record["steps"] == list(range(len(record["steps"])))
+    return np.array([lrs[0] for lrs in record["lrs"]])
+
+
+def test_example_configs_are_found():
+    names = {config.stem for config in CONFIGS}
+    assert {"step", "multistep", "exponential", "cosine", "plateau", "cyclic"} <= names
+
+
+# 16 short epochs (3 batches each) so that every config's schedule shows its shape: step drops at
+# epoch 10, multistep at 10 and 15, cyclic runs several cycles.
+EPOCHS, BATCHES = 16, 3
+# At the configs' own LR the validation loss falls all 16 epochs and plateau never acts; at LR 1.0 it bounces.
+LR_OVERRIDES = {"plateau": 1.0}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.stem)
+def test_example_config_applies_its_schedule_at_every_step(config: Path, tmp_path: Path):
+    spec = yaml.safe_load(config.read_text())
+    base_lr = LR_OVERRIDES.get(config.stem, spec["model"]["lr"])
+    record = fit(
+        tmp_path,
+        *("--config", str(config), "--model.lr", str(base_lr)),
+        *("--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", str(BATCHES)),
+        *("--trainer.limit_val_batches", "2"),
+    )
+    schedule = resolve_schedule(spec["model"]["scheduler"])
+    assert record["schedule"] == schedule.to_dict(), "the CLI trained with another schedule than the config's"
+    total = EPOCHS * BATCHES
+    assert record["run"]["num_training_batches"] == BATCHES
+    assert record["run"]["estimated_stepping_batches"] == total
+    lrs = lrs_of(record)
+    assert len(lrs) == total
+    assert record["run"]["lr"] == base_lr
+    if schedule.is_plateau:
+        assert len(record["metrics"]) == EPOCHS
+        params = {k: v for k, v in spec["model"]["scheduler"].items() if k not in ("name", "monitor")}
+        expected = plateau_reference(record["metrics"], record["metric_steps"], total, base_lr, **params)
+    else:
+        expected = preview(schedule, total, base_lr=base_lr, steps_per_epoch=BATCHES)
+    assert np.ptp(expected) > 0, "the run is too short to show this schedule's shape"
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+
+
+def test_example_config_default_length_trains_to_completion(tmp_path: Path, capsys):
+    """A config at its own epoch length (3 full epochs here, not 20), and the per-epoch report line."""
+    config = next(c for c in CONFIGS if c.stem == "cosine")
+    record = fit(tmp_path, "--config", str(config), "--trainer.max_epochs", "3")
+    data = SyntheticDataModule(**yaml.safe_load(config.read_text())["data"])
+    per_epoch = math.ceil(len(data.splits["train"]) / data.hparams.batch_size)
+    lrs = lrs_of(record)
+    assert len(lrs) == 3 * per_epoch
+    expected = preview(resolve_schedule({"name": "cosine", "eta_min": 0.0}), 3 * per_epoch, 0.1, per_epoch)
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+    assert len(record["metrics"]) == 3
+    # EpochReport: "Epoch   1 | train_loss 0.5619 | val_loss 0.4381 | val_acc 0.8650 | lr 0.1"
+    pattern = r"^Epoch +(\d+) \| train_loss [\d.]+ \| val_loss ([\d.]+) \| val_acc [\d.]+ \| lr (\S+)$"
+    lines = [re.match(pattern, line) for line in capsys.readouterr().out.splitlines()]
+    report = [match.groups() for match in lines if match]
+    assert [int(epoch) for epoch, _, _ in report] == [1, 2, 3]
+    for (_, val_loss, lr), metric, first_lr in zip(report, record["metrics"], lrs[::per_epoch], strict=True):
+        assert float(val_loss) == pytest.approx(metric, abs=5e-5)
+        assert lr == f"{first_lr:.4g}"
+
+
+def test_validate_and_test_subcommands(tmp_path: Path, capsys):
+    for command, metric in (("validate", "val_loss"), ("test", "test_acc")):
+        main([command, "--trainer.default_root_dir", str(tmp_path / command), *QUIET])
+        assert metric in capsys.readouterr().out
+
+
+def torch_trace(scheduler_class: type, steps: int, **kwargs: Any) -> np.ndarray:
+    """The LR of each of ``steps`` optimizer steps with a torch scheduler stepped once per step."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = scheduler_class(optimizer, **kwargs)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return np.array(lrs)
+
+
+TORCH_SCHEDULERS = {
+    "OneCycleLR": (torch.optim.lr_scheduler.OneCycleLR, {"max_lr": 0.5, "total_steps": 44}),
+    "CyclicLR": (torch.optim.lr_scheduler.CyclicLR, {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5}),
+}
+
+
+@pytest.mark.parametrize("name", TORCH_SCHEDULERS)
+def test_torch_per_batch_scheduler_from_cli_steps_every_optimizer_step(name: str, tmp_path: Path):
+    scheduler_class, kwargs = TORCH_SCHEDULERS[name]
+    options = [x for key, value in kwargs.items() for x in (f"--lr_scheduler.{key}", str(value))]
+    record = fit(
+        tmp_path,
+        *("--optimizer", "SGD", "--optimizer.lr", "0.1", "--lr_scheduler", name, *options),
+        "--trainer.max_epochs",
+        "2",
+    )
+    lrs = lrs_of(record)
+    first_epoch = lrs[np.array(record["epochs"]) == 0]
+    assert len(set(first_epoch.tolist())) > 1, "the LR did not change within an epoch: stepped per epoch?"
+    np.testing.assert_allclose(lrs, torch_trace(scheduler_class, len(lrs), **kwargs), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        ["--lr_scheduler", "torch.optim.lr_scheduler.ReduceLROnPlateau"],
+        ["--lr_scheduler", "ReduceLROnPlateau", "--lr_scheduler.monitor", "val_loss"],
+    ],
+    ids=["torch", "lightning"],
+)
+def test_reduce_lr_on_plateau_from_cli_monitors_val_loss(scheduler: list[str], tmp_path: Path):
+    # threshold 0.5: only a halving of val_loss is an improvement, so the second epoch must reduce.
+    kwargs = {"patience": 0, "threshold": 0.5, "factor": 0.1}
+    options = [x for key, value in kwargs.items() for x in (f"--lr_scheduler.{key}", str(value))]
+    record = fit(
+        tmp_path, "--optimizer", "SGD", "--optimizer.lr", "0.1", *scheduler, *options, "--trainer.max_epochs", "3"
+    )
+    lrs = lrs_of(record)
+    assert len(record["metrics"]) == 3
+    assert lrs[0] == 0.1 and lrs[-1] < 0.1, "ReduceLROnPlateau never reduced the LR"
+    expected = plateau_reference(record["metrics"], record["metric_steps"], len(lrs), 0.1, **kwargs)
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+
+
+# -- bad input: one line on stderr, exit status 2 ---------------------------------------------------
+BAD_FIT = {
+    "unknown schedule": (["--model.scheduler", "nosuch"], ["nosuch", "schedule"]),
+    "bad schedule argument": (["--model.scheduler", "{name: step, step_size: 2, gamma: -1}"], ["gamma", "-1"]),
+    "missing schedule argument": (["--model.scheduler", "{name: step}"], ["step_size"]),
+    "unknown schedule argument": (["--model.scheduler", "{name: step, step_size: 2, gama: 0.5}"], ["gama"]),
+    "unknown optimizer": (["--model.optimizer", "nosuch"], ["optimizer", "nosuch"]),
+    "bad optimizer argument": (["--model.optimizer", "{name: sgd, momentum: -1}"], ["optimizer", "momentum"]),
+    "unknown optimizer argument": (["--model.optimizer", "{name: adam, momentum: 0.9}"], ["optimizer", "momentum"]),
+    "non-number lr": (["--model.lr", "abc"], ["lr", "abc"]),
+    "negative lr": (["--model.lr", "-1"], ["lr"]),
+    "bad data argument": (["--data.batch_size", "0"], ["batch_size"]),
+    "unknown top-level option": (["--nosuch", "1"], ["--nosuch"]),
+    "unknown trainer option": (["--trainer.nosuch", "1"], ["--trainer.nosuch"]),
+}
+
+
+@pytest.fixture
+def quiet_lightning(caplog: pytest.LogCaptureFixture) -> None:
+    """Keep Lightning's info lines ("Seed set to 0") out of the stderr under test."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        caplog.set_level(logging.WARNING, logger=name)
+
+
+def assert_one_line_error(capsys: pytest.CaptureFixture, error: pytest.ExceptionInfo, command: str, words: list[str]):
+    assert error.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    assert lines[0].startswith(f"lrsched {command}: error: ")
+    assert "Traceback" not in lines[0]
+    for word in words:
+        assert word in lines[0], f"{word!r} is not named in {lines[0]!r}"
+
+
+@pytest.mark.parametrize("case", BAD_FIT)
+def test_bad_fit_input_exits_2_with_one_line(case: str, tmp_path: Path, capsys, quiet_lightning):
+    args, words = BAD_FIT[case]
+    with pytest.raises(SystemExit) as error:
+        main(["fit", *args, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert_one_line_error(capsys, error, "fit", words)
