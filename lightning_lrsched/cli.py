@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from argparse import ArgumentError
@@ -97,6 +98,9 @@ def lightning_command(args: list[str], *, from_argv: bool = False) -> None:
     from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
 
     from lightning_lrsched.console import EpochReport
+
+    # "Seed set to 0" on every start would make a one-line error two lines.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
 
     class LRSchedCLI(LightningCLI):
         """LightningCLI that also schedules torch's own schedulers correctly."""
