@@ -20,7 +20,7 @@ import lightning_lrsched.schedules.warmup  # noqa: F401
 from lightning_lrsched.schedules.checks import check_choice
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
-from lightning_lrsched.schedules.scheduler import PlateauLR, ScheduledLR
+from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR
 
 
 class Schedule:
@@ -115,18 +115,8 @@ class Schedule:
             >>> [round(sched.get_last_lr()[0], 4) for _ in range(3) if not sched.step()]
             [0.0976, 0.0905, 0.0794]
         """
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"`optimizer` must be a torch.optim.Optimizer: got {type(optimizer).__name__}")
-        for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"`{name}` must be a positive int or None: got {name}={value!r}")
-        run = Run(
-            self.interval,
-            total_steps,
-            steps_per_epoch or 1,
-            float(optimizer.defaults.get("lr", optimizer.param_groups[0]["lr"])),
-            len(optimizer.param_groups),
-        )
+        check_build_args(optimizer, total_steps, steps_per_epoch)
+        run = Run(self.interval, total_steps, steps_per_epoch or 1, base_lr(optimizer), len(optimizer.param_groups))
         curve = self.curve(run)
         return (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve)
 
@@ -142,25 +132,55 @@ class Schedule:
             ``plateau``, whose scheduler then reads that metric from ``trainer.callback_metrics``
             (averaged across processes) and acts on fresh values only.
         """
-        total = trainer.estimated_stepping_batches
-        batches = trainer.num_training_batches
-        steps_per_epoch = (
-            max(1, math.ceil(batches / trainer.accumulate_grad_batches)) if math.isfinite(batches) and batches else None
-        )
-        known = math.isfinite(total) and (steps_per_epoch is not None or self.interval == "step")
-        scheduler = self.build(optimizer, total_steps=int(total) if known else None, steps_per_epoch=steps_per_epoch)
+        total_steps, steps_per_epoch = run_length(trainer, needs_epochs=self.interval == "epoch")
+        scheduler = self.build(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
         config: dict[str, Any] = {
             "scheduler": scheduler,
             "interval": self.interval,
             "frequency": 1,
-            "monitor": None,
+            "monitor": scheduler.rule.monitor if isinstance(scheduler, PlateauLR) else None,
             "name": name or f"lr-{self.name}",
         }
-        if isinstance(scheduler, PlateauLR):
-            monitor = scheduler.rule.monitor
-            config["monitor"] = monitor
-            scheduler.follow(lambda: trainer.callback_metrics.get(monitor), _rank_mean(trainer))
+        follow_metrics(scheduler, trainer)
         return config
+
+
+def check_build_args(optimizer: Any, total_steps: Any, steps_per_epoch: Any) -> None:
+    """The argument checks of every ``build``."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"`optimizer` must be a torch.optim.Optimizer: got {type(optimizer).__name__}")
+    for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"`{name}` must be a positive int or None: got {name}={value!r}")
+
+
+def base_lr(optimizer: Optimizer) -> float:
+    """The optimizer's default LR (what ``warmup_polynomial``'s absolute ``lr_end`` is relative to)."""
+    return float(optimizer.defaults.get("lr", optimizer.param_groups[0]["lr"]))
+
+
+def run_length(trainer: Any, *, needs_epochs: bool) -> tuple[int | None, int | None]:
+    """``(total_steps, steps_per_epoch)`` of ``trainer``'s run, ``None`` where unknown.
+
+    The run length is ``trainer.estimated_stepping_batches`` (max_epochs, max_steps, limits and
+    gradient accumulation included) and an epoch is ``num_training_batches`` /
+    ``accumulate_grad_batches`` optimizer steps. A length in steps is of no use to a schedule
+    counting epochs (``needs_epochs``) when the epoch length is unknown.
+    """
+    total = trainer.estimated_stepping_batches
+    batches = trainer.num_training_batches
+    steps_per_epoch = (
+        max(1, math.ceil(batches / trainer.accumulate_grad_batches)) if math.isfinite(batches) and batches else None
+    )
+    known = math.isfinite(total) and (steps_per_epoch is not None or not needs_epochs)
+    return (int(total) if known else None), steps_per_epoch
+
+
+def follow_metrics(scheduler: GroupScheduledLR, trainer: Any) -> None:
+    """Make ``plateau`` lanes read their metrics from ``trainer.callback_metrics``, averaged over processes."""
+    if any(lane.metric is not None for lane in scheduler.lanes):
+        # A property: reading it folds in what was logged since the last read.
+        scheduler.follow(lambda: trainer.callback_metrics, _rank_mean(trainer))
 
 
 def _rank_mean(trainer: Any):
