@@ -1,0 +1,339 @@
+"""`PlateauDetector`: torch's ReduceLROnPlateau rule as a callback that logs, reduces or stops.
+
+The decision rule is :class:`~lightning_lrsched.schedules.PlateauJudge`, the one the ``plateau``
+schedule uses, so the detector flags a plateau exactly when ``ReduceLROnPlateau`` would reduce.
+It judges only fresh values of the monitored metric, averaged across processes, so every rank
+takes the same decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, LambdaLR, OneCycleLR
+
+from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
+from lightning_lrsched.schedules.checks import per_group
+
+ACTIONS = ("log", "reduce", "stop")
+# Torch schedulers that recompute the LR from their own base LRs on every step, so a one-off
+# change of param_group["lr"] does not last under them.
+NON_CHAINABLE = (LambdaLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts)
+# A loss check reads the loss on the host; without a logging cadence, check this often.
+DEFAULT_LOSS_CHECK_EVERY = 50
+
+
+class _MarginJudge(PlateauJudge):
+    """torch's rule, plus: an improvement must also beat the best value by ``min_delta``."""
+
+    def __init__(self, rule: PlateauRule, min_delta: float) -> None:
+        super().__init__(rule)
+        self.min_delta = min_delta
+
+    def is_better(self, value: float) -> bool:
+        if not super().is_better(value):
+            return False
+        if self.min_delta == 0.0:
+            return True
+        if self.rule.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class PlateauDetector(Callback):
+    """Flag when a validation metric stops improving, and log, reduce the LR, or stop.
+
+    A plateau is what ``torch.optim.lr_scheduler.ReduceLROnPlateau`` calls one: after more than
+    ``patience`` fresh values with no improvement (``threshold``, ``threshold_mode``), then
+    ``cooldown`` values ignored. ``min_delta`` > 0 adds EarlyStopping's condition: an improvement
+    must also beat the best value by ``min_delta`` in absolute terms (``min_delta=0`` is torch's rule
+    exactly). Values are read in ``on_validation_end`` when this validation run produced them
+    (so validating every N epochs or N times per epoch both work) and averaged across processes.
+
+    Actions (each plateau is appended to :attr:`events`):
+
+    - ``"log"``: record and log the event.
+    - ``"reduce"``: multiply every param group's LR by ``factor``, on top of the running schedule.
+      A catalog scheduler (``ScheduledLR``, ``GroupScheduledLR``) gets ``rescale(factor)``, which
+      lasts through later steps and checkpoints (its ``state_dict`` keeps the scale); ``min_lr``
+      then bounds each group's scaled peak LR (one scale serves all groups, so the first group to
+      reach its ``min_lr`` holds the others).
+      Under another torch scheduler, or none, each group's LR becomes ``max(lr * factor, min_lr)``
+      once, which lasts under chainable torch schedulers (StepLR, CosineAnnealingLR, ...) but not
+      under ones that recompute from base LRs (LambdaLR, OneCycleLR, CyclicLR, warm restarts).
+    - ``"stop"``: stop training, on all processes together.
+
+    Divergence (``action="diverged"`` in :attr:`events`): a non-finite monitored value or
+    training loss (``check_finite``), or a value above ``divergence_factor`` × the best value,
+    stops training on every process with a warning that names the step. The training loss is
+    checked every ``Trainer(log_every_n_steps)`` steps (when Lightning reads it for logging
+    anyway), so this costs no extra device sync per step.
+
+    Args:
+        monitor: the logged metric to watch.
+        mode: ``"min"`` or ``"max"``: whether lower or higher is better.
+        patience: bad values tolerated before a plateau.
+        threshold: how much better than the best a value must be to count as an improvement.
+        threshold_mode: ``"rel"`` (``best * (1 -/+ threshold)``) or ``"abs"`` (``best -/+ threshold``).
+        cooldown: fresh values ignored after a plateau.
+        min_delta: absolute improvement also required (0: none).
+        action: ``"log"``, ``"reduce"`` or ``"stop"``.
+        factor: LR multiplier for ``"reduce"``, in (0, 1).
+        min_lr: lowest LR a reduction goes to: one value, or one per param group.
+        divergence_factor: with ``mode="min"``, a value above ``divergence_factor * best``
+            (best > 0) is a divergence. ``None``: no such check.
+        check_finite: a NaN or infinite monitored value or training loss is a divergence.
+
+    Attributes:
+        events: one dict per plateau or divergence: ``step``, ``epoch``, ``value``, ``action``,
+            ``reason``.
+        diverged: whether training was stopped for a divergence.
+        scale: product of the ``factor`` of every reduction made (1.0 when none), before ``min_lr``
+            bounds; informational (the schedulers and optimizers keep the LRs themselves).
+        judge: the :class:`~lightning_lrsched.schedules.PlateauJudge` (``best``, ``num_bad``,
+            ``cooldown_counter``).
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> detector = PlateauDetector(monitor="val_loss", patience=3, action="reduce", factor=0.5)
+        >>> trainer = pl.Trainer(callbacks=[detector], logger=False)
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_delta: float = 0.0,
+        action: str = "log",
+        factor: float = 0.1,
+        min_lr: float | list[float] = 0.0,
+        divergence_factor: float | None = None,
+        check_finite: bool = True,
+    ) -> None:
+        if action not in ACTIONS:
+            raise ValueError(f"`action` must be one of 'log', 'reduce', 'stop': got action={action!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
+            raise ValueError(f"`min_delta` must be a finite number >= 0: got min_delta={min_delta!r}")
+        if divergence_factor is not None:
+            if (
+                isinstance(divergence_factor, bool)
+                or not isinstance(divergence_factor, (int, float))
+                or not 1 < divergence_factor < math.inf
+            ):
+                raise ValueError(
+                    "`divergence_factor` must be a finite number > 1, or None: "
+                    f"got divergence_factor={divergence_factor!r}"
+                )
+            if mode != "min":
+                raise ValueError(
+                    f"`divergence_factor` applies to losses (mode='min'): got mode={mode!r}; "
+                    "pass divergence_factor=None with mode='max'"
+                )
+        if not isinstance(check_finite, bool):
+            raise TypeError(f"`check_finite` must be True or False: got check_finite={check_finite!r}")
+        # PlateauRule checks mode, factor, patience, threshold(_mode), cooldown, min_lr and monitor.
+        self.rule = PlateauRule(
+            mode=mode,
+            factor=factor,
+            patience=patience,
+            threshold=threshold,
+            threshold_mode=threshold_mode,
+            cooldown=cooldown,
+            min_lr=min_lr,
+            monitor=monitor,
+        )
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = float(min_delta)
+        self.action = action
+        self.factor = float(factor)
+        self.divergence_factor = None if divergence_factor is None else float(divergence_factor)
+        self.check_finite = check_finite
+        self.judge: PlateauJudge = _MarginJudge(self.rule, self.min_delta)
+        self.events: list[dict[str, Any]] = []
+        self.diverged = False
+        self.scale = 1.0
+        self.baseline = math.inf
+        # Computed once: Lightning reads state_key at every hook call.
+        self._state_key = self._generate_state_key(monitor=monitor, mode=mode)
+        self._before: Any = None
+        self._loss_every = DEFAULT_LOSS_CHECK_EVERY
+        self._loss_checked_at = -1
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._loss_every = trainer.log_every_n_steps or DEFAULT_LOSS_CHECK_EVERY
+        self._loss_checked_at = -1
+        if self.action != "reduce":
+            return
+        for config in trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, NON_CHAINABLE):
+                rank_zero_warn(
+                    f"PlateauDetector(action='reduce') changes param_group['lr'] once, but "
+                    f"{type(config.scheduler).__name__} recomputes the LR from its base LRs at every step and will "
+                    "undo the reduction. Use a schedule from lightning_lrsched.schedules (its ScheduledLR keeps a "
+                    "lasting scale), or action='log'.",
+                    category=RuntimeWarning,
+                )
+
+    # -- the training loss, at the logging cadence -----------------------------------------------
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if not self.check_finite or step % self._loss_every or step == self._loss_checked_at or self.diverged:
+            return
+        self._loss_checked_at = step
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if not isinstance(loss, torch.Tensor):
+            loss = torch.zeros(())
+        # Every process joins this reduction at the same step, so every process sees the same value.
+        mean = float(self._mean(trainer, loss))
+        if not math.isfinite(mean):
+            self._diverge(trainer, mean, f"the training loss is {mean} (averaged over processes)")
+
+    # -- fresh values of the monitored metric ----------------------------------------------------
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning puts a new object into callback_metrics when a validation run logs the key, so
+        # the object seen here tells a fresh value from a stale one at the end.
+        self._before = trainer.callback_metrics.get(self.monitor)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        before, self._before = self._before, None
+        # `diverged` is the same on every process: it was decided on values averaged across them.
+        if trainer.state.fn != "fit" or self.diverged:
+            return
+        current = trainer.callback_metrics.get(self.monitor)
+        if current is None or current is before:
+            return
+        value = float(self._mean(trainer, current))
+        if trainer.sanity_checking:
+            # The untrained model's value: a run whose first real value is already far above it
+            # has diverged, although it never got worse than its own best.
+            self.baseline = value if math.isfinite(value) else self.baseline
+            return
+        reason = self._divergence(value)
+        if reason is not None:
+            self._diverge(trainer, value, reason)
+            return
+        if self.judge.update(value):
+            self._plateau(trainer, value)
+
+    def _mean(self, trainer: pl.Trainer, value: Any) -> torch.Tensor:
+        tensor = torch.as_tensor(value).detach().to(trainer.strategy.root_device, torch.float32).clone()
+        return trainer.strategy.reduce(tensor, reduce_op="mean")
+
+    def _divergence(self, value: float) -> str | None:
+        if self.check_finite and not math.isfinite(value):
+            return f"{self.monitor} is {value}"
+        best = min(self.judge.best, self.baseline)
+        if self.divergence_factor is not None and math.isfinite(best) and best > 0:
+            if value > self.divergence_factor * best:
+                return (
+                    f"{self.monitor}={value:.6g} is above divergence_factor={self.divergence_factor:g} x "
+                    f"best={best:.6g} (the best includes the untrained model's value from the sanity check)"
+                )
+        return None
+
+    # -- decisions --------------------------------------------------------------------------------
+    def _plateau(self, trainer: pl.Trainer, value: float) -> None:
+        bad = self.rule.patience + 1
+        reason = (
+            f"{self.monitor} has not improved on its best value {self.judge.best:.6g} "
+            f"for {bad} validation run{'s' if bad > 1 else ''}"
+        )
+        self._record(trainer, value, self.action, reason)
+        if self.action == "reduce":
+            self._reduce(trainer)
+            rank_zero_info(f"PlateauDetector: {reason}; LR scaled by {self.factor:g} (total scale {self.scale:.3g}).")
+        elif self.action == "stop":
+            self._stop(trainer)
+            rank_zero_info(f"PlateauDetector: {reason}; stopping at step {trainer.global_step}.")
+        else:
+            rank_zero_info(f"PlateauDetector: {reason} (step {trainer.global_step}).")
+
+    def _diverge(self, trainer: pl.Trainer, value: float, reason: str) -> None:
+        self.diverged = True
+        self._record(trainer, value, "diverged", reason)
+        self._stop(trainer)
+        rank_zero_warn(
+            f"PlateauDetector: training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): "
+            f"{reason}. Stopping. Lower the LR, add warmup or gradient clipping, or check the data.",
+            category=RuntimeWarning,
+        )
+
+    def _stop(self, trainer: pl.Trainer) -> None:
+        # The decision is the same on every process (it was taken on reduced values); going through
+        # the strategy keeps the processes in lockstep, as EarlyStopping does.
+        decision = trainer.strategy.reduce_boolean_decision(True, all=False)
+        trainer.should_stop = trainer.should_stop or decision
+
+    def _record(self, trainer: pl.Trainer, value: float, action: str, reason: str) -> None:
+        step = trainer.global_step
+        self.events.append(
+            {"step": step, "epoch": trainer.current_epoch, "value": value, "action": action, "reason": reason}
+        )
+        if trainer.is_global_zero:
+            key = f"{'diverged' if action == 'diverged' else 'plateau'}-{self.monitor}"
+            for logger in trainer.loggers:
+                logger.log_metrics({key: value}, step=step)
+
+    def _reduce(self, trainer: pl.Trainer) -> None:
+        self.scale *= self.factor
+        min_lr = self.rule.min_lr
+        for optimizer in trainer.optimizers:
+            scheduled = [
+                c.scheduler
+                for c in trainer.lr_scheduler_configs
+                if c.scheduler.optimizer is optimizer and isinstance(c.scheduler, GroupScheduledLR)
+            ]
+            groups = optimizer.param_groups
+            floors = per_group("min_lr", min_lr, len(groups))
+            if scheduled:
+                for scheduler in scheduled:
+                    lowest = max((f / p for f, p in zip(floors, scheduler.peaks, strict=True) if p > 0), default=0.0)
+                    target = max(scheduler.scale * self.factor, lowest)
+                    if scheduler.scale - target > self.rule.eps * scheduler.scale:
+                        scheduler.rescale(target / scheduler.scale)
+                continue
+            for group, floor in zip(groups, floors, strict=True):
+                new = max(group["lr"] * self.factor, floor)
+                if group["lr"] - new > self.rule.eps:
+                    group["lr"] = new
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.judge.best,
+            "num_bad": self.judge.num_bad,
+            "cooldown_counter": self.judge.cooldown_counter,
+            "scale": self.scale,
+            "events": [dict(e) for e in self.events],
+            "diverged": self.diverged,
+            "baseline": self.baseline,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the state; keys missing from older checkpoints keep their current values."""
+        judge = self.judge
+        judge.best = float(state_dict.get("best", judge.best))
+        judge.num_bad = int(state_dict.get("num_bad", state_dict.get("wait", judge.num_bad)))
+        judge.cooldown_counter = int(state_dict.get("cooldown_counter", judge.cooldown_counter))
+        self.scale = float(state_dict.get("scale", self.scale))
+        self.events = [dict(e) for e in state_dict.get("events", self.events)]
+        self.diverged = bool(state_dict.get("diverged", self.diverged))
+        self.baseline = float(state_dict.get("baseline", self.baseline))

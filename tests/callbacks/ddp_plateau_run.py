@@ -1,0 +1,108 @@
+"""Two CPU processes (ddp_spawn) where each rank logs its own metric values; run by test_ddp.py.
+
+Usage: ``python ddp_plateau_run.py OUT_DIR``. It fits twice, in the same two processes (starting
+them costs far more than training): ``plateau`` (a reducing detector on ``val_loss`` and a
+stopping one on ``val_acc``) and ``diverge`` (rank 1's training loss turns NaN at step 3). Each
+rank writes ``OUT_DIR/<mode>/rank<r>.json`` at the end of each fit: its step, epoch, LRs and the
+detectors' events. ``strategy="ddp"`` re-launches this script for rank 1, which is why it takes
+its arguments from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from callback_helpers import ScriptedModule, data
+from lightning.pytorch.callbacks import Callback
+
+from lightning_lrsched import PlateauDetector
+
+# Per rank, one value per epoch; the detectors see their mean (see test_ddp.py).
+VAL_LOSS = {
+    0: [1.0, 0.5, 0.5, 0.25, 0.25, 0.25, 0.25, 0.25],
+    1: [1.0, 1.5, 1.0, 1.5, 1.25, 1.0, 1.5, 1.0],
+}
+VAL_ACC = {
+    0: [0.5, 0.625, 0.75, 0.875, 0.875, 0.875, 0.875, 0.875],
+    1: [0.5, 0.5, 0.25, 0.125, 0.25, 0.5, 0.75, 1.0],
+}
+EPOCHS = 8
+STRATEGY = "ddp"
+NAN_STEP = 3
+
+
+class RankModule(ScriptedModule):
+    """Logs this rank's own values, without sync_dist: the ranks disagree on purpose."""
+
+    def __init__(self, diverge: bool) -> None:
+        super().__init__(groups=2)
+        self.diverge = diverge
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss = super().training_step(batch, batch_idx)
+        if self.diverge and self.global_rank == 1 and self.global_step == NAN_STEP:
+            loss = loss * math.nan
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.log("val_loss", VAL_LOSS[self.global_rank][self.current_epoch])
+        self.log("val_acc", VAL_ACC[self.global_rank][self.current_epoch])
+
+
+class Dump(Callback):
+    def __init__(self, out: Path, detectors: list[PlateauDetector]) -> None:
+        self.out = out
+        self.detectors = detectors
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        result = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "lrs": [g["lr"] for g in trainer.optimizers[0].param_groups],
+            "events": {d.monitor: d.events for d in self.detectors},
+            "diverged": [d.diverged for d in self.detectors],
+        }
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
+
+
+def fit(out: Path, mode: str) -> None:
+    out = out / mode
+    out.mkdir(parents=True, exist_ok=True)
+    diverge = mode == "diverge"
+    detectors = [
+        PlateauDetector(monitor="val_loss", patience=0, action="reduce", factor=0.5),
+        PlateauDetector(monitor="val_acc", mode="max", patience=1, action="stop"),
+    ]
+    trainer = pl.Trainer(
+        default_root_dir=out,
+        accelerator="cpu",
+        devices=2,
+        strategy=STRATEGY,
+        max_epochs=EPOCHS,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*detectors, Dump(out, detectors)],
+    )
+    # 4 batches, split over 2 ranks: 2 optimizer steps per epoch.
+    trainer.fit(RankModule(diverge), data(4), data(2))
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    for mode in ("plateau", "diverge"):
+        fit(Path(sys.argv[1]), mode)

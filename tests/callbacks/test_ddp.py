@@ -1,0 +1,93 @@
+"""PlateauDetector under 2-process CPU DDP: every rank takes the decision of the averaged metric.
+
+The run happens in a subprocess (``ddp_plateau_run.py``, ``strategy="ddp"``), killed with its
+workers if it outlives the timeout, so a hang fails the test instead of blocking CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from callback_helpers import (
+    QUIET,
+    one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
+    torch_reductions,
+)
+from ddp_plateau_run import NAN_STEP, VAL_ACC, VAL_LOSS
+
+pytestmark = QUIET
+
+SCRIPT = Path(__file__).with_name("ddp_plateau_run.py")
+TIMEOUT_S = 300
+STEPS_PER_EPOCH = 2
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(out)],
+        cwd=SCRIPT.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # one process group: the timeout kills rank 1 too
+    )
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"the DDP run hung (killed after {TIMEOUT_S} s):\n{output.decode()[-3000:]}")
+    assert process.returncode == 0, output.decode()[-3000:]
+    return {
+        mode: [json.loads((out / mode / f"rank{r}.json").read_text()) for r in (0, 1)]
+        for mode in ("plateau", "diverge")
+    }
+
+
+def mean(per_rank):
+    """The float32 mean of the two ranks' values, as ``strategy.reduce(..., "mean")`` computes it."""
+    a, b = (np.asarray(per_rank[r], dtype=np.float32) for r in (0, 1))
+    return ((a + b) / np.float32(2)).tolist()
+
+
+def test_ranks_disagree_without_the_reduction():
+    # Guard against a test that cannot fail: each rank's own values would give other decisions.
+    for per_rank, kwargs in ((VAL_LOSS, {"patience": 0}), (VAL_ACC, {"patience": 1, "mode": "max"})):
+        decisions = [torch_reductions(values, **kwargs) for values in (per_rank[0], per_rank[1], mean(per_rank))]
+        assert decisions[0] != decisions[2] and decisions[1] != decisions[2]
+
+
+def test_all_ranks_take_the_decisions_of_the_mean(results):
+    rank0, rank1 = results["plateau"]
+    assert (rank0["rank"], rank1["rank"], rank0["world_size"]) == (0, 1, 2)
+    assert rank0["events"] == rank1["events"]
+    assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["global_step"] == rank1["global_step"]
+
+    stop_epoch = torch_reductions(mean(VAL_ACC), mode="max", patience=1)[0]
+    reductions = [e for e in torch_reductions(mean(VAL_LOSS), patience=0) if e <= stop_epoch]
+    events = rank0["events"]
+    assert [(e["epoch"], e["action"]) for e in events["val_acc"]] == [(stop_epoch, "stop")]
+    assert [e["epoch"] for e in events["val_loss"]] == reductions
+    assert [e["value"] for e in events["val_loss"]] == [mean(VAL_LOSS)[i] for i in reductions]
+    assert rank0["global_step"] == (stop_epoch + 1) * STEPS_PER_EPOCH
+    assert rank0["lrs"] == pytest.approx([0.1 * 0.5 ** len(reductions), 0.03 * 0.5 ** len(reductions)])
+
+
+def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(results):
+    rank0, rank1 = results["diverge"]
+    assert rank0["events"] == rank1["events"]
+    assert rank0["global_step"] == rank1["global_step"] == NAN_STEP + 1
+    assert rank0["diverged"] == rank1["diverged"] == [True, True]
+    diverged = [e for events in rank0["events"].values() for e in events if e["action"] == "diverged"]
+    assert len(diverged) == 2 and all("training loss is nan" in e["reason"] for e in diverged)
