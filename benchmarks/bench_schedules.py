@@ -27,10 +27,7 @@ import gc
 import io
 import json
 import math
-import os
-import platform
 import pstats
-import subprocess
 import sys
 import time
 import warnings
@@ -41,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from environment import describe_environment  # benchmarks/environment.py, beside this script
 from torch.optim import SGD, Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, CyclicLR, LambdaLR, LRScheduler, OneCycleLR, StepLR
 
@@ -313,28 +311,7 @@ def markdown(results: list[dict[str, Any]], config: dict[str, Any]) -> str:
 
 
 def environment() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "lightning_lrsched"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        commit += "+dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "commit": commit,
-    }
+    return describe_environment()
 
 
 def main(argv: list[str] | None = None) -> int:

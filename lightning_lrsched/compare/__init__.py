@@ -1,0 +1,6 @@
+"""Compare schedules side by side: schedules × device configs × seeds, a report, W&B runs."""
+
+from lightning_lrsched.compare.api import Comparison, compare
+from lightning_lrsched.compare.grid import SEED_SCHEDULES, RunSpec
+
+__all__ = ["SEED_SCHEDULES", "Comparison", "RunSpec", "compare"]

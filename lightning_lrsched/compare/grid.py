@@ -1,0 +1,186 @@
+"""The grid of a comparison: one `RunSpec` per (schedule, device config, seed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from lightning_lrsched.compare.devices import DeviceConfig, parse_device
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
+
+SEED_SCHEDULES: tuple[str, ...] = tuple(TUTORIAL_SCHEDULES)
+DEFAULT_MODEL = {"class_path": "lightning_lrsched.models.SyntheticClassifier", "init_args": {}}
+DEFAULT_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "init_args": {}}
+LOGGERS = ("wandb", "csv", "none")
+MODES = ("auto", "sequential", "stacked")
+WANDB_RUNS = ("per-run", "single")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run of the grid needs, as plain data (it crosses process boundaries)."""
+
+    label: str
+    schedule: dict[str, Any]
+    device: str
+    seed: int
+    max_epochs: int
+    model: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL))
+    data: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_DATA))
+    trainer: dict[str, Any] = field(default_factory=dict)
+    logger: str = "wandb"
+    wandb_mode: str = "offline"
+    experiment: str = "compare"
+    project: str = "lightning-lrsched"
+    output: str = "runs/compare"
+    divergence_factor: float | None = 10.0
+    mode: str = "sequential"
+    wandb_runs: str = "per-run"
+
+    @property
+    def key(self) -> str:
+        """Identity of the run's training (what it trains, where, how long): reruns skip on it.
+
+        The mode is not part of it: a stacked copy trains what the sequential run trains (same
+        initial weights, batches and LRs; losses equal to float rounding), so a rerun in either
+        mode skips a schedule that finished in the other.
+        """
+        what = {k: getattr(self, k) for k in ("schedule", "device", "seed", "max_epochs", "model", "data", "trainer")}
+        return _digest(what)
+
+    @property
+    def stack_key(self) -> str:
+        """What runs stacked together share: everything but the schedule (model and optimizer included)."""
+        fields = ("device", "seed", "max_epochs", "model", "data", "trainer", "logger", "output", "divergence_factor")
+        return _digest({k: getattr(self, k) for k in fields})
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}-{self.device.replace(':', '')}-seed{self.seed}"
+
+    @property
+    def device_config(self) -> DeviceConfig:
+        return parse_device(self.device)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields every result record starts with."""
+        return {
+            "key": self.key,
+            "label": self.label,
+            "schedule": self.schedule["name"],
+            "params": {k: v for k, v in self.schedule.items() if k != "name"},
+            "device": self.device,
+            "seed": self.seed,
+            "max_epochs": self.max_epochs,
+            "mode": self.mode,
+            "logger": self.logger,
+        }
+
+    def failed(self, reason: str) -> dict[str, Any]:
+        """The record of a run that could not finish."""
+        return {**self.identity(), "status": "failed", "reason": reason[-2000:], "events": []}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        return cls(**data)
+
+
+Job = tuple[RunSpec, ...]
+"""One spec (a run of its own) or several (one stacked run): see :func:`plan_jobs`."""
+
+
+class Unstackable(Exception):
+    """The module of a stacked job cannot be stacked (the message says why, in one line); nothing was trained."""
+
+
+def is_stacked(job: Job) -> bool:
+    return len(job) > 1 or job[0].mode == "stacked"
+
+
+def job_name(job: Job) -> str:
+    """The job's name: the run's own, or ``stacked-<device>-seed<seed>`` (its log, its single W&B run)."""
+    if not is_stacked(job):
+        return job[0].name
+    return f"stacked-{job[0].device.replace(':', '')}-seed{job[0].seed}"
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
+    """Split specs into jobs: one spec is a run of its own, several are one stacked run.
+
+    ``sequential``: every spec alone. ``stacked``: every group of specs that differ only in their
+    schedule (same device config, seed, model and optimizer, data, trainer) is one stacked run.
+    ``auto``: as ``stacked``, but a group of one runs alone. Each spec's ``mode`` says which it got.
+
+    Example:
+        >>> specs = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
+        >>> [[s.name for s in job] for job in plan_jobs(specs, "auto")]
+        [['step-cpu1-seed0', 'cosine-cpu1-seed0'], ['step-cpu1-seed1', 'cosine-cpu1-seed1']]
+    """
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
+    if mode == "sequential":
+        return [(replace(spec, mode="sequential"),) for spec in specs]
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.stack_key, []).append(spec)
+    jobs = []
+    for group in groups.values():
+        if mode == "auto" and len(group) == 1:
+            jobs.append((replace(group[0], mode="sequential"),))
+        else:
+            jobs.append(tuple(replace(spec, mode="stacked") for spec in group))
+    return jobs
+
+
+def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, Any]) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` from a LightningCLI-style config (or init args alone)."""
+    if value is None:
+        return {"class_path": default["class_path"], "init_args": {}}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"`{name}` must be a mapping like {{'class_path': ..., 'init_args': {{...}}}}: got {value!r}")
+    if "class_path" in value:
+        unknown = set(value) - {"class_path", "init_args"}
+        if unknown:
+            raise ValueError(f"`{name}` has unknown keys {sorted(unknown)}: use class_path and init_args")
+        return {"class_path": value["class_path"], "init_args": dict(value.get("init_args") or {})}
+    return {"class_path": default["class_path"], "init_args": dict(value)}
+
+
+def build_grid(
+    schedules: Sequence[str | Mapping[str, Any]],
+    devices: Sequence[str],
+    seeds: Sequence[int],
+    max_epochs: int,
+    **common: Any,
+) -> list[RunSpec]:
+    """Every (schedule, device config, seed) combination, schedules checked up front."""
+    if not schedules:
+        raise ValueError("`schedules` is empty: name at least one schedule")
+    if not devices:
+        raise ValueError("`devices` is empty: use e.g. ['cpu:1']")
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"`seeds` must be non-negative ints: got {list(seeds)!r}")
+    if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
+        raise ValueError(f"`max_epochs` must be a positive int: got max_epochs={max_epochs!r}")
+    if common.get("logger", "wandb") not in LOGGERS:
+        raise ValueError(f"`logger` must be one of {', '.join(LOGGERS)}: got logger={common['logger']!r}")
+    resolved = [resolve_schedule(s) for s in schedules]
+    names = [s.name for s in resolved]
+    labels = [s.name if names.count(s.name) == 1 else f"{s.name}-{s.fingerprint()[:6]}" for s in resolved]
+    configs = [parse_device(d).label for d in devices]
+    return [
+        RunSpec(label, schedule.to_dict(), device, seed, max_epochs, **common)
+        for schedule, label in zip(resolved, labels, strict=True)
+        for device in configs
+        for seed in seeds
+    ]

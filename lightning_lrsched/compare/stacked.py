@@ -1,0 +1,400 @@
+"""Stacked runs: K copies of a module trained side by side in one Lightning run, one schedule each.
+
+The copies start from identical weights, see the same batches, and are evaluated in one vectorised
+pass: their parameters are stacked (``torch.stack``, differentiable, so each copy's parameters get
+their own gradients) and the module's forward runs under ``torch.func.vmap`` via
+``functional_call``. The loss is the sum of the copies' losses, so the gradients stay those of K
+separate runs; each copy is one param group of one optimizer, driven by its own schedule through
+:class:`~lightning_lrsched.schedules.GroupSchedules`. On small models this trains K schedules in
+little more than the time of one run, on identical data order.
+
+A module can be stacked when
+
+- it tells how to score a batch: a method ``stacked_metrics(batch) -> {"loss": ..., **others}``
+  of scalar tensors computed with ``self(...)`` only (no ``self.log``, no metric objects), or it
+  is a :class:`~lightning_lrsched.models.SyntheticClassifier` with its own steps;
+- it takes its optimizer as ``optimizer`` and ``lr`` arguments (saved in ``hparams``), as the
+  synthetic classifier does;
+- its forward and backward run under ``vmap`` (buffers are shared by the copies, so a module that
+  updates buffers in training, like BatchNorm's running statistics, cannot be stacked).
+
+Metrics are logged per copy as ``<stage>_<key>/<label>`` (``train_loss/cosine``,
+``val_loss/cosine``, ``val_acc/cosine``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.data import extract_batch_size
+from torch import nn
+from torch.func import functional_call, vmap
+
+from lightning_lrsched.callbacks import PlateauDetector
+from lightning_lrsched.compare.grid import Unstackable
+from lightning_lrsched.models import SyntheticClassifier
+from lightning_lrsched.optim import make_optimizer
+from lightning_lrsched.schedules import GroupSchedules, PlateauRule, Schedule
+
+MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+# Suffixes LRLogger puts after a param group's name.
+_LR_SUFFIXES = ("", "-momentum", "-beta2", "-weight_decay", "-planned")
+
+
+def _classifier_metrics(module: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+    x, y = batch
+    logits = module(x)
+    return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(dim=-1) == y).float().mean()}
+
+
+def stacked_metrics_of(module: nn.Module) -> MetricsFn:
+    """How to score a batch with one copy of ``module``; :class:`Unstackable` if it does not say."""
+    own = getattr(type(module), "stacked_metrics", None)
+    if callable(own):
+        return own
+    steps = ("training_step", "validation_step", "test_step", "_evaluate")
+    if isinstance(module, SyntheticClassifier) and all(
+        getattr(type(module), name) is getattr(SyntheticClassifier, name) for name in steps
+    ):
+        return _classifier_metrics
+    raise Unstackable(
+        f"{type(module).__name__} has no `stacked_metrics(batch)` method saying how to score a batch "
+        "(only the synthetic classifier's own steps are known)"
+    )
+
+
+class _Scored(nn.Module):
+    """``forward(batch)`` = the metrics of ``module`` on ``batch``: what ``functional_call`` runs."""
+
+    def __init__(self, module: nn.Module, metrics: MetricsFn) -> None:
+        super().__init__()
+        self.module = module
+        self.metrics = metrics
+
+    def forward(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        return self.metrics(self.module, batch)
+
+
+class StackedModule(L.LightningModule):
+    """K copies of a module trained side by side, one param group and one schedule each.
+
+    A copy whose gradient is not finite (checked every optimizer step, after gradients are
+    averaged across processes, so every process decides alike) is reported to ``on_diverge``,
+    which freezes it: its parameters no longer change (no gradient, so the optimizer skips them),
+    it leaves the summed loss and logs nothing more; the other copies go on. Under a gradient
+    scaler (``precision="16-mixed"``), whose overflows are routine, the gradients are not checked.
+
+    Args:
+        copies: the K modules, built with identical initial weights (seed, then construct).
+        labels: one distinct name per copy, used in metric keys and param group names.
+        schedules: one schedule per copy.
+        on_diverge: ``(index, value, reason)`` for a copy whose gradient is not finite; it must
+            call :meth:`freeze` (the compare worker also records the event). Default: freeze.
+
+    Attributes:
+        copy_losses: the copies' training losses of the last step (detached, shape ``(K,)``).
+        frozen_at: per copy, ``(epochs, steps)`` when it was frozen, or ``None`` while it trains.
+
+    Raises:
+        Unstackable: the module cannot be stacked (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        copies: Sequence[nn.Module],
+        labels: Sequence[str],
+        schedules: Sequence[Schedule],
+        on_diverge: Callable[[int, float, str], None] | None = None,
+    ) -> None:
+        super().__init__()
+        if not copies or not len(copies) == len(labels) == len(schedules):
+            raise ValueError(
+                f"need one label and one schedule per copy: got {len(copies)} copies, {len(labels)} labels, "
+                f"{len(schedules)} schedules"
+            )
+        if len(set(labels)) != len(labels) or any("/" in label for label in labels):
+            raise ValueError(f"`labels` must be distinct and contain no '/': got {list(labels)}")
+        first = copies[0]
+        if any(type(c) is not type(first) for c in copies):
+            raise Unstackable(f"the copies are of different classes: {sorted({type(c).__name__ for c in copies})}")
+        hparams = getattr(first, "hparams", {})
+        if "optimizer" not in hparams or "lr" not in hparams:
+            raise Unstackable(f"{type(first).__name__} does not take `optimizer` and `lr` arguments (saved in hparams)")
+        self.copies = nn.ModuleList(copies)
+        self.labels = list(labels)
+        self.schedules = list(schedules)
+        self._names = [name for name, _ in first.named_parameters()]
+        if not self._names:
+            raise Unstackable(f"{type(first).__name__} has no parameters to train")
+        # Not a registered child: the copies are, and their parameters must be listed once.
+        self._scored = (_Scored(first, stacked_metrics_of(first)),)
+        self._vmapped = vmap(self._score_one, in_dims=(0, None), randomness="different")
+        self.copy_losses = torch.zeros(len(copies))
+        self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
+        self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
+        self.on_diverge = on_diverge or (lambda index, value, reason: self.freeze(index))
+        self.register_buffer("_training", torch.ones(len(copies), dtype=torch.bool), persistent=False)
+
+    # -- the vectorised pass ---------------------------------------------------------------------
+    def _score_one(self, params: dict[str, torch.Tensor], batch: Any) -> Mapping[str, torch.Tensor]:
+        return functional_call(self._scored[0], params, (batch,))
+
+    def scores(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        """Every copy's metrics on ``batch``: ``{key: tensor of shape (K,)}``."""
+        per_copy = [list(c.parameters()) for c in self.copies]
+        stacks = zip(self._names, zip(*per_copy, strict=True), strict=True)
+        params = {f"module.{name}": torch.stack(tensors) for name, tensors in stacks}
+        return self._vmapped(params, batch)
+
+    def probe(self, batch: Any) -> None:
+        """One forward and backward in training mode, leaving weights, gradients and RNG as they were.
+
+        Raises:
+            Unstackable: ``vmap`` cannot run the module (the first line of its error says why).
+        """
+        with torch.random.fork_rng(devices=[]):
+            try:
+                scores = self.scores(batch)
+                if "loss" not in scores:
+                    raise Unstackable(f"`stacked_metrics` must return a 'loss': got keys {sorted(scores)}")
+                scores["loss"].sum().backward()
+            except Unstackable:
+                raise
+            except Exception as error:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise Unstackable(f"vmap cannot run {type(self.copies[0]).__name__}: {reason}") from error
+            finally:
+                for p in self.parameters():
+                    p.grad = None
+
+    # -- training --------------------------------------------------------------------------------
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        losses = self.scores(batch)["loss"]
+        self.copy_losses = losses.detach()
+        self._add("train", {"loss": self.copy_losses}, batch)
+        # A non-finite loss stays in: it makes its own copy's gradient non-finite, which every
+        # process then sees alike (on_before_optimizer_step); the copies' gradients never mix.
+        return torch.where(self._training, losses, torch.zeros_like(losses)).sum()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Logged at the epoch's last batch, before the callbacks' on_train_epoch_end read it (any
+        # split gives the same epoch mean: each part is weighted by its samples).
+        batches = self.trainer.num_training_batches
+        if batch_idx + 1 == batches or not math.isfinite(batches):
+            self._log_epoch("train")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")  # what is left when max_steps ends an epoch early
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._add("val", self.scores(batch), batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._add("test", self.scores(batch), batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _add(self, stage: str, scores: Mapping[str, torch.Tensor], batch: Any) -> None:
+        """Accumulate batch-size weighted sums, as ``self.log``'s epoch mean does for a run of its own."""
+        size = extract_batch_size(batch)
+        sums, count = self._sums.setdefault(stage, ({}, [0]))
+        for key, values in scores.items():
+            weighted = values.detach() * size
+            sums[key] = sums[key] + weighted if key in sums else weighted
+        count[0] += size
+
+    def _log_epoch(self, stage: str) -> None:
+        # One self.log per copy and key per epoch: logging K values every step costs more than the step.
+        sums, (count,) = self._sums.pop(stage, ({}, [0]))
+        if not count:
+            return
+        for key, total in sums.items():
+            means = total / count
+            for k, label in enumerate(self.labels):
+                if self.frozen_at[k] is None:
+                    # batch_size=count: across processes Lightning weighs each one's mean by its samples.
+                    self.log(
+                        f"{stage}_{key}/{label}",
+                        means[k],
+                        on_step=False,
+                        on_epoch=True,
+                        sync_dist=True,
+                        batch_size=count,
+                    )
+
+    def freeze(self, index: int) -> None:
+        """Stop training copy ``index`` (diverged): no more updates, out of the loss, no more metrics."""
+        if self.frozen_at[index] is not None:
+            return
+        self.frozen_at[index] = (self.trainer.current_epoch + 1, self.trainer.global_step)
+        self._training[index] = False
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.trainer.scaler is None:
+            self._freeze_non_finite(optimizer)
+        # Without a gradient the optimizer skips a parameter: no momentum, no weight decay either.
+        for k, copy in enumerate(self.copies):
+            if self.frozen_at[k] is not None:
+                for p in copy.parameters():
+                    p.grad = None
+
+    def _freeze_non_finite(self, optimizer: torch.optim.Optimizer) -> None:
+        training = [k for k, at in enumerate(self.frozen_at) if at is None]
+        grads = [[p.grad for p in self.copies[k].parameters() if p.grad is not None] for k in training]
+        checks = [torch.stack([g.isfinite().all() for g in own]).all() for own in grads if own]
+        if not checks:
+            return
+        finite = iter(torch.stack(checks).tolist())  # the one host sync of the check
+        for k, own in zip(training, grads, strict=True):
+            lr = optimizer.param_groups[k]["lr"]
+            largest = torch.finfo(own[0].dtype).max if own else math.inf
+            if own and not next(finite):
+                loss = float(self.copy_losses[k])
+                reason = f"the gradient of {self.labels[k]} is not finite (its loss: {loss:.6g})"
+                self.on_diverge(k, math.nan, reason)
+            elif not abs(lr) <= largest:
+                # The update would overflow the parameters' dtype (and raise, taking every copy down).
+                self.on_diverge(k, lr, f"the LR of {self.labels[k]} ({lr:.3g}) overflows the parameters' dtype")
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        # Per copy, as each would clip alone: a norm over all copies would couple them.
+        if not gradient_clip_val:
+            return
+        for group in optimizer.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
+    def configure_optimizers(self) -> Any:
+        hparams = self.copies[0].hparams
+        pairs = zip(self.copies, self.labels, strict=True)
+        groups = [{"params": list(copy.parameters()), "name": label} for copy, label in pairs]
+        optimizer = make_optimizer(hparams["optimizer"], groups, hparams["lr"])
+        monitors = [
+            f"{s.params.get('monitor', PlateauRule.monitor)}/{label}" if s.is_plateau else None
+            for s, label in zip(self.schedules, self.labels, strict=True)
+        ]
+        config = GroupSchedules(self.schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+class CopyDetector(PlateauDetector):
+    """The run's :class:`PlateauDetector` for one copy: its own loss and ``val_loss/<label>``.
+
+    A divergence calls ``on_diverge(trainer)`` (which freezes the copy) instead of stopping
+    training: the other copies go on.
+    """
+
+    def __init__(
+        self, index: int, label: str, on_diverge: Callable[[L.Trainer], None], divergence_factor: float | None
+    ) -> None:
+        super().__init__(monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor)
+        self.index = index
+        self.on_diverge = on_diverge
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        own = {"loss": pl_module.copy_losses[self.index]}
+        super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
+
+    def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
+        """Record a divergence found elsewhere (the module's gradient check) and freeze the copy."""
+        if not self.diverged:
+            self._diverge(trainer, value, reason)
+
+    def _stop(self, trainer: L.Trainer) -> None:
+        self.on_diverge(trainer)
+
+
+def copy_key(key: str, label: str) -> str | None:
+    """The key a copy's own run logs for the stacked run's ``key``; ``None`` if it is another copy's.
+
+    Example:
+        >>> [copy_key(k, "step") for k in ("val_loss/step", "lr/step-momentum", "val_loss/cosine", "epoch")]
+        ['val_loss', 'lr-momentum', None, 'epoch']
+    """
+    head, slash, tail = key.rpartition("/")
+    if not slash:
+        return key
+    for suffix in _LR_SUFFIXES:
+        if tail == label + suffix:
+            return head + suffix
+    return None
+
+
+class CopyLogger(Logger):
+    """Passes one copy's metrics, under the names a run of its own would use, to that run's logger.
+
+    Args:
+        inner: the copy's own logger (a ``WandbLogger`` or ``CSVLogger``, one run per copy).
+        label: the copy's label.
+        hparams: the copy's hyperparameters, logged in place of the stacked module's.
+    """
+
+    def __init__(self, inner: Logger, label: str, hparams: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.label = label
+        self.hparams = dict(hparams)
+        self.stopped = False
+
+    @property
+    def name(self) -> str | None:
+        return self.inner.name
+
+    @property
+    def version(self) -> int | str | None:
+        return self.inner.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self.inner.save_dir
+
+    @property
+    def log_dir(self) -> str | None:
+        return getattr(self.inner, "log_dir", None)
+
+    @property
+    def experiment(self) -> Any:
+        return self.inner.experiment
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self.inner.log_hyperparams(self.hparams)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.stopped:
+            return
+        own: dict[str, float] = {}
+        mine = False
+        for key, value in metrics.items():
+            renamed = copy_key(key, self.label)
+            if renamed is not None:
+                own[renamed] = value
+                mine = mine or renamed != key
+        # Rows with only shared keys (the epoch) or other copies' metrics are not this copy's.
+        if mine:
+            self.inner.log_metrics(own, step)
+
+    def save(self) -> None:
+        self.inner.save()
+
+    def finalize(self, status: str) -> None:
+        self.inner.finalize(status)
