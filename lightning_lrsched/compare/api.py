@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,7 +137,8 @@ def compare(
     )
     if not runnable:
         grid = []
-    console = console or Console()
+    # Piped output (a log, CI) gets a width that fits the whole table instead of rich's 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     results = ResultsFile(out / "results.jsonl")
     done = results.latest()
     todo = [spec for spec in grid if force or spec.key not in done]
