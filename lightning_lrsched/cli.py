@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from lightning_lrsched.errors import UsageError
+
 USAGE = """usage: lrsched {fit,validate,test,plot,compare} ...
 
   fit, validate, test   train/evaluate with LightningCLI (default: the synthetic classifier);
@@ -27,10 +29,6 @@ USAGE = """usage: lrsched {fit,validate,test,plot,compare} ...
   plot                  draw LR curves: lrsched plot cosine --T_max 50 --steps 100 -o lr.png
   compare               compare schedules across devices and seeds; see `lrsched compare --help`
 """
-
-
-class UsageError(Exception):
-    """Bad command-line input: reported as one line, exit status 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
+
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -33,14 +35,14 @@ def optimizer_spec(spec: OptimizerSpec) -> tuple[str, dict[str, Any]]:
         kwargs = dict(spec)
         name = kwargs.pop("name", None)
     else:
-        raise TypeError(f"`optimizer` must be a name or a dict with a `name`: got {spec!r}")
+        raise InvalidType(f"`optimizer` must be a name or a dict with a `name`: got {spec!r}")
     if not isinstance(name, str) or name.lower() not in OPTIMIZERS:
-        raise ValueError(f"`optimizer`: unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
+        raise InvalidValue(f"`optimizer`: unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)}")
     name = name.lower()
     accepted = [p for p in inspect.signature(OPTIMIZERS[name]).parameters if p not in ("params", "self")]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise TypeError(
+        raise InvalidType(
             f"`optimizer`: {name} has no argument(s) {', '.join(unknown)}: valid arguments are {', '.join(accepted)}"
         )
     return name, kwargs
@@ -56,7 +58,7 @@ def make_optimizer(spec: OptimizerSpec, params: Iterable[Any], lr: float) -> tor
     try:
         return OPTIMIZERS[name](params, **kwargs)
     except (ValueError, TypeError) as error:
-        raise ValueError(f"`optimizer`: {name}({_args(kwargs)}) is invalid: {error}") from None
+        raise InvalidValue(f"`optimizer`: {name}({_args(kwargs)}) is invalid: {error}") from None
 
 
 def _args(kwargs: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules import Schedule, preview
 
 
@@ -26,7 +27,7 @@ def schedule_figure(
 ) -> Figure:
     """One figure with the LR curve of every schedule over ``steps`` optimizer steps."""
     if x not in ("steps", "epochs"):
-        raise ValueError(f"`x` must be 'steps' or 'epochs': got x={x!r}")
+        raise InvalidValue(f"`x` must be 'steps' or 'epochs': got x={x!r}")
     figure, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     per_epoch = steps_per_epoch or 1
     axis = np.arange(steps) / (per_epoch if x == "epochs" else 1)

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim import Optimizer
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules import GroupScheduledLR
 
 LOGGING_INTERVALS = (None, "step", "epoch")
@@ -107,7 +108,7 @@ class LRLogger(Callback):
         log_figure: bool = True,
     ) -> None:
         if logging_interval not in LOGGING_INTERVALS:
-            raise ValueError(
+            raise InvalidValue(
                 f"`logging_interval` must be None, 'step' or 'epoch': got logging_interval={logging_interval!r}"
             )
         for name, value in (
@@ -117,9 +118,9 @@ class LRLogger(Callback):
             ("log_figure", log_figure),
         ):
             if not isinstance(value, bool):
-                raise TypeError(f"`{name}` must be True or False: got {name}={value!r}")
+                raise InvalidType(f"`{name}` must be True or False: got {name}={value!r}")
         if not isinstance(history_size, int) or isinstance(history_size, bool) or history_size < 1:
-            raise ValueError(f"`history_size` must be a positive int: got history_size={history_size!r}")
+            raise InvalidValue(f"`history_size` must be a positive int: got history_size={history_size!r}")
         self.logging_interval = logging_interval
         self.log_momentum = log_momentum
         self.log_weight_decay = log_weight_decay

@@ -18,8 +18,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, LambdaLR, OneCycleLR
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
-from lightning_lrsched.schedules.checks import per_group
+from lightning_lrsched.validation import per_group
 
 ACTIONS = ("log", "reduce", "stop")
 # Torch schedulers that recompute the LR from their own base LRs on every step, so a one-off
@@ -121,26 +122,26 @@ class PlateauDetector(Callback):
         check_finite: bool = True,
     ) -> None:
         if action not in ACTIONS:
-            raise ValueError(f"`action` must be one of 'log', 'reduce', 'stop': got action={action!r}")
+            raise InvalidValue(f"`action` must be one of 'log', 'reduce', 'stop': got action={action!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
-            raise ValueError(f"`min_delta` must be a finite number >= 0: got min_delta={min_delta!r}")
+            raise InvalidValue(f"`min_delta` must be a finite number >= 0: got min_delta={min_delta!r}")
         if divergence_factor is not None:
             if (
                 isinstance(divergence_factor, bool)
                 or not isinstance(divergence_factor, (int, float))
                 or not 1 < divergence_factor < math.inf
             ):
-                raise ValueError(
+                raise InvalidValue(
                     "`divergence_factor` must be a finite number > 1, or None: "
                     f"got divergence_factor={divergence_factor!r}"
                 )
             if mode != "min":
-                raise ValueError(
+                raise InvalidValue(
                     f"`divergence_factor` applies to losses (mode='min'): got mode={mode!r}; "
                     "pass divergence_factor=None with mode='max'"
                 )
         if not isinstance(check_finite, bool):
-            raise TypeError(f"`check_finite` must be True or False: got check_finite={check_finite!r}")
+            raise InvalidType(f"`check_finite` must be True or False: got check_finite={check_finite!r}")
         # PlateauRule checks mode, factor, patience, threshold(_mode), cooldown, min_lr and monitor.
         self.rule = PlateauRule(
             mode=mode,

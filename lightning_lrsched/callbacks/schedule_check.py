@@ -33,6 +33,7 @@ from torch.optim.lr_scheduler import (
     StepLR,
 )
 
+from lightning_lrsched.errors import InvalidType
 from lightning_lrsched.schedules import GroupScheduledLR, Lane, ScheduledLR
 from lightning_lrsched.schedules.curve import CATALOG
 
@@ -615,7 +616,7 @@ class ScheduleCheck(Callback):
 
     def __init__(self, strict: bool = False) -> None:
         if not isinstance(strict, bool):
-            raise TypeError(f"`strict` must be True or False: got strict={strict!r}")
+            raise InvalidType(f"`strict` must be True or False: got strict={strict!r}")
         self.strict = strict
         self.findings: list[Finding] = []
         self.fingerprints: list[dict[str, Any]] = []

@@ -29,6 +29,7 @@ from lightning_lrsched.compare.grid import (
 from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
 from lightning_lrsched.compare.results import ResultsFile
 from lightning_lrsched.compare.tracking import summary_run, sync_hint
+from lightning_lrsched.errors import InvalidValue
 
 
 @dataclass
@@ -105,15 +106,15 @@ def compare(
         run_timeout: seconds before a run is stopped and recorded as failed.
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"`executor` must be one of {', '.join(EXECUTORS)}: got executor={executor!r}")
+        raise InvalidValue(f"`executor` must be one of {', '.join(EXECUTORS)}: got executor={executor!r}")
     if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
+        raise InvalidValue(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
     if wandb_runs not in WANDB_RUNS:
-        raise ValueError(f"`wandb_runs` must be one of {', '.join(WANDB_RUNS)}: got wandb_runs={wandb_runs!r}")
+        raise InvalidValue(f"`wandb_runs` must be one of {', '.join(WANDB_RUNS)}: got wandb_runs={wandb_runs!r}")
     if wandb_mode not in ("offline", "online"):
-        raise ValueError(f"`wandb_mode` must be 'offline' or 'online': got wandb_mode={wandb_mode!r}")
+        raise InvalidValue(f"`wandb_mode` must be 'offline' or 'online': got wandb_mode={wandb_mode!r}")
     if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise ValueError(f"`tolerance` must be a number >= 0: got tolerance={tolerance!r}")
+        raise InvalidValue(f"`tolerance` must be a number >= 0: got tolerance={tolerance!r}")
     out = Path(output)
     name = experiment or out.resolve().name
     configs = [parse_device(d) for d in devices]
@@ -172,7 +173,7 @@ def compare(
 
     def on_unstackable(job: Job, reason: str) -> None:
         if mode == "stacked":
-            raise ValueError(
+            raise InvalidValue(
                 f"mode='stacked': {reason.rstrip('.')}. "
                 "Use mode='auto' (falls back to sequential runs) or mode='sequential'"
             )

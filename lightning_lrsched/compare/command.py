@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def compare_command(args: Sequence[str]) -> None:
-    from lightning_lrsched.cli import UsageError
     from lightning_lrsched.compare.api import compare
+    from lightning_lrsched.errors import UsageError
 
     opts = _parser().parse_args(list(args))
     settings: dict[str, Any] = {}

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
+
 FORMS = "cpu:N, cuda:N, mps:1 or auto"
 _PATTERN = re.compile(r"^(cpu|cuda|mps):([1-9]\d*)$")
 
@@ -69,14 +71,14 @@ def parse_device(text: str) -> DeviceConfig:
         DeviceConfig(accelerator='cpu', devices=2)
     """
     if not isinstance(text, str):
-        raise TypeError(f"`devices` entries must be strings like 'cpu:2': got {text!r}")
+        raise InvalidType(f"`devices` entries must be strings like 'cpu:2': got {text!r}")
     value = text.strip().lower()
     if value == "auto":
         return DeviceConfig("auto", "auto")
     match = _PATTERN.match(value)
     if match is None:
-        raise ValueError(f"`devices`: unknown device config {text!r}: use {FORMS}")
+        raise InvalidValue(f"`devices`: unknown device config {text!r}: use {FORMS}")
     kind, count = match.group(1), int(match.group(2))
     if kind == "mps" and count != 1:
-        raise ValueError(f"`devices`: {text!r}: MPS has one device, use mps:1")
+        raise InvalidValue(f"`devices`: {text!r}: MPS has one device, use mps:1")
     return DeviceConfig(kind, count)

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lightning_lrsched.compare.devices import DeviceConfig, parse_device
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
 
 SEED_SCHEDULES: tuple[str, ...] = tuple(TUTORIAL_SCHEDULES)
@@ -127,7 +128,7 @@ def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
         [['step-cpu1-seed0', 'cosine-cpu1-seed0'], ['step-cpu1-seed1', 'cosine-cpu1-seed1']]
     """
     if mode not in MODES:
-        raise ValueError(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
+        raise InvalidValue(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
     if mode == "sequential":
         return [(replace(spec, mode="sequential"),) for spec in specs]
     groups: dict[str, list[RunSpec]] = {}
@@ -147,11 +148,11 @@ def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, 
     if value is None:
         return {"class_path": default["class_path"], "init_args": {}}
     if not isinstance(value, Mapping):
-        raise TypeError(f"`{name}` must be a mapping like {{'class_path': ..., 'init_args': {{...}}}}: got {value!r}")
+        raise InvalidType(f"`{name}` must be a mapping like {{'class_path': ..., 'init_args': {{...}}}}: got {value!r}")
     if "class_path" in value:
         unknown = set(value) - {"class_path", "init_args"}
         if unknown:
-            raise ValueError(f"`{name}` has unknown keys {sorted(unknown)}: use class_path and init_args")
+            raise InvalidValue(f"`{name}` has unknown keys {sorted(unknown)}: use class_path and init_args")
         return {"class_path": value["class_path"], "init_args": dict(value.get("init_args") or {})}
     return {"class_path": default["class_path"], "init_args": dict(value)}
 
@@ -165,15 +166,15 @@ def build_grid(
 ) -> list[RunSpec]:
     """Every (schedule, device config, seed) combination, schedules checked up front."""
     if not schedules:
-        raise ValueError("`schedules` is empty: name at least one schedule")
+        raise InvalidValue("`schedules` is empty: name at least one schedule")
     if not devices:
-        raise ValueError("`devices` is empty: use e.g. ['cpu:1']")
+        raise InvalidValue("`devices` is empty: use e.g. ['cpu:1']")
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise ValueError(f"`seeds` must be non-negative ints: got {list(seeds)!r}")
+        raise InvalidValue(f"`seeds` must be non-negative ints: got {list(seeds)!r}")
     if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
-        raise ValueError(f"`max_epochs` must be a positive int: got max_epochs={max_epochs!r}")
+        raise InvalidValue(f"`max_epochs` must be a positive int: got max_epochs={max_epochs!r}")
     if common.get("logger", "wandb") not in LOGGERS:
-        raise ValueError(f"`logger` must be one of {', '.join(LOGGERS)}: got logger={common['logger']!r}")
+        raise InvalidValue(f"`logger` must be one of {', '.join(LOGGERS)}: got logger={common['logger']!r}")
     resolved = [resolve_schedule(s) for s in schedules]
     names = [s.name for s in resolved]
     labels = [s.name if names.count(s.name) == 1 else f"{s.name}-{s.fingerprint()[:6]}" for s in resolved]

@@ -38,6 +38,7 @@ from torch.func import functional_call, vmap
 
 from lightning_lrsched.callbacks import PlateauDetector
 from lightning_lrsched.compare.grid import Unstackable
+from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.models import SyntheticClassifier
 from lightning_lrsched.optim import make_optimizer
 from lightning_lrsched.schedules import GroupSchedules, PlateauRule, Schedule
@@ -114,12 +115,12 @@ class StackedModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if not copies or not len(copies) == len(labels) == len(schedules):
-            raise ValueError(
+            raise InvalidValue(
                 f"need one label and one schedule per copy: got {len(copies)} copies, {len(labels)} labels, "
                 f"{len(schedules)} schedules"
             )
         if len(set(labels)) != len(labels) or any("/" in label for label in labels):
-            raise ValueError(f"`labels` must be distinct and contain no '/': got {list(labels)}")
+            raise InvalidValue(f"`labels` must be distinct and contain no '/': got {list(labels)}")
         first = copies[0]
         if any(type(c) is not type(first) for c in copies):
             raise Unstackable(f"the copies are of different classes: {sorted({type(c).__name__ for c in copies})}")

@@ -14,8 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_lrsched.optim import make_optimizer, optimizer_spec
 from lightning_lrsched.schedules import Schedule
-from lightning_lrsched.schedules.checks import check_int, check_positive
 from lightning_lrsched.schedules.tutorial import resolve_schedule
+from lightning_lrsched.validation import check_int, check_positive
 
 
 class SyntheticClassifier(L.LightningModule):

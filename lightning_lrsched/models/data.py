@@ -9,7 +9,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from lightning_lrsched.schedules.checks import check_int, check_non_negative, check_range
+from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.validation import check_int, check_non_negative, check_range
 
 
 class ShardedBatches(Dataset):
@@ -92,7 +93,7 @@ class SyntheticDataModule(L.LightningDataModule):
         check_range("val_fraction", val_fraction, 0.0, 1.0, low_open=True)
         check_range("test_fraction", test_fraction, 0.0, 1.0)
         if val_fraction + test_fraction >= 1.0:
-            raise ValueError(
+            raise InvalidValue(
                 f"`val_fraction` + `test_fraction` must leave samples to train on: got "
                 f"val_fraction={val_fraction}, test_fraction={test_fraction}"
             )
@@ -118,7 +119,7 @@ class SyntheticDataModule(L.LightningDataModule):
     def _world_size(self) -> int:
         world = self.trainer.world_size if self.trainer is not None else 1
         if self.hparams.batch_size % world:
-            raise ValueError(
+            raise InvalidValue(
                 f"`batch_size`={self.hparams.batch_size} must divide evenly among {world} processes, so that "
                 "every device config trains on the same global batches: use a multiple of the device count"
             )
@@ -149,5 +150,5 @@ class SyntheticDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         if not len(self.splits["test"]):
-            raise ValueError("`test_fraction` is 0: there is no test split; set test_fraction > 0 to test")
+            raise InvalidValue("`test_fraction` is 0: there is no test split; set test_fraction > 0 to test")
         return self._loader("test")

@@ -12,7 +12,10 @@ import math
 
 import numpy as np
 
-from lightning_lrsched.schedules.checks import (
+from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules.curve import Binder, Curve, Weights, positive_count, register
+from lightning_lrsched.schedules.duration import Duration, Run, parse_duration
+from lightning_lrsched.validation import (
     check_bool,
     check_choice,
     check_int,
@@ -21,8 +24,6 @@ from lightning_lrsched.schedules.checks import (
     check_positive,
     check_range,
 )
-from lightning_lrsched.schedules.curve import Binder, Curve, Weights, positive_count, register
-from lightning_lrsched.schedules.duration import Duration, Run, parse_duration
 
 
 def _optional_duration(name: str, value: object) -> Duration | None:
@@ -62,14 +63,14 @@ def multistep(milestones: list[int | str], gamma: float = 0.1) -> Binder:
         [1.0, 0.1, 0.1, 0.01]
     """
     if not isinstance(milestones, (list, tuple)) or not milestones:
-        raise TypeError(f"`milestones` must be a non-empty list of durations: got {milestones!r}")
+        raise InvalidType(f"`milestones` must be a non-empty list of durations: got {milestones!r}")
     marks = [parse_duration(f"milestones[{i}]", m) for i, m in enumerate(milestones)]
     gamma = check_positive("gamma", gamma)
 
     def bind(run: Run) -> Curve:
         counts = [run.count(f"milestones[{i}]", m) for i, m in enumerate(marks)]
         if any(b <= a for a, b in itertools.pairwise(counts)) or counts[0] < 1:
-            raise ValueError(
+            raise InvalidValue(
                 f"`milestones` must be strictly increasing and >= 1: got milestones={[str(m) for m in marks]} "
                 f"= {counts} {run.interval}s"
             )
@@ -118,7 +119,7 @@ def cosine(T_max: int | str | None = None, eta_min: float = 0.0) -> Binder:
     def bind(run: Run) -> Curve:
         n = run.default_length("T_max", period)
         if n < 1:
-            raise ValueError(f"`T_max` must be at least 1 {run.interval}: got T_max={n}")
+            raise InvalidValue(f"`T_max` must be at least 1 {run.interval}: got T_max={n}")
         return Curve(lambda t: _cosine(t, n), floor=eta_min, length=n)
 
     return bind
@@ -265,7 +266,7 @@ def cyclic(
     groups = max(len(v) if isinstance(v, tuple) else 1 for v in (low, high))
     lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (low, high))
     if any(h < lo for lo, h in zip(lows, highs, strict=False)):
-        raise ValueError(f"`max_lr` must be >= `base_lr`: got max_lr={max_lr}, base_lr={base_lr}")
+        raise InvalidValue(f"`max_lr` must be >= `base_lr`: got max_lr={max_lr}, base_lr={base_lr}")
     up = parse_duration("step_size_up", step_size_up)
     down = _optional_duration("step_size_down", step_size_down)
     mode = check_choice("mode", mode, ("triangular", "triangular2", "exp_range"))
@@ -342,7 +343,7 @@ def onecycle(
     def bind(run: Run) -> Curve:
         total = run.default_length("total_steps", steps)
         if total < 1:
-            raise ValueError(f"`total_steps` must be at least 1: got total_steps={total}")
+            raise InvalidValue(f"`total_steps` must be at least 1: got total_steps={total}")
         initial, low = 1.0 / div_factor, 1.0 / div_factor / final_div_factor
         # (end_step, lr weight at start, at end, momentum weight at start, at end), as torch lays them out
         if three_phase:
@@ -356,7 +357,7 @@ def onecycle(
         starts = [0.0] + [p[0] for p in phases[:-1]]
         for (end, *_), start in zip(phases, starts, strict=True):
             if end == start:
-                raise ValueError(
+                raise InvalidValue(
                     f"`pct_start`={pct_start} with total_steps={total} gives a phase of zero steps: "
                     "use a longer run or another pct_start"
                 )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules.duration import Duration, Interval, Run
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def positive_count(run: Run, name: str, duration: Duration) -> int:
     count = run.count(name, duration)
     if count < 1:
         unit = "steps" if run.interval == "step" else "epochs"
-        raise ValueError(f"`{name}` must last at least 1 {unit[:-1]}: got {name}={str(duration)!r} = {count} {unit}")
+        raise InvalidValue(f"`{name}` must last at least 1 {unit[:-1]}: got {name}={str(duration)!r} = {count} {unit}")
     return count
 
 

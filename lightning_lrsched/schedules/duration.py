@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
+
 Unit = Literal["int", "ep", "st", "%"]
 Interval = Literal["step", "epoch"]
 INTERVALS: tuple[Interval, ...] = ("step", "epoch")
@@ -47,21 +49,21 @@ def parse_duration(name: str, value: Any) -> Duration:
     if isinstance(value, Duration):
         return value
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise TypeError(f"`{name}` must be {_FORMS}: got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"`{name}` must be {_FORMS}: got {value!r} ({type(value).__name__})")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"`{name}` must be >= 0: got {name}={value}")
+            raise InvalidValue(f"`{name}` must be >= 0: got {name}={value}")
         return Duration(value, "int")
     match = _PATTERN.match(value)
     if match is None:
         if value.strip().isdigit():
             return Duration(int(value), "int")
-        raise ValueError(f"`{name}` must be {_FORMS}: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be {_FORMS}: got {name}={value!r}")
     amount, unit = float(match.group(1)), match.group(2)
     if unit == "%" and amount > 100:
-        raise ValueError(f"`{name}` must be at most 100% of the run: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be at most 100% of the run: got {name}={value!r}")
     if unit != "%" and amount != int(amount):
-        raise ValueError(f"`{name}` must be a whole number of {'epochs' if unit == 'ep' else 'steps'}: got {value!r}")
+        raise InvalidValue(f"`{name}` must be a whole number of {'epochs' if unit == 'ep' else 'steps'}: got {value!r}")
     return Duration(amount, unit)  # type: ignore[arg-type]
 
 
@@ -108,7 +110,7 @@ class Run:
             return self.count(name, value)
         remaining = self.remaining
         if remaining is None:
-            raise ValueError(
+            raise InvalidValue(
                 f"`{name}` defaults to the length of the run, but the run length is unknown: "
                 f"pass {name}=..., total_steps to build(), or use lightning_config() with a Trainer "
                 "that has max_epochs or max_steps"
@@ -122,7 +124,7 @@ class Run:
         if duration.unit == "%":
             length = self.length
             if length is None:
-                raise ValueError(
+                raise InvalidValue(
                     f"`{name}`={str(duration)!r} is a share of the run, but the run length is unknown: "
                     "pass total_steps to build(), or use lightning_config() with a Trainer that has "
                     "max_epochs or max_steps"
@@ -134,7 +136,7 @@ class Run:
         else:
             steps = int(duration.amount)
         if steps % steps_per_unit:
-            raise ValueError(
+            raise InvalidValue(
                 f"`{name}`={str(duration)!r} is not a whole number of epochs "
                 f"({self.steps_per_epoch} steps each) for an interval='epoch' schedule: "
                 "give it in epochs (\"3ep\") or use interval='step'"

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch.optim import Optimizer
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.duration import Interval, Run
 from lightning_lrsched.schedules.schedule import (
     Schedule,
@@ -54,7 +55,7 @@ class GroupSchedules:
 
     def __init__(self, schedules: Sequence[ScheduleSpec]) -> None:
         if isinstance(schedules, (str, Mapping, Schedule)) or not isinstance(schedules, Sequence) or not schedules:
-            raise TypeError(
+            raise InvalidType(
                 f"`schedules` must be a non-empty list with one schedule per param group: got {schedules!r}"
             )
         self.schedules = [s if isinstance(s, Schedule) else get_schedule(s) for s in schedules]
@@ -85,13 +86,13 @@ class GroupSchedules:
         check_build_args(optimizer, total_steps, steps_per_epoch)
         n = len(self.schedules)
         if len(optimizer.param_groups) != n:
-            raise ValueError(
+            raise InvalidValue(
                 f"GroupSchedules has {n} schedules but the optimizer has {len(optimizer.param_groups)} param groups: "
                 "give one schedule per param group"
             )
         keys = [None] * n if monitors is None else list(monitors)
         if len(keys) != n:
-            raise ValueError(f"`monitors` must have one entry per schedule ({n}): got {len(keys)}")
+            raise InvalidValue(f"`monitors` must have one entry per schedule ({n}): got {len(keys)}")
         per_epoch, lr = steps_per_epoch or 1, base_lr(optimizer)
         lanes = []
         for i, (schedule, key) in enumerate(zip(self.schedules, keys, strict=True)):

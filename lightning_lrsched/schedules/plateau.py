@@ -11,15 +11,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from lightning_lrsched.schedules.checks import (
+from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules.curve import Binder, Curve, constant_weights, register
+from lightning_lrsched.schedules.duration import Run
+from lightning_lrsched.validation import (
     check_choice,
     check_int,
     check_non_negative,
     check_per_group,
     check_range,
 )
-from lightning_lrsched.schedules.curve import Binder, Curve, constant_weights, register
-from lightning_lrsched.schedules.duration import Run
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class PlateauRule:
         check_choice("mode", self.mode, ("min", "max"))
         check_range("factor", self.factor, 0.0, 1.0, low_open=True)
         if self.factor == 1.0:
-            raise ValueError(f"`factor` must be < 1 so that a plateau lowers the LR: got factor={self.factor}")
+            raise InvalidValue(f"`factor` must be < 1 so that a plateau lowers the LR: got factor={self.factor}")
         check_int("patience", self.patience, minimum=0)
         check_non_negative("threshold", self.threshold)
         check_choice("threshold_mode", self.threshold_mode, ("rel", "abs"))
@@ -48,7 +49,7 @@ class PlateauRule:
         object.__setattr__(self, "min_lr", check_per_group("min_lr", self.min_lr))
         check_non_negative("eps", self.eps)
         if not isinstance(self.monitor, str) or not self.monitor:
-            raise TypeError(f"`monitor` must be the name of a logged metric: got monitor={self.monitor!r}")
+            raise InvalidType(f"`monitor` must be the name of a logged metric: got monitor={self.monitor!r}")
 
     def judge(self) -> PlateauJudge:
         return PlateauJudge(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.schedule import Schedule
 
@@ -23,12 +24,12 @@ def preview(
         [0.2, 0.2, 0.1, 0.1]
     """
     if not isinstance(schedule, Schedule):
-        raise TypeError(f"`schedule` must be a Schedule (from get_schedule): got {type(schedule).__name__}")
+        raise InvalidType(f"`schedule` must be a Schedule (from get_schedule): got {type(schedule).__name__}")
     for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"`{name}` must be a positive int: got {name}={value!r}")
+            raise InvalidValue(f"`{name}` must be a positive int: got {name}={value!r}")
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:
-        raise ValueError(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
+        raise InvalidValue(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
     per_epoch = steps_per_epoch or 1
     curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, float(base_lr), 1))
     steps = np.arange(total_steps, dtype=np.int64)

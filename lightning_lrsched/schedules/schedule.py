@@ -17,10 +17,11 @@ from torch.optim import Optimizer
 import lightning_lrsched.schedules.classic
 import lightning_lrsched.schedules.plateau
 import lightning_lrsched.schedules.warmup  # noqa: F401
-from lightning_lrsched.schedules.checks import check_choice
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR
+from lightning_lrsched.validation import check_choice
 
 
 class Schedule:
@@ -80,7 +81,7 @@ class Schedule:
         length = run.length
         if length is not None and w >= length:
             unit = f"{run.interval}s"
-            raise ValueError(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={length} {unit}")
+            raise InvalidValue(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={length} {unit}")
         inner = self._binder(replace(run, skip=w))
         if w == 0:
             return inner
@@ -148,10 +149,10 @@ class Schedule:
 def check_build_args(optimizer: Any, total_steps: Any, steps_per_epoch: Any) -> None:
     """The argument checks of every ``build``."""
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"`optimizer` must be a torch.optim.Optimizer: got {type(optimizer).__name__}")
+        raise InvalidType(f"`optimizer` must be a torch.optim.Optimizer: got {type(optimizer).__name__}")
     for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ValueError(f"`{name}` must be a positive int or None: got {name}={value!r}")
+            raise InvalidValue(f"`{name}` must be a positive int or None: got {name}={value!r}")
 
 
 def base_lr(optimizer: Optimizer) -> float:
@@ -227,11 +228,11 @@ def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
     if isinstance(name, Mapping):
         spec = dict(name)
         if "name" not in spec:
-            raise ValueError(f"a schedule spec needs a `name`: got {spec!r}")
+            raise InvalidValue(f"a schedule spec needs a `name`: got {spec!r}")
         name = spec.pop("name")
         params = {**spec, **params}
     if not isinstance(name, str) or name not in CATALOG:
-        raise ValueError(f"unknown schedule {name!r}: use one of {', '.join(available_schedules())}")
+        raise InvalidValue(f"unknown schedule {name!r}: use one of {', '.join(available_schedules())}")
     entry = CATALOG[name]
     params = dict(params)
     interval = check_choice("interval", params.pop("interval", entry.interval), INTERVALS)
@@ -244,9 +245,9 @@ def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
     if unknown:
         extra = ["interval"] + ([] if entry.own_warmup else ["warmup"])
         valid = ", ".join([*accepted, *extra])
-        raise TypeError(f"`{name}` got unknown argument(s) {', '.join(unknown)}: valid arguments are {valid}")
+        raise InvalidType(f"`{name}` got unknown argument(s) {', '.join(unknown)}: valid arguments are {valid}")
     missing = [k for k, default in accepted.items() if default is inspect.Parameter.empty and k not in params]
     if missing:
-        raise TypeError(f"`{name}` needs the argument(s) {', '.join(missing)}")
+        raise InvalidType(f"`{name}` needs the argument(s) {', '.join(missing)}")
     binder = entry.constructor(**params)
     return Schedule(entry, params, interval, ramp, binder)

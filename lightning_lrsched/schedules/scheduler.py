@@ -23,9 +23,10 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lightning_lrsched.schedules.checks import per_group
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import Curve
 from lightning_lrsched.schedules.plateau import PlateauJudge
+from lightning_lrsched.validation import per_group
 
 if TYPE_CHECKING:
     from lightning_lrsched.schedules.schedule import Schedule
@@ -114,7 +115,7 @@ class GroupScheduledLR(LRScheduler):
         n = len(groups)
         covered = sorted(g for lane in lanes for g in lane.groups)
         if covered != list(range(n)):
-            raise ValueError(
+            raise InvalidValue(
                 f"every param group needs exactly one schedule: the optimizer has {n} param groups, "
                 f"the schedules drive groups {covered}"
             )
@@ -168,7 +169,7 @@ class GroupScheduledLR(LRScheduler):
     def rescale(self, factor: float) -> None:
         """Multiply every LR by ``factor`` from now on, on top of the schedules (kept in state_dict)."""
         if not factor > 0:
-            raise ValueError(f"`factor` must be > 0: got factor={factor}")
+            raise InvalidValue(f"`factor` must be > 0: got factor={factor}")
         self.scale *= factor
         self._apply()
 
@@ -195,7 +196,7 @@ class GroupScheduledLR(LRScheduler):
         judge = self.judges[lane] if 0 <= lane < len(self.judges) else None
         if judge is None:
             plateau = [i for i, j in enumerate(self.judges) if j is not None]
-            raise ValueError(f"lane {lane} is not a `plateau` schedule: the plateau lanes are {plateau}")
+            raise InvalidValue(f"lane {lane} is not a `plateau` schedule: the plateau lanes are {plateau}")
         if not judge.update(value):
             return False
         rule = judge.rule
@@ -237,7 +238,7 @@ class GroupScheduledLR(LRScheduler):
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
         """Advance one scheduler step (an epoch or an optimizer step, as ``interval`` says)."""
         if epoch is not None:
-            raise TypeError(
+            raise InvalidType(
                 f"`epoch` is not supported: a {type(self).__name__} advances one step per call; "
                 "to jump, load a state_dict with the wanted last_epoch"
             )
@@ -262,10 +263,14 @@ class GroupScheduledLR(LRScheduler):
         """Restore the state and set the optimizer's LRs to the restored step's values."""
         n = len(self.optimizer.param_groups)
         if len(state_dict["peaks"]) != n:
-            raise ValueError(f"the state_dict is for {len(state_dict['peaks'])} param groups but the optimizer has {n}")
+            raise InvalidValue(
+                f"the state_dict is for {len(state_dict['peaks'])} param groups but the optimizer has {n}"
+            )
         judges = state_dict.get("plateau") or [None] * len(self.judges)
         if len(judges) != len(self.judges):
-            raise ValueError(f"the state_dict is for {len(judges)} schedules but this scheduler has {len(self.judges)}")
+            raise InvalidValue(
+                f"the state_dict is for {len(judges)} schedules but this scheduler has {len(self.judges)}"
+            )
         for judge, state in zip(self.judges, judges, strict=True):
             if judge is not None and state is not None:
                 judge.load_state_dict(state)
@@ -282,7 +287,7 @@ def _momentum_key(optimizer: Optimizer) -> str:
         return "betas"
     if "momentum" in optimizer.defaults:
         return "momentum"
-    raise ValueError(
+    raise InvalidValue(
         f"`cycle_momentum`=True needs an optimizer with momentum or betas: got "
         f"{type(optimizer).__name__}; pass cycle_momentum=False"
     )
@@ -329,7 +334,7 @@ class PlateauLR(ScheduledLR):
 
     def __init__(self, optimizer: Optimizer, schedule: Schedule, curve: Curve) -> None:
         if curve.plateau is None:
-            raise ValueError(f"PlateauLR needs the `plateau` schedule: got {schedule.name!r}")
+            raise InvalidValue(f"PlateauLR needs the `plateau` schedule: got {schedule.name!r}")
         self.rule = curve.plateau
         super().__init__(optimizer, schedule, curve)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lightning_lrsched.errors import InvalidType
 from lightning_lrsched.schedules.schedule import Schedule, get_schedule
 
 TUTORIAL_SCHEDULES: dict[str, dict[str, Any]] = {
@@ -36,4 +37,4 @@ def resolve_schedule(spec: str | Mapping[str, Any] | Schedule) -> Schedule:
         return get_schedule(spec, **TUTORIAL_SCHEDULES.get(spec, {}))
     if isinstance(spec, Mapping):
         return get_schedule(spec)
-    raise TypeError(f"`scheduler` must be a schedule name or a dict with a `name`: got {spec!r}")
+    raise InvalidType(f"`scheduler` must be a schedule name or a dict with a `name`: got {spec!r}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from lightning_lrsched.schedules.checks import check_choice, check_non_negative, check_positive, check_range
+from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules.curve import Binder, Curve, Weights, linear_ramp, register
 from lightning_lrsched.schedules.duration import Duration, Run, parse_duration
+from lightning_lrsched.validation import check_choice, check_non_negative, check_positive, check_range
 
 
 def _phases(run: Run, warmup: Duration, total: Duration | None) -> tuple[int, int]:
@@ -21,7 +22,7 @@ def _phases(run: Run, warmup: Duration, total: Duration | None) -> tuple[int, in
     n = run.default_length("total", total)
     if w >= n:
         unit = f"{run.interval}s"
-        raise ValueError(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={n} {unit}")
+        raise InvalidValue(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={n} {unit}")
     return w, n
 
 
@@ -156,7 +157,7 @@ def warmup_polynomial(
         w, n = _phases(run, ramp, end)
         lr_init = run.base_lr
         if not lr_init > lr_end:
-            raise ValueError(f"`lr_end` must be below the optimizer's lr: got lr_end={lr_end}, lr={lr_init}")
+            raise InvalidValue(f"`lr_end` must be below the optimizer's lr: got lr_end={lr_end}, lr={lr_init}")
 
         def weights(t: np.ndarray) -> Weights:
             remaining = np.maximum(1 - (t - w) / (n - w), 0.0)
@@ -188,7 +189,7 @@ def inverse_sqrt(warmup: int | str, timescale: int | str | None = None) -> Binde
         w = run.count("warmup", ramp)
         tau = (w or 10000) if scale is None else run.count("timescale", scale)
         if tau < 1:
-            raise ValueError(f"`timescale` must be >= 1: got timescale={tau}")
+            raise InvalidValue(f"`timescale` must be >= 1: got timescale={tau}")
         decay = lambda t: 1.0 / np.sqrt(np.maximum(t + (tau - w), 1) / tau)  # noqa: E731
         return Curve(lambda t: _after_warmup(t, w, decay(t)), warmup=w)
 
@@ -231,7 +232,7 @@ def wsd(
         w, n = _phases(run, ramp, end)
         d = run.count("decay", fall)
         if w + d > n:
-            raise ValueError(
+            raise InvalidValue(
                 f"`warmup` + `decay` must fit in the run: got warmup={w} + decay={d} > total={n} {run.interval}s"
             )
         stable_end = n - d

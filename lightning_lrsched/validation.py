@@ -1,6 +1,7 @@
-"""Argument checks shared by every schedule constructor.
+"""Argument checks shared by every constructor in the package (schedules, callbacks, compare).
 
-Each check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad value)
+Each check raises :class:`~lightning_lrsched.errors.InvalidType` (wrong kind of value) or
+:class:`~lightning_lrsched.errors.InvalidValue` (right kind, bad value)
 with a message that names the parameter, the value it got and what would be valid.
 """
 
@@ -10,6 +11,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from lightning_lrsched.errors import InvalidType, InvalidValue
+
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -18,23 +21,23 @@ def _is_number(value: Any) -> bool:
 def check_number(name: str, value: Any) -> float:
     """Return ``value`` as a float, or raise if it is not a finite real number."""
     if not _is_number(value):
-        raise TypeError(f"`{name}` must be a number: got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"`{name}` must be a number: got {value!r} ({type(value).__name__})")
     if not math.isfinite(value):
-        raise ValueError(f"`{name}` must be finite: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be finite: got {name}={value!r}")
     return float(value)
 
 
 def check_positive(name: str, value: Any) -> float:
     number = check_number(name, value)
     if number <= 0:
-        raise ValueError(f"`{name}` must be > 0: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be > 0: got {name}={value!r}")
     return number
 
 
 def check_non_negative(name: str, value: Any) -> float:
     number = check_number(name, value)
     if number < 0:
-        raise ValueError(f"`{name}` must be >= 0: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be >= 0: got {name}={value!r}")
     return number
 
 
@@ -44,28 +47,28 @@ def check_range(name: str, value: Any, low: float, high: float, *, low_open: boo
     below = number <= low if low_open else number < low
     if below or number > high:
         bracket = "(" if low_open else "["
-        raise ValueError(f"`{name}` must be in {bracket}{low}, {high}]: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be in {bracket}{low}, {high}]: got {name}={value!r}")
     return number
 
 
 def check_int(name: str, value: Any, *, minimum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be an integer >= {minimum}: got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"`{name}` must be an integer >= {minimum}: got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be an integer >= {minimum}: got {name}={value!r}")
     return value
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {valid}: got {name}={value!r}")
+        raise InvalidValue(f"`{name}` must be one of {valid}: got {name}={value!r}")
     return value
 
 
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False: got {value!r} ({type(value).__name__})")
+        raise InvalidType(f"`{name}` must be True or False: got {value!r} ({type(value).__name__})")
     return value
 
 
@@ -73,7 +76,7 @@ def check_per_group(name: str, value: Any, check=check_non_negative) -> float | 
     """A float for every param group, or a list with one float per group (checked at build)."""
     if isinstance(value, (list, tuple)):
         if not value:
-            raise ValueError(f"`{name}` must be a number or a non-empty list of numbers: got {name}={value!r}")
+            raise InvalidValue(f"`{name}` must be a number or a non-empty list of numbers: got {name}={value!r}")
         return tuple(check(f"{name}[{i}]", v) for i, v in enumerate(value))
     return check(name, value)
 
@@ -82,7 +85,7 @@ def per_group(name: str, value: float | tuple[float, ...], num_groups: int) -> l
     """Expand a per-group value to one entry per param group."""
     if isinstance(value, tuple):
         if len(value) != num_groups:
-            raise ValueError(
+            raise InvalidValue(
                 f"`{name}` has {len(value)} values but the optimizer has {num_groups} param groups: "
                 f"give one value, or one per group"
             )
