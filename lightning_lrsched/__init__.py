@@ -16,6 +16,7 @@ _EXPORTS = {
     "SyntheticDataModule": "lightning_lrsched.models",
     "LRLogger": "lightning_lrsched.callbacks",
     "PlateauDetector": "lightning_lrsched.callbacks",
+    "PlateauDriver": "lightning_lrsched.plateau_driver",
     "ScheduleCheck": "lightning_lrsched.callbacks",
     "compare": "lightning_lrsched.compare",
     "get_schedule": "lightning_lrsched.schedules",

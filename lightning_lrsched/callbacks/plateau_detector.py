@@ -1,9 +1,9 @@
 """`PlateauDetector`: torch's ReduceLROnPlateau rule as a callback that logs, reduces or stops.
 
-The decision rule is :class:`~lightning_lrsched.schedules.PlateauJudge`, the one the ``plateau``
-schedule uses, so the detector flags a plateau exactly when ``ReduceLROnPlateau`` would reduce.
-It judges only fresh values of the monitored metric, averaged across processes, so every rank
-takes the same decision.
+The decision rule is :class:`~lightning_lrsched.schedules.PlateauJudge` and the reduction is
+:meth:`GroupScheduledLR.reduce <lightning_lrsched.schedules.GroupScheduledLR.reduce>`, the ones the
+``plateau`` schedule uses: the same rule on the same metric gives the same LR at every step. Values
+are read at each validation end and averaged across processes, so every rank takes the same decision.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, LambdaLR, OneCycleLR
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.plateau_driver import local_value, logged_keys, rank_means
 from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
-from lightning_lrsched.validation import per_group
+from lightning_lrsched.schedules.plateau_rule import reduced
+from lightning_lrsched.validation import check_bool, check_choice, per_group
 
 ACTIONS = ("log", "reduce", "stop")
+DIVERGENCE_ACTIONS = ("stop", "record")
 # Torch schedulers that recompute the LR from their own base LRs on every step, so a one-off
 # change of param_group["lr"] does not last under them.
 NON_CHAINABLE = (LambdaLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts)
@@ -54,25 +57,27 @@ class PlateauDetector(Callback):
     ``patience`` fresh values with no improvement (``threshold``, ``threshold_mode``), then
     ``cooldown`` values ignored. ``min_delta`` > 0 adds EarlyStopping's condition: an improvement
     must also beat the best value by ``min_delta`` in absolute terms (``min_delta=0`` is torch's rule
-    exactly). Values are read in ``on_validation_end`` when this validation run produced them
-    (so validating every N epochs or N times per epoch both work) and averaged across processes.
+    exactly). Values are read at every ``on_validation_end`` while fitting, as EarlyStopping does (so
+    validating every N epochs or N times per epoch both work), and averaged across the processes that
+    logged them, in one collective every process enters.
 
     Actions (each plateau is appended to :attr:`events`):
 
     - ``"log"``: record and log the event.
-    - ``"reduce"``: multiply every param group's LR by ``factor``, on top of the running schedule.
-      A catalog scheduler (``ScheduledLR``, ``GroupScheduledLR``) gets ``rescale(factor)``, which
-      lasts through later steps and checkpoints (its ``state_dict`` keeps the scale); ``min_lr``
-      then bounds each group's scaled peak LR (one scale serves all groups, so the first group to
-      reach its ``min_lr`` holds the others).
-      Under another torch scheduler, or none, each group's LR becomes ``max(lr * factor, min_lr)``
-      once, which lasts under chainable torch schedulers (StepLR, CosineAnnealingLR, ...) but not
-      under ones that recompute from base LRs (LambdaLR, OneCycleLR, CyclicLR, warm restarts).
+    - ``"reduce"``: lower every param group's LR by torch's rule, ``max(lr * factor, min_lr)``
+      (skipped within ``eps``), on top of the running schedule. A scheduler from this package
+      (``ScheduledLR``, ``GroupScheduledLR``) applies it to each group's peak with
+      :meth:`~lightning_lrsched.schedules.GroupScheduledLR.reduce`, the ``plateau`` schedule's own
+      reduction, so it lasts through later steps and checkpoints, and each group stops at its own
+      ``min_lr``. Under another torch scheduler, or none, each group's LR is lowered once, which lasts
+      under chainable torch schedulers (StepLR, CosineAnnealingLR, ...) but not under ones that
+      recompute from base LRs (LambdaLR, OneCycleLR, CyclicLR, warm restarts).
     - ``"stop"``: stop training, on all processes together.
 
     Divergence (``action="diverged"`` in :attr:`events`): a non-finite monitored value or
     training loss (``check_finite``), or a value above ``divergence_factor`` × the best value,
-    stops training on every process with a warning that names the step. The training loss is
+    stops training on every process with a warning that names the step (``divergence_action="stop"``)
+    or is only recorded (``"record"``: e.g. one of several stacked copies diverged). The training loss is
     checked every ``Trainer(log_every_n_steps)`` steps (when Lightning reads it for logging
     anyway), so this costs no extra device sync per step.
 
@@ -90,13 +95,15 @@ class PlateauDetector(Callback):
         divergence_factor: with ``mode="min"``, a value above ``divergence_factor * best``
             (best > 0) is a divergence. ``None``: no such check.
         check_finite: a NaN or infinite monitored value or training loss is a divergence.
+        divergence_action: ``"stop"`` (stop training on every process) or ``"record"`` (only set
+            :attr:`diverged` and record the event).
+        strict: a monitor that no validation run logs is an error instead of a warning (given once,
+            at the first validation end, naming the metrics that are logged), as in EarlyStopping.
 
     Attributes:
         events: one dict per plateau or divergence: ``step``, ``epoch``, ``value``, ``action``,
             ``reason``.
-        diverged: whether training was stopped for a divergence.
-        scale: product of the ``factor`` of every reduction made (1.0 when none), before ``min_lr``
-            bounds; informational (the schedulers and optimizers keep the LRs themselves).
+        diverged: whether a divergence was found.
         judge: the :class:`~lightning_lrsched.schedules.PlateauJudge` (``best``, ``num_bad``,
             ``cooldown_counter``).
 
@@ -120,7 +127,11 @@ class PlateauDetector(Callback):
         min_lr: float | list[float] = 0.0,
         divergence_factor: float | None = None,
         check_finite: bool = True,
+        divergence_action: str = "stop",
+        strict: bool = False,
     ) -> None:
+        check_choice("divergence_action", divergence_action, DIVERGENCE_ACTIONS)
+        check_bool("strict", strict)
         if action not in ACTIONS:
             raise InvalidValue(f"`action` must be one of 'log', 'reduce', 'stop': got action={action!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
@@ -161,13 +172,15 @@ class PlateauDetector(Callback):
         self.divergence_factor = None if divergence_factor is None else float(divergence_factor)
         self.check_finite = check_finite
         self.judge: PlateauJudge = _MarginJudge(self.rule, self.min_delta)
+        self.divergence_action = divergence_action
+        self.strict = strict
         self.events: list[dict[str, Any]] = []
         self.diverged = False
-        self.scale = 1.0
         self.baseline = math.inf
-        # Computed once: Lightning reads state_key at every hook call.
-        self._state_key = self._generate_state_key(monitor=monitor, mode=mode)
-        self._before: Any = None
+        # Computed once (Lightning reads state_key at every hook call); two detectors on other metrics
+        # or modes live side by side in one checkpoint.
+        self._state_key = f"PlateauDetector{{'monitor': {monitor!r}, 'mode': {mode!r}}}"
+        self._warned_missing = False
         self._loss_every = DEFAULT_LOSS_CHECK_EVERY
         self._loss_checked_at = -1
 
@@ -181,13 +194,15 @@ class PlateauDetector(Callback):
         self._loss_checked_at = -1
         if self.action != "reduce":
             return
+        for optimizer in trainer.optimizers:
+            per_group("min_lr", self.rule.min_lr, len(optimizer.param_groups))  # a wrong length fails now
         for config in trainer.lr_scheduler_configs:
             if isinstance(config.scheduler, NON_CHAINABLE):
                 rank_zero_warn(
                     f"PlateauDetector(action='reduce') changes param_group['lr'] once, but "
                     f"{type(config.scheduler).__name__} recomputes the LR from its base LRs at every step and will "
-                    "undo the reduction. Use a schedule from lightning_lrsched.schedules (its ScheduledLR keeps a "
-                    "lasting scale), or action='log'.",
+                    "undo the reduction. Use a schedule from lightning_lrsched.schedules (its scheduler keeps "
+                    "reductions), or action='log'.",
                     category=RuntimeWarning,
                 )
 
@@ -200,28 +215,22 @@ class PlateauDetector(Callback):
             return
         self._loss_checked_at = step
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor):
-            loss = torch.zeros(())
+        local = float(loss.detach()) if isinstance(loss, torch.Tensor) else None
         # Every process joins this reduction at the same step, so every process sees the same value.
-        mean = float(self._mean(trainer, loss))
-        if not math.isfinite(mean):
-            self._diverge(trainer, mean, f"the training loss is {mean} (averaged over processes)")
+        (mean,) = rank_means(trainer, [local])
+        if mean is not None and not math.isfinite(mean):
+            self.diverge(trainer, mean, f"the training loss is {mean} (averaged over processes)")
 
-    # -- fresh values of the monitored metric ----------------------------------------------------
-    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning puts a new object into callback_metrics when a validation run logs the key, so
-        # the object seen here tells a fresh value from a stale one at the end.
-        self._before = trainer.callback_metrics.get(self.monitor)
-
+    # -- the monitored metric, at every validation end ---------------------------------------------
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        before, self._before = self._before, None
         # `diverged` is the same on every process: it was decided on values averaged across them.
         if trainer.state.fn != "fit" or self.diverged:
             return
-        current = trainer.callback_metrics.get(self.monitor)
-        if current is None or current is before:
+        (value,) = rank_means(trainer, [local_value(trainer.callback_metrics, self.monitor)])
+        if value is None:
+            if not trainer.sanity_checking:
+                self._missing(trainer)
             return
-        value = float(self._mean(trainer, current))
         if trainer.sanity_checking:
             # The untrained model's value: a run whose first real value is already far above it
             # has diverged, although it never got worse than its own best.
@@ -229,14 +238,22 @@ class PlateauDetector(Callback):
             return
         reason = self._divergence(value)
         if reason is not None:
-            self._diverge(trainer, value, reason)
+            self.diverge(trainer, value, reason)
             return
         if self.judge.update(value):
             self._plateau(trainer, value)
 
-    def _mean(self, trainer: pl.Trainer, value: Any) -> torch.Tensor:
-        tensor = torch.as_tensor(value).detach().to(trainer.strategy.root_device, torch.float32).clone()
-        return trainer.strategy.reduce(tensor, reduce_op="mean")
+    def _missing(self, trainer: pl.Trainer) -> None:
+        message = (
+            f"PlateauDetector: the monitored metric {self.monitor!r} was not logged by this validation run, so no "
+            f"plateau can be detected. Logged metrics: {logged_keys(trainer)}. Log it in validation_step or set "
+            "`monitor` to one of those."
+        )
+        if self.strict:
+            raise InvalidValue(message)
+        if not self._warned_missing:
+            self._warned_missing = True
+            rank_zero_warn(message, category=RuntimeWarning)
 
     def _divergence(self, value: float) -> str | None:
         if self.check_finite and not math.isfinite(value):
@@ -251,37 +268,41 @@ class PlateauDetector(Callback):
         return None
 
     # -- decisions --------------------------------------------------------------------------------
+    # Each decision is taken on values averaged across processes (rank_means), so every process takes
+    # the same one without a second collective.
     def _plateau(self, trainer: pl.Trainer, value: float) -> None:
-        bad = self.rule.patience + 1
+        runs = self.judge.since_best
         reason = (
             f"{self.monitor} has not improved on its best value {self.judge.best:.6g} "
-            f"for {bad} validation run{'s' if bad > 1 else ''}"
+            f"for {runs} validation run{'s' if runs != 1 else ''}"
         )
         self._record(trainer, value, self.action, reason)
         if self.action == "reduce":
-            self._reduce(trainer)
-            rank_zero_info(f"PlateauDetector: {reason}; LR scaled by {self.factor:g} (total scale {self.scale:.3g}).")
+            count = self._reduce(trainer)
+            rank_zero_info(f"PlateauDetector: {reason}; LR of {count} param group(s) multiplied by {self.factor:g}.")
         elif self.action == "stop":
-            self._stop(trainer)
+            trainer.should_stop = True
             rank_zero_info(f"PlateauDetector: {reason}; stopping at step {trainer.global_step}.")
         else:
             rank_zero_info(f"PlateauDetector: {reason} (step {trainer.global_step}).")
 
-    def _diverge(self, trainer: pl.Trainer, value: float, reason: str) -> None:
+    def diverge(self, trainer: pl.Trainer, value: float, reason: str) -> None:
+        """Record a divergence (found here, or by the caller) and act on it as ``divergence_action`` says.
+
+        Call it on every process together, with the same ``reason``: ``"stop"`` stops them all.
+        """
+        if self.diverged:
+            return
         self.diverged = True
         self._record(trainer, value, "diverged", reason)
-        self._stop(trainer)
+        if self.divergence_action == "record":
+            return
+        trainer.should_stop = True
         rank_zero_warn(
             f"PlateauDetector: training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): "
             f"{reason}. Stopping. Lower the LR, add warmup or gradient clipping, or check the data.",
             category=RuntimeWarning,
         )
-
-    def _stop(self, trainer: pl.Trainer) -> None:
-        # The decision is the same on every process (it was taken on reduced values); going through
-        # the strategy keeps the processes in lockstep, as EarlyStopping does.
-        decision = trainer.strategy.reduce_boolean_decision(True, all=False)
-        trainer.should_stop = trainer.should_stop or decision
 
     def _record(self, trainer: pl.Trainer, value: float, action: str, reason: str) -> None:
         step = trainer.global_step
@@ -293,28 +314,28 @@ class PlateauDetector(Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({key: value}, step=step)
 
-    def _reduce(self, trainer: pl.Trainer) -> None:
-        self.scale *= self.factor
-        min_lr = self.rule.min_lr
+    def _reduce(self, trainer: pl.Trainer) -> int:
+        """Apply the plateau rule's reduction to every param group; the number of groups it lowered."""
+        rule, count = self.rule, 0
         for optimizer in trainer.optimizers:
+            groups = optimizer.param_groups
+            floors = per_group("min_lr", rule.min_lr, len(groups))
             scheduled = [
                 c.scheduler
                 for c in trainer.lr_scheduler_configs
                 if c.scheduler.optimizer is optimizer and isinstance(c.scheduler, GroupScheduledLR)
             ]
-            groups = optimizer.param_groups
-            floors = per_group("min_lr", min_lr, len(groups))
             if scheduled:
+                # The scheduler owns the LR: lowering its peaks lasts through later steps and checkpoints.
                 for scheduler in scheduled:
-                    lowest = max((f / p for f, p in zip(floors, scheduler.peaks, strict=True) if p > 0), default=0.0)
-                    target = max(scheduler.scale * self.factor, lowest)
-                    if scheduler.scale - target > self.rule.eps * scheduler.scale:
-                        scheduler.rescale(target / scheduler.scale)
+                    count += len(scheduler.reduce(range(len(groups)), rule.factor, floors, rule.eps))
                 continue
             for group, floor in zip(groups, floors, strict=True):
-                new = max(group["lr"] * self.factor, floor)
-                if group["lr"] - new > self.rule.eps:
+                new = reduced(float(group["lr"]), rule.factor, floor, rule.eps)
+                if new is not None:
                     group["lr"] = new
+                    count += 1
+        return count
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -322,7 +343,7 @@ class PlateauDetector(Callback):
             "best": self.judge.best,
             "num_bad": self.judge.num_bad,
             "cooldown_counter": self.judge.cooldown_counter,
-            "scale": self.scale,
+            "since_best": self.judge.since_best,
             "events": [dict(e) for e in self.events],
             "diverged": self.diverged,
             "baseline": self.baseline,
@@ -334,7 +355,7 @@ class PlateauDetector(Callback):
         judge.best = float(state_dict.get("best", judge.best))
         judge.num_bad = int(state_dict.get("num_bad", state_dict.get("wait", judge.num_bad)))
         judge.cooldown_counter = int(state_dict.get("cooldown_counter", judge.cooldown_counter))
-        self.scale = float(state_dict.get("scale", self.scale))
+        judge.since_best = int(state_dict.get("since_best", judge.num_bad))
         self.events = [dict(e) for e in state_dict.get("events", self.events)]
         self.diverged = bool(state_dict.get("diverged", self.diverged))
         self.baseline = float(state_dict.get("baseline", self.baseline))

@@ -35,7 +35,7 @@ from torch.optim.lr_scheduler import (
 
 from lightning_lrsched.errors import InvalidType
 from lightning_lrsched.schedules import GroupScheduledLR, Lane, ScheduledLR
-from lightning_lrsched.schedules.curve import CATALOG
+from lightning_lrsched.schedules.curve import CATALOG, combine
 
 # Schedules whose shape is meant to end with the run (decay to a final LR); the argument that sets it.
 END_ALIGNED = {
@@ -410,10 +410,7 @@ def _simulate(scheduler: GroupScheduledLR, lane: Lane, start: int, stop: int) ->
         t = np.arange(start, stop, dtype=np.int64)
     w = lane.curve.weights(t)
     g = lane.groups[0]
-    lr = w.peak * scheduler.peaks[g]
-    if w.floor is not None:
-        lr = lr + w.floor * scheduler.floors[g]
-    return scheduler.scale * lr
+    return combine(w.peak, 0.0 if w.floor is None else w.floor, scheduler.peaks[g], scheduler.floors[g])
 
 
 def _lr_at(scheduler: GroupScheduledLR, lane: Lane, t: int) -> float:

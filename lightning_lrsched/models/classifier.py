@@ -9,10 +9,12 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_lrsched.optim import make_optimizer, optimizer_spec
+from lightning_lrsched.plateau_driver import PlateauDriver
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 from lightning_lrsched.validation import check_int, check_positive
@@ -88,6 +90,10 @@ class SyntheticClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
+
+    def configure_callbacks(self) -> list[Callback]:
+        # The `plateau` schedule follows validation results through this callback.
+        return [PlateauDriver()]
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)

@@ -11,7 +11,7 @@ Example:
 
 from lightning_lrsched.schedules.duration import Duration, Run, parse_duration
 from lightning_lrsched.schedules.per_group import GroupSchedules
-from lightning_lrsched.schedules.plateau import PlateauJudge, PlateauRule
+from lightning_lrsched.schedules.plateau_rule import PlateauJudge, PlateauRule
 from lightning_lrsched.schedules.preview import preview
 from lightning_lrsched.schedules.schedule import Schedule, available_schedules, get_schedule
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, Lane, PlateauLR, ScheduledLR

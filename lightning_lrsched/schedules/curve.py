@@ -16,15 +16,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules.duration import Duration, Interval, Run
-
-if TYPE_CHECKING:
-    from lightning_lrsched.schedules.plateau import PlateauRule
+from lightning_lrsched.schedules.plateau_rule import PlateauRule
 
 PerGroup = float | tuple[float, ...]
 
@@ -116,3 +114,13 @@ def linear_ramp(t: np.ndarray, warmup: int) -> np.ndarray:
 
 def constant_weights(t: np.ndarray) -> Weights:
     return Weights(np.ones(t.shape))
+
+
+def combine(a: Any, b: Any, peak: Any, floor: Any) -> Any:
+    """``a * peak + b * floor``: the one place a curve's weights become an LR (scalars or arrays).
+
+    Example:
+        >>> combine(0.5, 0.5, 1.0, 0.1)
+        0.55
+    """
+    return a * peak + b * floor

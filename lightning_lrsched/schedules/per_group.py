@@ -13,9 +13,9 @@ from lightning_lrsched.schedules.schedule import (
     Schedule,
     base_lr,
     check_build_args,
-    follow_metrics,
     get_schedule,
     run_length,
+    scheduler_config,
 )
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, Lane
 
@@ -111,17 +111,10 @@ class GroupSchedules:
     ) -> dict[str, Any]:
         """Build for ``trainer``'s run and return Lightning's scheduler dict (see :meth:`Schedule.lightning_config`).
 
-        ``plateau`` groups read their metrics from ``trainer.callback_metrics`` themselves
-        (averaged across processes, fresh values only), so the dict's ``monitor`` is ``None``.
+        ``plateau`` groups are fed their metrics by :class:`~lightning_lrsched.callbacks.PlateauDriver`
+        at each validation end (averaged across processes).
         """
         needs_epochs = any(s.interval == "epoch" for s in self.schedules)
         total_steps, steps_per_epoch = run_length(trainer, needs_epochs=needs_epochs)
         scheduler = self.build(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, monitors=monitors)
-        follow_metrics(scheduler, trainer)
-        return {
-            "scheduler": scheduler,
-            "interval": self.interval,
-            "frequency": 1,
-            "monitor": None,
-            "name": name or "lr-groups",
-        }
+        return scheduler_config(scheduler, trainer, self.interval, name or "lr-groups")

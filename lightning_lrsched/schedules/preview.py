@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules.curve import combine
 from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.schedule import Schedule
 
@@ -36,10 +37,7 @@ def preview(
     t = steps if schedule.interval == "step" else steps // per_epoch
     w = curve.weights(t)
     peak = float(base_lr) if curve.peak is None else _first(curve.peak)
-    lr = w.peak * peak
-    if w.floor is not None:
-        lr = lr + w.floor * _first(curve.floor)
-    return lr
+    return combine(w.peak, 0.0 if w.floor is None else w.floor, peak, _first(curve.floor))
 
 
 def _first(value: float | tuple[float, ...]) -> float:

@@ -21,7 +21,7 @@ from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR
-from lightning_lrsched.validation import check_choice
+from lightning_lrsched.validation import check_bool, check_choice
 
 
 class Schedule:
@@ -97,17 +97,25 @@ class Schedule:
         return replace(inner, weights=weights, warmup=w, length=None if inner.length is None else inner.length + w)
 
     def build(
-        self, optimizer: Optimizer, *, total_steps: int | None = None, steps_per_epoch: int | None = None
+        self,
+        optimizer: Optimizer,
+        *,
+        total_steps: int | None = None,
+        steps_per_epoch: int | None = None,
+        adopt_settings: bool = False,
     ) -> ScheduledLR:
         """Make the torch scheduler that drives ``optimizer`` along this schedule.
 
         Args:
-            optimizer: the optimizer whose param groups it sets.
+            optimizer: the optimizer whose param groups it sets; each group's base is its
+                ``initial_lr`` when present, else its ``lr``.
             total_steps: optimizer steps in the whole run (needed for ``"25%"`` durations and for
                 arguments that default to the run length).
             steps_per_epoch: optimizer steps per epoch (needed for ``"10ep"`` on step schedules and
                 ``"500st"`` on epoch schedules). Without it, an epoch is one step: ``total_steps``
                 then counts scheduler steps of either interval.
+            adopt_settings: let ``load_state_dict`` take a state saved with other settings of this
+                schedule (with a warning) instead of refusing it.
 
         Example:
             >>> import torch
@@ -117,33 +125,50 @@ class Schedule:
             [0.0976, 0.0905, 0.0794]
         """
         check_build_args(optimizer, total_steps, steps_per_epoch)
+        check_bool("adopt_settings", adopt_settings)
         run = Run(self.interval, total_steps, steps_per_epoch or 1, base_lr(optimizer), len(optimizer.param_groups))
         curve = self.curve(run)
-        return (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve)
+        scheduler = (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve)
+        scheduler.adopts_settings = adopt_settings
+        return scheduler
 
-    def lightning_config(self, optimizer: Optimizer, trainer: Any, *, name: str | None = None) -> dict[str, Any]:
+    def lightning_config(
+        self, optimizer: Optimizer, trainer: Any, *, name: str | None = None, adopt_settings: bool = False
+    ) -> dict[str, Any]:
         """Build for ``trainer``'s run and return Lightning's scheduler dict.
 
         The run length is ``trainer.estimated_stepping_batches`` (max_epochs, max_steps, limits and
         gradient accumulation included) and an epoch is ``num_training_batches`` /
-        ``accumulate_grad_batches`` optimizer steps. Call it from ``configure_optimizers``.
+        ``accumulate_grad_batches`` optimizer steps. Call it from ``configure_optimizers``. A per-step
+        scheduler counts applied updates only (a step a GradScaler skipped does not advance it).
 
         Returns:
-            ``{"scheduler", "interval", "frequency", "monitor", "name"}``; ``monitor`` is set for
-            ``plateau``, whose scheduler then reads that metric from ``trainer.callback_metrics``
-            (averaged across processes) and acts on fresh values only.
+            ``{"scheduler", "interval", "frequency", "name"}``, plus ``monitor`` for ``plateau``, whose
+            values :class:`~lightning_lrsched.callbacks.PlateauDriver` (which must be among the
+            trainer's callbacks) feeds to the scheduler at the end of each validation run.
         """
         total_steps, steps_per_epoch = run_length(trainer, needs_epochs=self.interval == "epoch")
-        scheduler = self.build(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch)
-        config: dict[str, Any] = {
-            "scheduler": scheduler,
-            "interval": self.interval,
-            "frequency": 1,
-            "monitor": scheduler.rule.monitor if isinstance(scheduler, PlateauLR) else None,
-            "name": name or f"lr-{self.name}",
-        }
-        follow_metrics(scheduler, trainer)
-        return config
+        scheduler = self.build(
+            optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, adopt_settings=adopt_settings
+        )
+        return scheduler_config(scheduler, trainer, self.interval, name or f"lr-{self.name}")
+
+
+def scheduler_config(scheduler: GroupScheduledLR, trainer: Any, interval: Interval, name: str) -> dict[str, Any]:
+    """Lightning's scheduler dict for one of our schedulers, checked against ``trainer``'s callbacks."""
+    monitors = [lane.metric for lane in scheduler.lanes if lane.metric is not None]
+    if monitors and not any(getattr(c, "drives_plateau_schedules", False) for c in getattr(trainer, "callbacks", ())):
+        raise InvalidValue(
+            f"`plateau` is driven by validation results ({', '.join(monitors)}): add "
+            "lightning_lrsched.PlateauDriver() to Trainer(callbacks=[...]) or return it from your "
+            "LightningModule's configure_callbacks()"
+        )
+    if interval == "step":
+        scheduler.count_updates()
+    config: dict[str, Any] = {"scheduler": scheduler, "interval": interval, "frequency": 1, "name": name}
+    if len(monitors) == 1:
+        config["monitor"] = monitors[0]
+    return config
 
 
 def check_build_args(optimizer: Any, total_steps: Any, steps_per_epoch: Any) -> None:
@@ -175,27 +200,6 @@ def run_length(trainer: Any, *, needs_epochs: bool) -> tuple[int | None, int | N
     )
     known = math.isfinite(total) and (steps_per_epoch is not None or not needs_epochs)
     return (int(total) if known else None), steps_per_epoch
-
-
-def follow_metrics(scheduler: GroupScheduledLR, trainer: Any) -> None:
-    """Make ``plateau`` lanes read their metrics from ``trainer.callback_metrics``, averaged over processes."""
-    if any(lane.metric is not None for lane in scheduler.lanes):
-        # A property: reading it folds in what was logged since the last read.
-        scheduler.follow(lambda: trainer.callback_metrics, _rank_mean(trainer))
-
-
-def _rank_mean(trainer: Any):
-    """Average a value over all processes, so every rank takes the same plateau decision."""
-
-    def reduce(value: float) -> float:
-        if trainer.world_size <= 1:
-            return value
-        import torch
-
-        tensor = torch.tensor(value, dtype=torch.float64, device=trainer.strategy.root_device)
-        return float(trainer.strategy.reduce(tensor, reduce_op="mean"))
-
-    return reduce
 
 
 def available_schedules() -> list[str]:

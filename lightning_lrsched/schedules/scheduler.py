@@ -1,4 +1,4 @@
-"""The one adapter from schedules to a torch scheduler.
+"""The one adapter from schedules to a torch scheduler, and the one owner of every LR change.
 
 :class:`GroupScheduledLR` is a real ``torch.optim.lr_scheduler.LRScheduler`` that drives param
 groups along schedules' closed forms, each group along the schedule of its :class:`Lane` (so a
@@ -6,32 +6,39 @@ backbone and a head, or K copies of a model, can follow different schedules in o
 :class:`ScheduledLR` is its everyday case: one schedule for every group, made by
 :meth:`Schedule.build`; :class:`PlateauLR` is that case for the metric-driven ``plateau``.
 
-Each lane's closed form is evaluated in chunks of :data:`CHUNK` steps and indexed into, so
-``step()`` costs a list lookup per param group and the value at step ``t`` never depends on how it
-was reached (no drift, exact resume). Lightning steps, checkpoints and reports these schedulers
-like any other.
+The LR of group ``g`` at scheduler step ``t`` is ``combine(a(t), b(t), peak_g, floor_g)``: time
+moves ``t`` (:meth:`step`), and the only other change is :meth:`reduce`, which lowers ``peak_g``
+and ``floor_g`` together (a plateau found by :meth:`observe` or by ``PlateauDetector``). Each lane's closed form is
+evaluated in chunks of :data:`CHUNK` steps and indexed into, so ``step()`` costs a list lookup per
+param group and the value at step ``t`` never depends on how it was reached (exact resume).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
-import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.schedules.curve import Curve
-from lightning_lrsched.schedules.plateau import PlateauJudge
+from lightning_lrsched.schedules.curve import Curve, combine
+from lightning_lrsched.schedules.plateau_rule import PlateauJudge, PlateauRule, reduced
 from lightning_lrsched.validation import per_group
 
-if TYPE_CHECKING:
-    from lightning_lrsched.schedules.schedule import Schedule
-
 CHUNK = 1024
+log = logging.getLogger("lightning_lrsched")
+
+
+class ScheduleSpec(Protocol):
+    """What the adapter needs of a schedule (a :class:`~lightning_lrsched.schedules.Schedule`)."""
+
+    name: str
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -48,18 +55,22 @@ class Lane:
             ``monitor`` (e.g. ``"val_loss/head"``); ``None`` reads ``monitor``.
     """
 
-    schedule: Schedule
+    schedule: ScheduleSpec
     curve: Curve
     groups: tuple[int, ...]
     stride: int = 1
     monitor: str | None = None
 
     @property
+    def rule(self) -> PlateauRule | None:
+        """The reduce-on-plateau rule of a ``plateau`` lane (``None`` for time-driven schedules)."""
+        return self.curve.plateau
+
+    @property
     def metric(self) -> str | None:
         """The metric a ``plateau`` lane reads (``None`` for time-driven schedules)."""
-        if self.curve.plateau is None:
-            return None
-        return self.monitor or self.curve.plateau.monitor
+        rule = self.rule
+        return None if rule is None else self.monitor or rule.monitor
 
 
 class _Rows:
@@ -92,27 +103,29 @@ class _Rows:
 class GroupScheduledLR(LRScheduler):
     """Sets each param group's LR (and momentum, for schedules that cycle it) from its lane's closed form.
 
-    The LR of group ``g`` in lane ``l`` at scheduler step ``t`` is
-    ``scale * (a(t // stride) * peak_g + b(t // stride) * floor_g)`` with ``a, b`` from the lane's
-    curve (see :mod:`lightning_lrsched.schedules.curve`). ``plateau`` lanes keep a
-    :class:`PlateauJudge` each and lower only their own groups' peaks; under Lightning,
-    :meth:`follow` makes them read their metrics just before each optimizer step and act on fresh
-    values only.
+    Each group's base (its ``peak``, unless the schedule has an absolute ``max_lr``) is its
+    ``initial_lr`` when present, else its ``lr`` (torch's convention, so a scheduler built on an
+    optimizer another scheduler already moved starts from the same base). Tensor LRs stay tensors,
+    filled in place. A param group added after build (Lightning's ``BaseFinetuning``) is adopted
+    by a one-lane scheduler at the next step: its LR then is its base and it follows the schedule
+    from the current step; a scheduler with several lanes refuses it (which lane would it follow?).
 
     Made by :meth:`GroupSchedules.build <lightning_lrsched.schedules.GroupSchedules.build>` (and,
     for one schedule, by :meth:`Schedule.build`); not constructed directly.
 
     Attributes:
         lanes: the lanes, which together cover every param group once.
-        peaks: each group's current peak LR (plateau reductions lower it).
-        floors: each group's absolute floor LR.
-        scale: a factor on every LR, from :meth:`rescale`.
+        peaks: each group's peak LR (its base, or the schedule's absolute peak), as lowered by
+            plateau reductions (:meth:`reduce`).
+        floors: each group's absolute floor LR, lowered in proportion.
         judges: per lane, its :class:`PlateauJudge`, or ``None`` for time-driven lanes.
+        counts_updates: whether a step after which no optimizer update was applied (one a
+            GradScaler skipped) leaves the schedule where it is (:meth:`count_updates`).
+        adopts_settings: whether :meth:`load_state_dict` accepts a state saved with other settings.
     """
 
     def __init__(self, optimizer: Optimizer, lanes: Sequence[Lane]) -> None:
-        groups = optimizer.param_groups
-        n = len(groups)
+        n = len(optimizer.param_groups)
         covered = sorted(g for lane in lanes for g in lane.groups)
         if covered != list(range(n)):
             raise InvalidValue(
@@ -120,121 +133,139 @@ class GroupScheduledLR(LRScheduler):
                 f"the schedules drive groups {covered}"
             )
         self.lanes = tuple(lanes)
-        self.peaks: list[float] = [0.0] * n
-        self.floors: list[float] = [0.0] * n
-        self.min_lrs: list[float] = [0.0] * n
-        self._momenta: list[tuple[float, float] | None] = [None] * n
-        self._momentum_key: str | None = None
-        for lane in self.lanes:
-            curve, k = lane.curve, len(lane.groups)
-            own = [groups[g]["lr"] for g in lane.groups]
-            # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
-            values = {
-                "peaks": own if curve.peak is None else per_group("max_lr", curve.peak, k),
-                "floors": per_group("base_lr", curve.floor, k),
-                "min_lrs": per_group("min_lr", curve.plateau.min_lr, k) if curve.plateau else [0.0] * k,
-            }
-            if curve.momentum is not None:
-                self._momentum_key = self._momentum_key or _momentum_key(optimizer)
-                low, high = curve.momentum
-                ranges = zip(per_group("base_momentum", low, k), per_group("max_momentum", high, k), strict=True)
-                for g, pair in zip(lane.groups, ranges, strict=True):
-                    self._momenta[g] = pair
-            for name, per_lane in values.items():
-                target = getattr(self, name)
-                for g, value in zip(lane.groups, per_lane, strict=True):
-                    target[g] = float(value)
-        self.judges: list[PlateauJudge | None] = [
-            None if lane.curve.plateau is None else lane.curve.plateau.judge() for lane in self.lanes
-        ]
-        self.scale = 1.0
+        self._lane_of = [0] * n
+        for i, lane in enumerate(self.lanes):
+            for g in lane.groups:
+                self._lane_of[g] = i
+        self.judges: list[PlateauJudge | None] = [None if lane.rule is None else lane.rule.judge() for lane in lanes]
         self._rows = [_Rows(lane.curve) for lane in self.lanes]
-        self._read: Callable[[], Mapping[str, Any]] | None = None
-        self._reduce: Callable[[float], float] = float
-        self._last_seen: list[Any] = [None] * len(self.lanes)
+        self._momentum_key = _momentum_key(optimizer) if any(lane.curve.momentum for lane in lanes) else None
+        self.peaks: list[float] = []
+        self.floors: list[float] = []
+        self.min_lrs: list[float] = []
+        self._momenta: list[tuple[float, float] | None] = []
+        self.counts_updates = False
+        self.adopts_settings = False
+        self._updates = 0
+        # torch's base class sets `initial_lr` on every group, reads the bases from it and takes the
+        # first step, which calls get_lr(): the per-group anchors must exist by then.
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", _clone(group["lr"]))
+        self._anchor(optimizer, range(n))
         super().__init__(optimizer)
-        self.base_lrs = list(self.peaks)
 
-    # -- the closed forms, evaluated a chunk at a time -------------------------------------------
+    # -- per-group anchors ------------------------------------------------------------------------
+    def _anchor(self, optimizer: Optimizer, groups: Sequence[int]) -> None:
+        """Set peak, floor, min_lr and momentum range for ``groups`` (new groups are appended)."""
+        for g in groups:
+            lane = self.lanes[self._lane_of[g]]
+            curve, k, i = lane.curve, len(lane.groups), lane.groups.index(g)
+            base = float(optimizer.param_groups[g]["initial_lr"])
+            # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
+            peak = base if curve.peak is None else per_group("max_lr", curve.peak, k)[i]
+            values = [
+                float(peak),
+                float(per_group("base_lr", curve.floor, k)[i]),
+                float(per_group("min_lr", lane.rule.min_lr, k)[i]) if lane.rule else 0.0,
+            ]
+            for target, value in zip((self.peaks, self.floors, self.min_lrs), values, strict=True):
+                if g < len(target):
+                    target[g] = value
+                else:
+                    target.append(value)
+            momentum = None
+            if curve.momentum is not None:
+                low, high = curve.momentum
+                momentum = (per_group("base_momentum", low, k)[i], per_group("max_momentum", high, k)[i])
+            if g < len(self._momenta):
+                self._momenta[g] = momentum
+            else:
+                self._momenta.append(momentum)
+
+    def _adopt_new_groups(self) -> None:
+        groups = self.optimizer.param_groups
+        n, known = len(groups), len(self.peaks)
+        if n == known:
+            return
+        if len(self.lanes) > 1:
+            raise InvalidValue(
+                f"a param group was added to the optimizer after its scheduler was built ({known} -> {n} groups), "
+                f"but the scheduler drives {len(self.lanes)} schedules, one per group, and cannot tell which one the "
+                "new group follows: rebuild the GroupSchedules with one schedule per group after adding it"
+            )
+        lane = self.lanes[0]
+        new = range(known, n)
+        self.lanes = (Lane(lane.schedule, lane.curve, (*lane.groups, *new), lane.stride, lane.monitor),)
+        self._lane_of += [0] * len(new)
+        for g in new:
+            groups[g].setdefault("initial_lr", _clone(groups[g]["lr"]))
+        self._anchor(self.optimizer, new)
+        self.base_lrs = [group["initial_lr"] for group in groups]
+        log.info(
+            "lightning_lrsched: param group(s) %s added after the scheduler was built now follow %r from step %d, "
+            "each from its own LR as base",
+            list(new),
+            lane.schedule.name,
+            self.last_epoch,
+        )
+
+    # -- the closed forms, evaluated a chunk at a time ------------------------------------------------
     def lrs_at(self, t: int) -> list[float]:
-        """The LR of every param group at scheduler step ``t``."""
+        """The LR of every param group at scheduler step ``t`` (plateau reductions so far included)."""
         lrs = [0.0] * len(self.peaks)
-        peaks, floors, scale = self.peaks, self.floors, self.scale
+        peaks, floors = self.peaks, self.floors
         for lane, rows in zip(self.lanes, self._rows, strict=True):
             a, b, _ = rows(t // lane.stride)
             for g in lane.groups:
-                lrs[g] = scale * (a * peaks[g] + b * floors[g])
+                lrs[g] = combine(a, b, peaks[g], floors[g])
         return lrs
 
-    def rescale(self, factor: float) -> None:
-        """Multiply every LR by ``factor`` from now on, on top of the schedules (kept in state_dict)."""
-        if not factor > 0:
-            raise InvalidValue(f"`factor` must be > 0: got factor={factor}")
-        self.scale *= factor
-        self._apply()
+    def get_lr(self) -> list[float]:
+        """The LRs at the current step (torch's hook, called by :meth:`step`)."""
+        return self.lrs_at(self.last_epoch)
 
-    def _apply(self) -> None:
-        groups, peaks, floors, scale = self.optimizer.param_groups, self.peaks, self.floors, self.scale
-        t, key, momenta = self.last_epoch, self._momentum_key, self._momenta
+    def get_last_lr(self) -> list[float]:
+        """The LRs the schedule set for the current step: what it planned, whatever else changed them since."""
+        return self.lrs_at(self.last_epoch)
+
+    def _set_momenta(self) -> None:
+        key = self._momentum_key
+        if key is None:
+            return
+        groups, momenta, t = self.optimizer.param_groups, self._momenta, self.last_epoch
         for lane, rows in zip(self.lanes, self._rows, strict=True):
-            a, b, u = rows(t // lane.stride)
+            _, _, u = rows(t // lane.stride)
             for g in lane.groups:
-                group = groups[g]
-                group["lr"] = scale * (a * peaks[g] + b * floors[g])
                 pair = momenta[g]
                 if pair is None:
                     continue
+                value = u * pair[0] + (1 - u) * pair[1]
                 if key == "betas":
-                    group["betas"] = (u * pair[0] + (1 - u) * pair[1], *group["betas"][1:])
+                    groups[g]["betas"] = (value, *groups[g]["betas"][1:])
                 else:
-                    group["momentum"] = u * pair[0] + (1 - u) * pair[1]
-        self._last_lr = [group["lr"] for group in groups]
+                    groups[g]["momentum"] = value
 
-    # -- plateau lanes ------------------------------------------------------------------------------
-    def observe(self, value: float, lane: int = 0) -> bool:
-        """Judge one fresh metric value for a ``plateau`` lane; True if it reduced the lane's LRs."""
-        judge = self.judges[lane] if 0 <= lane < len(self.judges) else None
-        if judge is None:
-            plateau = [i for i, j in enumerate(self.judges) if j is not None]
-            raise InvalidValue(f"lane {lane} is not a `plateau` schedule: the plateau lanes are {plateau}")
-        if not judge.update(value):
-            return False
-        rule = judge.rule
-        for g in self.lanes[lane].groups:
-            reduced = max(self.peaks[g] * rule.factor, self.min_lrs[g])
-            if self.peaks[g] - reduced > rule.eps:
-                self.peaks[g] = reduced
-        self._apply()
-        return True
+    def _set_lrs(self, groups: Sequence[int]) -> None:
+        lrs, param_groups = self.lrs_at(self.last_epoch), self.optimizer.param_groups
+        for g in groups:
+            _fill(param_groups[g], lrs[g])
 
-    def follow(self, read: Callable[[], Mapping[str, Any]], reduce: Callable[[float], float] = float) -> None:
-        """Read each plateau lane's metric from ``read()`` before every optimizer step.
+    # -- time ------------------------------------------------------------------------------------------
+    def count_updates(self) -> None:
+        """From now on, count only steps after which the optimizer applied an update.
 
-        ``read`` returns the latest logged metrics (``trainer.callback_metrics``); a lane judges its
-        metric's value once, when it is a new object (Lightning logs a new one on every validation
-        run). ``reduce`` averages a value across processes, so every rank takes the same decision.
+        A mixed-precision ``GradScaler`` skips ``optimizer.step()`` when gradients are inf/NaN, but the
+        training loop still steps the scheduler: with this on, such a step leaves the schedule where
+        it is, so the k-th applied update uses the schedule's LR for update k. Lightning configs from
+        :meth:`Schedule.lightning_config` turn it on for per-step schedulers.
         """
-        self._read, self._reduce = read, reduce
-        if any(judge is not None for judge in self.judges):
-            self.optimizer.register_step_pre_hook(self._before_optimizer_step)
+        if not self.counts_updates:
+            self.counts_updates = True
+            self.optimizer.register_step_post_hook(self._count_update)
 
-    def _before_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
-        if self._read is None:
-            return
-        metrics = self._read()
-        for i, lane in enumerate(self.lanes):
-            key = lane.metric
-            if key is None:
-                continue
-            value = metrics.get(key)
-            # Lightning replaces the metric object on every validation run, so identity tells fresh
-            # values from the stale one still sitting in callback_metrics.
-            if value is None or value is self._last_seen[i]:
-                continue
-            self._last_seen[i] = value
-            self.observe(self._reduce(float(value.item() if isinstance(value, torch.Tensor) else value)), i)
+    def _count_update(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        self._updates += 1
 
-    # -- torch's LRScheduler interface -----------------------------------------------------------
     def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
         """Advance one scheduler step (an epoch or an optimizer step, as ``interval`` says)."""
         if epoch is not None:
@@ -242,44 +273,172 @@ class GroupScheduledLR(LRScheduler):
                 f"`epoch` is not supported: a {type(self).__name__} advances one step per call; "
                 "to jump, load a state_dict with the wanted last_epoch"
             )
-        self.last_epoch += 1
-        self._apply()
+        if self.counts_updates:
+            if self._updates == 0:
+                return  # the optimizer skipped its update (GradScaler found inf/NaN): time stands still
+            self._updates = 0
+        self._adopt_new_groups()
+        super().step()
+        self._set_momenta()
 
-    def get_lr(self) -> list[float]:
-        return self.lrs_at(self.last_epoch)
+    # -- plateau lanes and the one mutation besides time ------------------------------------------------
+    def reduce(self, groups: Sequence[int], factor: float, min_lrs: Sequence[float], eps: float) -> list[int]:
+        """Lower the LR of ``groups`` by ``factor`` from now on (torch's ReduceLROnPlateau reduction).
+
+        Each group's peak becomes ``max(peak * factor, min_lr)``, unless that changes it by ``eps``
+        or less; its floor (if any) is lowered in the same proportion. This is the only
+        change to an LR besides time: the ``plateau`` schedule and ``PlateauDetector(action="reduce")``
+        both come here. The optimizer's LRs change at once, so the next batch already uses them.
+
+        Returns:
+            the groups that were reduced.
+        """
+        if not 0 < factor < 1:
+            raise InvalidValue(f"`factor` must be in (0, 1): got factor={factor}")
+        changed = []
+        for g, min_lr in zip(groups, min_lrs, strict=True):
+            peak = self.peaks[g]
+            new = reduced(peak, factor, min_lr, eps)
+            if new is not None and peak > 0:
+                self.peaks[g] = new
+                self.floors[g] *= new / peak
+                changed.append(g)
+        self._set_lrs(changed)
+        return changed
+
+    def observe(self, value: float, lane: int = 0) -> bool:
+        """Judge one metric value for a ``plateau`` lane; True if it reduced the lane's LRs."""
+        judge = self.judges[lane] if 0 <= lane < len(self.judges) else None
+        if judge is None:
+            plateau = [i for i, j in enumerate(self.judges) if j is not None]
+            raise InvalidValue(f"lane {lane} is not a `plateau` schedule: the plateau lanes are {plateau}")
+        if not judge.update(value):
+            return False
+        rule, groups = judge.rule, self.lanes[lane].groups
+        self.reduce(groups, rule.factor, [self.min_lrs[g] for g in groups], rule.eps)
+        return True
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    def settings(self) -> list[dict[str, Any]]:
+        """Each lane's schedule spec and groups: what a state must have been saved with to resume exactly."""
+        return [{"schedule": lane.schedule.to_dict(), "groups": list(lane.groups)} for lane in self.lanes]
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: time, per-group anchors, each lane's identity and judge."""
+        """Time, each group's peak and floor (plateau reductions), each lane's settings and judge."""
         return {
+            "format": 2,
             "last_epoch": self.last_epoch,
             "peaks": list(self.peaks),
             "floors": list(self.floors),
-            "scale": self.scale,
-            "schedules": [lane.schedule.to_dict() for lane in self.lanes],
+            "lanes": self.settings(),
             "plateau": [None if judge is None else judge.state_dict() for judge in self.judges],
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the state and set the optimizer's LRs to the restored step's values."""
-        n = len(self.optimizer.param_groups)
-        if len(state_dict["peaks"]) != n:
-            raise InvalidValue(
-                f"the state_dict is for {len(state_dict['peaks'])} param groups but the optimizer has {n}"
+        """Restore the state and set the optimizer's LRs to the restored step's values.
+
+        A state saved with other schedule settings raises an error naming each difference, unless
+        :attr:`adopts_settings` (``build(..., adopt_settings=True)``): then the settings built now are
+        kept (the new schedule, at the restored time and with the restored plateau memory) and a
+        warning names the differences. A state of another scheduler (torch's) is refused.
+        """
+        state = _upgrade(state_dict, self)
+        saved = state["lanes"]
+        differences = _differences(saved, self.settings())
+        if differences:
+            message = (
+                "the scheduler state was saved with other settings: "
+                + "; ".join(differences)
+                + ". Resume with the settings it was saved with, or opt in to the new ones with "
+                "build(..., adopt_settings=True) / lightning_config(..., adopt_settings=True)"
             )
-        judges = state_dict.get("plateau") or [None] * len(self.judges)
+            if not self.adopts_settings:
+                raise InvalidValue(message)
+            log.warning("lightning_lrsched: %s; adopting the new settings", message.split(". Resume")[0])
+        n = len(self.optimizer.param_groups)
+        peaks, floors = [float(p) for p in state["peaks"]], [float(f) for f in state["floors"]]
+        if len(peaks) != n:
+            raise InvalidValue(f"the state_dict is for {len(peaks)} param groups but the optimizer has {n}")
+        judges = state.get("plateau") or [None] * len(self.judges)
         if len(judges) != len(self.judges):
             raise InvalidValue(
                 f"the state_dict is for {len(judges)} schedules but this scheduler has {len(self.judges)}"
             )
-        for judge, state in zip(self.judges, judges, strict=True):
-            if judge is not None and state is not None:
-                judge.load_state_dict(state)
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.peaks = [float(p) for p in state_dict["peaks"]]
-        self.floors = [float(f) for f in state_dict["floors"]]
-        self.scale = float(state_dict.get("scale", 1.0))
-        self.base_lrs = list(self.peaks)
-        self._apply()
+        for judge, saved_judge in zip(self.judges, judges, strict=True):
+            if judge is not None and saved_judge is not None:
+                judge.load_state_dict(saved_judge)
+        self.last_epoch = int(state["last_epoch"])
+        if differences:
+            # New settings: the anchors built now, except that a peak taken from the group's own LR keeps
+            # the plateau reductions the checkpoint had made (an absolute `max_lr` is the new one).
+            absolute = [self.lanes[self._lane_of[g]].curve.peak is not None for g in range(n)]
+            peaks = [new if fixed else old for new, old, fixed in zip(self.peaks, peaks, absolute, strict=True)]
+            floors = self.floors
+        self.peaks, self.floors = peaks, floors
+        self._updates = 0
+        self._set_lrs(range(n))
+        self._set_momenta()
+
+
+def _clone(value: Any) -> Any:
+    return value.clone() if hasattr(value, "clone") else value
+
+
+def _fill(group: dict[str, Any], value: float) -> None:
+    lr = group["lr"]
+    if hasattr(lr, "fill_"):
+        lr.fill_(value)
+    else:
+        group["lr"] = value
+
+
+def _differences(saved: list[dict[str, Any]], built: list[dict[str, Any]]) -> list[str]:
+    """Human-readable differences between two lists of lane settings."""
+    if len(saved) != len(built):
+        return [f"{len(saved)} schedule(s) in the checkpoint, {len(built)} now"]
+    out = []
+    for i, (old, new) in enumerate(zip(saved, built, strict=True)):
+        where = f"schedule {i} " if len(built) > 1 else ""
+        a, b = old["schedule"], new["schedule"]
+        for key in sorted(set(a) | set(b), key=lambda k: (k != "name", k)):
+            if a.get(key) != b.get(key):
+                out.append(f"{where}`{key}` was {a.get(key, '(default)')!r}, now {b.get(key, '(default)')!r}")
+        if list(old.get("groups", new["groups"])) != new["groups"]:
+            out.append(f"{where}param groups were {old['groups']}, now {new['groups']}")
+    return out
+
+
+def _upgrade(state: Mapping[str, Any], scheduler: GroupScheduledLR) -> dict[str, Any]:
+    """The state in the current format; a clear error for a state that is not ours."""
+    if (
+        not isinstance(state, Mapping)
+        or "last_epoch" not in state
+        or not ({"lanes", "schedules", "schedule"} & set(state))
+    ):
+        keys = ", ".join(sorted(state)) if isinstance(state, Mapping) else type(state).__name__
+        raise InvalidValue(
+            f"this is not a lightning_lrsched scheduler state (it has {keys}): a checkpoint written with another "
+            f"scheduler (e.g. torch's) cannot continue as {type(scheduler).__name__}; resume with the scheduler it "
+            "was saved with, or start a new run from the weights only (no ckpt_path)"
+        )
+    if state.get("format") == 2:
+        return dict(state)
+    # Round one: peaks, floors and a global scale; "schedules", or "schedule" for one lane.
+    specs = state["schedules"] if "schedules" in state else [state["schedule"]]
+    judges = state.get("plateau")
+    if judges is not None and not isinstance(judges, list):
+        judges = [judges]
+    scale = float(state.get("scale", 1.0))
+    lanes = [
+        {"schedule": spec, "groups": list(lane.groups)} for spec, lane in zip(specs, scheduler.lanes, strict=False)
+    ]
+    return {
+        "last_epoch": state["last_epoch"],
+        "peaks": [scale * float(p) for p in state["peaks"]],
+        "floors": [scale * float(f) for f in state["floors"]],
+        "lanes": lanes,
+        "plateau": judges,
+    }
 
 
 def _momentum_key(optimizer: Optimizer) -> str:
@@ -303,45 +462,41 @@ class ScheduledLR(GroupScheduledLR):
         curve: its closed form for the run.
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Schedule, curve: Curve) -> None:
-        self.schedule = schedule
-        self.curve = curve
+    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve) -> None:
         super().__init__(optimizer, [Lane(schedule, curve, tuple(range(len(optimizer.param_groups))))])
 
-    def state_dict(self) -> dict[str, Any]:
-        """Time, per-group anchors, scale and the schedule (and, for ``plateau``, its judge's memory)."""
-        state = super().state_dict()
-        state["schedule"] = state.pop("schedules")[0]
-        judge = state.pop("plateau")[0]
-        if judge is not None:
-            state["plateau"] = judge
-        return state
+    @property
+    def schedule(self) -> ScheduleSpec:
+        return self.lanes[0].schedule
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        state = dict(state_dict)
-        if "plateau" in state and not isinstance(state["plateau"], list):
-            state["plateau"] = [state["plateau"]]
-        super().load_state_dict(state)
+    @property
+    def curve(self) -> Curve:
+        return self.lanes[0].curve
 
 
 class PlateauLR(ScheduledLR):
-    """The ``plateau`` schedule: time only drives the warmup; fresh metric values drive the LR.
+    """The ``plateau`` schedule: time only drives the warmup; metric values drive the LR.
 
     ``step(metric)`` works as torch's ``ReduceLROnPlateau.step(metric)``. Under Lightning,
-    :meth:`follow` makes it read the metric itself just before each optimizer step, and act only
-    on a value it has not seen (validation every N epochs, or N times per epoch, both work).
+    :class:`~lightning_lrsched.callbacks.PlateauDriver` calls :meth:`observe` with the monitored
+    value at the end of every validation run.
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Schedule, curve: Curve) -> None:
+    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve) -> None:
         if curve.plateau is None:
             raise InvalidValue(f"PlateauLR needs the `plateau` schedule: got {schedule.name!r}")
-        self.rule = curve.plateau
         super().__init__(optimizer, schedule, curve)
+
+    @property
+    def rule(self) -> PlateauRule:
+        rule = self.lanes[0].rule
+        assert rule is not None  # checked in __init__
+        return rule
 
     @property
     def judge(self) -> PlateauJudge:
         judge = self.judges[0]
-        assert judge is not None  # a plateau curve always makes one
+        assert judge is not None  # a plateau lane always has one
         return judge
 
     def step(self, metrics: Any = None) -> None:  # type: ignore[override]

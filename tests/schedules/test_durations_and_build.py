@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from torch.optim import lr_scheduler as tl
 
 from lightning_lrsched.schedules import Duration, PlateauLR, available_schedules, get_schedule, parse_duration, preview
 
@@ -97,15 +96,20 @@ def test_wsd_decay_duration_ends_the_run():
 
 
 # -- lightning_config ----------------------------------------------------------------------------------
+def stepped(scheduler):
+    """One training step as Lightning takes it: the optimizer's update, then the scheduler's step."""
+    scheduler.optimizer.step()
+    scheduler.step()
+
+
 def fake_trainer(**overrides):
     """The public attributes of a Trainer that lightning_config reads: 20 epochs of 50 steps."""
     attrs = {
         "estimated_stepping_batches": 1000,
         "num_training_batches": 100,
         "accumulate_grad_batches": 2,
-        "callback_metrics": {},
-        "world_size": 1,
-        "strategy": SimpleNamespace(root_device=torch.device("cpu"), reduce=None),
+        # A plateau schedule needs the callback that feeds it validation results.
+        "callbacks": [SimpleNamespace(drives_plateau_schedules=True)],
     }
     return SimpleNamespace(**{**attrs, **overrides})
 
@@ -141,11 +145,13 @@ def test_minimal_table_covers_the_catalog():
 def test_lightning_config_dict(make_optimizer, name):
     optimizer = make_optimizer()
     config = get_schedule(name, **MINIMAL[name]).lightning_config(optimizer, fake_trainer())
-    assert set(config) == {"scheduler", "interval", "frequency", "monitor", "name"}
+    # `monitor` only for the metric-driven schedule: Lightning warns about it under manual optimization.
+    monitored = {"monitor"} if name == "plateau" else set()
+    assert set(config) == {"scheduler", "interval", "frequency", "name"} | monitored
     assert config["interval"] == ("step" if name in STEP_INTERVAL else "epoch")
     assert config["frequency"] == 1
     assert config["name"] == f"lr-{name}"
-    assert config["monitor"] == ("val_loss" if name == "plateau" else None)
+    assert config.get("monitor") == ("val_loss" if name == "plateau" else None)
     assert isinstance(config["scheduler"], torch.optim.lr_scheduler.LRScheduler)
     assert config["scheduler"].optimizer is optimizer
     assert isinstance(config["scheduler"], PlateauLR) == (name == "plateau")
@@ -162,7 +168,7 @@ def test_cosine_default_T_max_reaches_eta_min_at_the_last_epoch_boundary(make_op
     scheduler = get_schedule("cosine", eta_min=0.001).lightning_config(optimizer, fake_trainer())["scheduler"]
     lrs = [scheduler.get_last_lr()]
     for _ in range(20):  # 1000 steps / (100 batches / 2 accumulated) = 20 epochs
-        scheduler.step()
+        stepped(scheduler)
         lrs.append(scheduler.get_last_lr())
     assert lrs[20] == [0.001, 0.001]
     assert all(lr > 0.001 for lr in lrs[19])
@@ -175,7 +181,7 @@ def test_cosine_with_warmup_covers_the_rest_of_the_run(make_optimizer):
     scheduler = schedule.lightning_config(optimizer, fake_trainer())["scheduler"]
     lrs = [scheduler.get_last_lr()[0]]
     for _ in range(20):
-        scheduler.step()
+        stepped(scheduler)
         lrs.append(scheduler.get_last_lr()[0])
     assert lrs[0] == 0.0 and lrs[5] == 0.1
     assert lrs[20] == 0.001 and min(lrs[5:20]) > 0.001
@@ -198,7 +204,7 @@ def test_lightning_config_resolves_against_the_trainer(make_optimizer, name, par
     before = None
     for _ in range(end_step):
         before = scheduler.get_last_lr()[0]
-        scheduler.step()
+        stepped(scheduler)
     assert scheduler.get_last_lr()[0] == pytest.approx(end_lr, rel=1e-9, abs=1e-15)
     assert before != pytest.approx(end_lr, rel=1e-6)  # reached at end_step, not earlier
 
@@ -209,9 +215,9 @@ def test_accumulation_sets_the_epoch_length(make_optimizer):
     scheduler = get_schedule("step", step_size="68st", gamma=0.5).lightning_config(make_optimizer(), trainer)[
         "scheduler"
     ]
-    scheduler.step()
+    stepped(scheduler)
     assert scheduler.get_last_lr()[0] == 0.1
-    scheduler.step()
+    stepped(scheduler)
     assert scheduler.get_last_lr()[0] == 0.05
 
 
@@ -231,88 +237,12 @@ def test_unknown_run_length(make_optimizer):
     # A step schedule does not: its default `total` is the 1000 steps.
     scheduler = get_schedule("warmup_linear", warmup=10).lightning_config(make_optimizer(), streaming)["scheduler"]
     for _ in range(999):
-        scheduler.step()
+        stepped(scheduler)
     assert scheduler.get_last_lr()[0] == pytest.approx(0.1 / 990)
-    scheduler.step()
+    stepped(scheduler)
     assert scheduler.get_last_lr() == [0.0, 0.0]
 
 
-# -- plateau under lightning_config: reads callback_metrics itself ---------------------------------------
-def _one_param_sgd(lr=1.0):
-    param = torch.nn.Parameter(torch.zeros(1))
-    return param, torch.optim.SGD([param], lr=lr)
-
-
-def _train_step(param, optimizer):
-    """One optimizer step with gradient 1; returns the LR the step actually used."""
-    param.grad = torch.ones(1)
-    before = param.item()
-    optimizer.step()
-    return before - param.item()
-
-
-def test_plateau_reads_fresh_metrics_before_each_optimizer_step():
-    param, optimizer = _one_param_sgd()
-    trainer = fake_trainer()
-    config = get_schedule("plateau", patience=0, factor=0.5).lightning_config(optimizer, trainer)
-    scheduler = config["scheduler"]
-    assert _train_step(param, optimizer) == 1.0  # no metric yet: nothing happens
-
-    trainer.callback_metrics["val_loss"] = torch.tensor(1.0)
-    assert _train_step(param, optimizer) == 1.0  # first value: the best so far
-    for _ in range(5):  # the same object again and again is one observation, not six
-        assert _train_step(param, optimizer) == 1.0
-    scheduler.step()  # epoch ends: the scheduler's own steps do not judge anything
-    assert scheduler.get_last_lr() == [1.0]
-
-    trainer.callback_metrics["val_loss"] = torch.tensor(1.0)  # a fresh value, no better
-    # The reduction happens before the optimizer step, so that very step uses the new LR.
-    assert _train_step(param, optimizer) == 0.5
-    assert _train_step(param, optimizer) == 0.5
-    assert scheduler.get_last_lr() == [0.5]
-
-    trainer.callback_metrics["val_loss"] = torch.tensor(0.1)  # improves: no reduction
-    assert _train_step(param, optimizer) == 0.5
-    trainer.callback_metrics["val_loss"] = 0.1  # plain floats work too
-    assert _train_step(param, optimizer) == 0.25
-
-
-def test_plateau_under_lightning_matches_torch_on_the_fresh_values(make_optimizer):
-    # (value, how many optimizer steps see it): only the first sighting of each object counts.
-    events = [(1.0, 3), (0.9, 1), (0.9, 4), (0.95, 2), (0.9, 1), (0.7, 5), (0.8, 1), (0.8, 2), (0.8, 1), (0.8, 3)]
-    params = {"patience": 1, "factor": 0.5, "cooldown": 1, "min_lr": 0.01}
-    optimizer, trainer = make_optimizer(), fake_trainer()
-    get_schedule("plateau", **params).lightning_config(optimizer, trainer)
-    reference_optimizer = make_optimizer()
-    reference = tl.ReduceLROnPlateau(reference_optimizer, **params)
-    seen = []
-    for value, sightings in events:
-        trainer.callback_metrics["val_loss"] = torch.tensor(value)
-        reference_optimizer.step()
-        reference.step(value)
-        for _ in range(sightings):
-            optimizer.step()
-        seen.append([g["lr"] for g in optimizer.param_groups])
-        assert seen[-1] == reference.get_last_lr()
-    assert seen[-1] != seen[0]  # the sequence does reduce
-
-
-def test_plateau_decides_on_the_value_averaged_over_processes():
-    reduced = iter([1.0, 0.5, 0.5, 0.5])
-    calls = []
-
-    def reduce(tensor, reduce_op):
-        calls.append((float(tensor), reduce_op))
-        return torch.tensor(next(reduced), dtype=torch.float64)
-
-    param, optimizer = _one_param_sgd()
-    strategy = SimpleNamespace(root_device=torch.device("cpu"), reduce=reduce)
-    trainer = fake_trainer(world_size=2, strategy=strategy)
-    get_schedule("plateau", patience=1, factor=0.5).lightning_config(optimizer, trainer)
-    used = []
-    for _ in range(4):
-        trainer.callback_metrics["val_loss"] = torch.tensor(1.0)  # this rank alone never improves
-        used.append(_train_step(param, optimizer))
-    # On local values (1.0 four times) the third would reduce; on the averaged ones only the fourth does.
-    assert used == [1.0, 1.0, 1.0, 0.5]
-    assert calls == [(1.0, "mean")] * 4
+def test_plateau_without_its_driver_is_refused(make_optimizer):
+    with pytest.raises(ValueError, match=r"add lightning_lrsched.PlateauDriver\(\) to Trainer\(callbacks"):
+        get_schedule("plateau").lightning_config(make_optimizer(), fake_trainer(callbacks=[]))

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_lrsched import PlateauDriver
 from lightning_lrsched.schedules import GroupScheduledLR, GroupSchedules, get_schedule
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -92,15 +93,15 @@ def test_each_group_follows_its_solo_schedule(case, kind):
     groups = GroupSchedules(list(specs))
     optimizer = _optimizer(kind)
     scheduler = groups.build(optimizer, total_steps=EPOCHS * STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH)
-    metrics: dict[str, Any] = {}
-    scheduler.follow(lambda: metrics)
     lrs, moms = [], []
     for step in range(EPOCHS * STEPS_PER_EPOCH):
         epoch, last = divmod(step, STEPS_PER_EPOCH)
         if last == 0 and epoch > 0:
-            # A new object per validation run, as Lightning logs them: both monitors see a fresh value.
-            metrics = {"val_loss": torch.tensor(METRICS[epoch - 1]), "other": torch.tensor(METRICS[epoch - 1])}
-        optimizer.step()  # the pre-hook reads the metrics before the update, as under Lightning
+            # Validation ended the previous epoch: each plateau lane judges its metric (as PlateauDriver does).
+            for i, lane in enumerate(scheduler.lanes):
+                if lane.metric is not None:
+                    scheduler.observe(METRICS[epoch - 1], i)
+        optimizer.step()
         lrs.append([g["lr"] for g in optimizer.param_groups])
         moms.append([_momentum(g) for g in optimizer.param_groups])
         if groups.interval == "step" or last == STEPS_PER_EPOCH - 1:
@@ -156,7 +157,7 @@ def test_state_dict_resume_continues_exactly(k):
     optimizer_b, scheduler_b = fresh()
     run(scheduler_b, optimizer_b, 0, k)
     state = _checkpoint(scheduler_b.state_dict())
-    assert state["schedules"] == [get_schedule(s).to_dict() for s in specs]
+    assert [lane["schedule"] for lane in state["lanes"]] == [get_schedule(s).to_dict() for s in specs]
     optimizer_c, scheduler_c = fresh()
     scheduler_c.load_state_dict(state)
     assert run(scheduler_c, optimizer_c, k, total) == full[k:]
@@ -179,7 +180,7 @@ def test_state_dict_resume_continues_exactly(k):
         (
             lambda: _two_group_scheduler().load_state_dict(_three_group_state()),
             ValueError,
-            "the state_dict is for 3 param groups but the optimizer has 2",
+            r"saved with other settings: 3 schedule\(s\) in the checkpoint, 2 now",
         ),
     ],
 )
@@ -279,7 +280,7 @@ def _fit(root, schedules, *, callbacks=(), ckpt_path=None) -> tuple[L.Trainer, L
         enable_model_summary=False,
         num_sanity_val_steps=1,
         limit_val_batches=1,
-        callbacks=[trace, *callbacks],
+        callbacks=[trace, PlateauDriver(), *callbacks],
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
