@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_lrsched import PlateauDriver
 from lightning_lrsched.schedules import GroupSchedules, get_schedule
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -252,6 +253,10 @@ def trainer(root: Any, **kwargs: Any) -> pl.Trainer:
         "limit_val_batches": 1,
     }
     options.update(kwargs)
+    # A plateau schedule follows validation results through PlateauDriver (harmless for the others).
+    callbacks = list(options.get("callbacks") or ())
+    if not any(isinstance(c, PlateauDriver) for c in callbacks):
+        options["callbacks"] = [*callbacks, PlateauDriver()]
     if any(isinstance(c, ModelCheckpoint) for c in options.get("callbacks") or ()):
         options["enable_checkpointing"] = True
     return pl.Trainer(**options)

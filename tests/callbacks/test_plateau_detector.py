@@ -88,11 +88,11 @@ def test_judges_each_validation_run_when_validating_several_times_per_epoch(tmp_
     assert [e["step"] - 1 for e in detector.events] == torch_reductions(f32(values), patience=1) == [4, 7]
 
 
-def test_judges_only_fresh_values(tmp_path):
-    # Validation runs 1 and 3 do not log val_loss: the value from run 0 / 2 is still in
-    # callback_metrics then, and must not be judged a second time.
+def test_judges_the_value_at_every_validation_end_as_early_stopping_does(tmp_path):
+    # Validation runs 1 and 3 do not log val_loss: what callback_metrics holds then (run 0's / 2's
+    # value) is judged, as EarlyStopping would; a monitor never logged at all is warned about.
     detector, _ = run_detector(tmp_path, [1.0, None, 1.0, None, 1.0], patience=0)
-    assert [e["epoch"] for e in detector.events] == [2, 4]
+    assert [e["epoch"] for e in detector.events] == [1, 2, 3, 4]
 
 
 def test_validation_every_other_epoch(tmp_path):
@@ -129,15 +129,14 @@ def test_reduce_rescales_a_catalog_schedule_and_respects_min_lr(tmp_path):
     )
     t.fit(module, data(2), data(1))
     scheduler = t.lr_scheduler_configs[0].scheduler
-    # Plateaus at epochs 1, 2, 3: x0.5, then capped by group 0's min_lr (0.04 / 0.1), then no change.
+    # Plateaus at epochs 1, 2, 3: x0.5, then each group stops at its own min_lr (torch's rule per group).
     assert [e["epoch"] for e in detector.events] == [1, 2, 3]
-    assert scheduler.scale == pytest.approx(0.4)
+    assert scheduler.peaks == pytest.approx([0.04, 0.01])
     lrs = {step: (row["lr-step/pg1"], row["lr-step/pg2"]) for step, row in lr_logger.history}
     assert lrs[2] == pytest.approx((0.1, 0.03))  # epoch 1, before its validation
-    assert lrs[4] == pytest.approx((0.05, 0.015))  # the scale survives the epoch-end scheduler step
-    assert lrs[7] == pytest.approx((0.04, 0.012))
+    assert lrs[4] == pytest.approx((0.05, 0.015))  # the reduction survives the epoch-end scheduler step
+    assert lrs[7] == pytest.approx((0.04, 0.01))
     assert lr_logger.mismatches == 0
-    assert detector.scale == pytest.approx(0.125)
 
 
 def test_reduce_rescales_per_group_schedules(tmp_path):
@@ -147,7 +146,7 @@ def test_reduce_rescales_per_group_schedules(tmp_path):
     schedules = per_group([{"name": "step", "step_size": 100}, {"name": "warmup_constant", "warmup": 2}])
     t.fit(ScriptedModule(scheduler=schedules, scripted={"val_loss": [1.0, 1.0, 2.0]}), data(2), data(1))
     assert [e["epoch"] for e in detector.events] == [1, 2]
-    assert t.lr_scheduler_configs[0].scheduler.scale == pytest.approx(0.25)
+    assert t.lr_scheduler_configs[0].scheduler.peaks == pytest.approx([0.025, 0.0075])
     lrs = {step: (row["lr-groups/pg1"], row["lr-groups/pg2"]) for step, row in lr_logger.history}
     assert lrs[3] == pytest.approx((0.1, 0.03)) and lrs[4] == pytest.approx((0.05, 0.015))
     assert lr_logger.mismatches == 0
@@ -239,14 +238,14 @@ def test_state_dict_round_trip_and_older_checkpoints():
     detector.judge.update(1.0)
     detector.judge.update(2.0)
     state = detector.state_dict()
-    assert set(state) == {"best", "num_bad", "cooldown_counter", "scale", "events", "diverged", "baseline"}
+    assert set(state) == {"best", "num_bad", "cooldown_counter", "since_best", "events", "diverged", "baseline"}
     restored = PlateauDetector(patience=3)
     restored.load_state_dict(state)
     assert restored.state_dict() == state
-    # A checkpoint from before `scale`, `events` and `diverged` existed, with EarlyStopping's `wait`.
+    # A checkpoint from before `events` and `diverged` existed, with EarlyStopping's `wait`.
     old = PlateauDetector(patience=3)
-    old.load_state_dict({"best": 0.5, "wait": 2})
-    assert (old.judge.best, old.judge.num_bad, old.scale, old.events) == (0.5, 2, 1.0, [])
+    old.load_state_dict({"best": 0.5, "wait": 2, "scale": 0.5})
+    assert (old.judge.best, old.judge.num_bad, old.events) == (0.5, 2, [])
     assert old.judge.update(0.6) is False and old.judge.update(0.6) is True  # 4 bad values > patience 3
 
 
