@@ -1,11 +1,14 @@
-"""Two CPU processes (ddp_spawn) where each rank logs its own metric values; run by test_ddp.py.
+"""Two CPU processes (DDP) where each rank logs its own metric values; run by test_ddp.py.
 
-Usage: ``python ddp_plateau_run.py OUT_DIR``. It fits twice, in the same two processes (starting
-them costs far more than training): ``plateau`` (a reducing detector on ``val_loss`` and a
-stopping one on ``val_acc``) and ``diverge`` (rank 1's training loss turns NaN at step 3). Each
-rank writes ``OUT_DIR/<mode>/rank<r>.json`` at the end of each fit: its step, epoch, LRs and the
-detectors' events. ``strategy="ddp"`` re-launches this script for rank 1, which is why it takes
-its arguments from the command line.
+Usage: ``python ddp_plateau_run.py OUT_DIR``. It fits several times in the same two processes
+(starting them costs far more than training): ``plateau`` (a reducing detector on ``val_loss`` and a
+stopping one on ``val_acc``), ``diverge`` (rank 1's training loss turns NaN at step 3), ``schedule``
+(the ``plateau`` schedule and a logging detector with the same rule, on values the ranks disagree
+on), ``rank_local`` (the same, with ``val_loss`` logged on rank 0 only) and, last because an error in
+DDP ends the processes, ``missing`` (a strict detector whose monitor nobody logs). Each rank writes
+``OUT_DIR/<mode>/rank<r>.json`` at the end of each fit: its step, epoch, LRs and the detectors'
+events (``missing``: the error each rank got). ``strategy="ddp"`` re-launches this script for
+rank 1, which is why it takes its arguments from the command line.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from callback_helpers import ScriptedModule, data
+from callback_helpers import ScriptedModule, catalog, data
 from lightning.pytorch.callbacks import Callback
 
-from lightning_lrsched import PlateauDetector
+from lightning_lrsched import PlateauDetector, PlateauDriver
+from lightning_lrsched.errors import InvalidValue
 
 # Per rank, one value per epoch; the detectors see their mean (see test_ddp.py).
 VAL_LOSS = {
@@ -34,15 +38,17 @@ VAL_ACC = {
 }
 EPOCHS = 8
 STRATEGY = "ddp"
+MODES = ("plateau", "diverge", "schedule", "rank_local", "missing")
 NAN_STEP = 3
 
 
 class RankModule(ScriptedModule):
     """Logs this rank's own values, without sync_dist: the ranks disagree on purpose."""
 
-    def __init__(self, diverge: bool) -> None:
-        super().__init__(groups=2)
+    def __init__(self, diverge: bool, rank_zero_only: bool = False, scheduler: Any = None) -> None:
+        super().__init__(groups=2, scheduler=scheduler)
         self.diverge = diverge
+        self.rank_zero_only = rank_zero_only
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = super().training_step(batch, batch_idx)
@@ -53,7 +59,8 @@ class RankModule(ScriptedModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        self.log("val_loss", VAL_LOSS[self.global_rank][self.current_epoch])
+        if self.global_rank == 0 or not self.rank_zero_only:  # rank-local: rank 1 never logs it
+            self.log("val_loss", VAL_LOSS[self.global_rank][self.current_epoch], rank_zero_only=self.rank_zero_only)
         self.log("val_acc", VAL_ACC[self.global_rank][self.current_epoch])
 
 
@@ -79,10 +86,18 @@ def fit(out: Path, mode: str) -> None:
     out = out / mode
     out.mkdir(parents=True, exist_ok=True)
     diverge = mode == "diverge"
-    detectors = [
-        PlateauDetector(monitor="val_loss", patience=0, action="reduce", factor=0.5),
-        PlateauDetector(monitor="val_acc", mode="max", patience=1, action="stop"),
-    ]
+    scheduler = None
+    if mode in ("schedule", "rank_local"):
+        # The schedule reduces; a detector with the same rule only logs: both must decide alike.
+        scheduler = catalog({"name": "plateau", "patience": 0, "factor": 0.5})
+        detectors = [PlateauDetector(monitor="val_loss", patience=0, action="log")]
+    elif mode == "missing":
+        detectors = [PlateauDetector(monitor="val_los", patience=0, strict=True)]
+    else:
+        detectors = [
+            PlateauDetector(monitor="val_loss", patience=0, action="reduce", factor=0.5),
+            PlateauDetector(monitor="val_acc", mode="max", patience=1, action="stop"),
+        ]
     trainer = pl.Trainer(
         default_root_dir=out,
         accelerator="cpu",
@@ -96,13 +111,18 @@ def fit(out: Path, mode: str) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[*detectors, Dump(out, detectors)],
+        callbacks=[*detectors, PlateauDriver(), Dump(out, detectors)],
     )
+    module = RankModule(diverge, rank_zero_only=mode == "rank_local", scheduler=scheduler)
     # 4 batches, split over 2 ranks: 2 optimizer steps per epoch.
-    trainer.fit(RankModule(diverge), data(4), data(2))
+    try:
+        trainer.fit(module, data(4), data(2))
+    except InvalidValue as error:
+        (out / f"rank{trainer.global_rank}.json").write_text(json.dumps({"error": str(error)}))
+        raise
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    for mode in ("plateau", "diverge"):
+    for mode in MODES:
         fit(Path(sys.argv[1]), mode)

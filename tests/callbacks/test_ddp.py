@@ -1,4 +1,4 @@
-"""PlateauDetector under 2-process CPU DDP: every rank takes the decision of the averaged metric.
+"""Plateau decisions under 2-process CPU DDP: every rank takes the decision of the averaged metric.
 
 The run happens in a subprocess (``ddp_plateau_run.py``, ``strategy="ddp"``), killed with its
 workers if it outlives the timeout, so a hang fails the test instead of blocking CI.
@@ -20,7 +20,7 @@ from callback_helpers import (
     one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     torch_reductions,
 )
-from ddp_plateau_run import NAN_STEP, VAL_ACC, VAL_LOSS
+from ddp_plateau_run import MODES, NAN_STEP, VAL_ACC, VAL_LOSS
 
 pytestmark = QUIET
 
@@ -47,11 +47,16 @@ def results(tmp_path_factory):
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
         pytest.fail(f"the DDP run hung (killed after {TIMEOUT_S} s):\n{output.decode()[-3000:]}")
-    assert process.returncode == 0, output.decode()[-3000:]
-    return {
+    text = output.decode()
+    # The last mode ends in an error on every rank, by design: the run must fail with it, not hang.
+    assert process.returncode != 0 and "val_los" in text, text[-3000:]
+    results = {
         mode: [json.loads((out / mode / f"rank{r}.json").read_text()) for r in (0, 1)]
-        for mode in ("plateau", "diverge")
+        for mode in MODES
+        if mode != "missing"
     }
+    results["missing"] = json.loads((out / "missing" / "rank0.json").read_text())
+    return results
 
 
 def mean(per_rank):
@@ -91,3 +96,24 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(results):
     assert rank0["diverged"] == rank1["diverged"] == [True, True]
     diverged = [e for events in rank0["events"].values() for e in events if e["action"] == "diverged"]
     assert len(diverged) == 2 and all("training loss is nan" in e["reason"] for e in diverged)
+
+
+def test_the_plateau_schedule_and_the_detector_decide_alike_on_the_mean(results):
+    rank0, rank1 = results["schedule"]
+    assert rank0["lrs"] == rank1["lrs"] and rank0["events"] == rank1["events"]
+    reductions = torch_reductions(mean(VAL_LOSS), patience=0)
+    assert [e["epoch"] for e in rank0["events"]["val_loss"]] == reductions
+    assert rank0["lrs"] == pytest.approx([0.1 * 0.5 ** len(reductions), 0.03 * 0.5 ** len(reductions)])
+
+
+def test_a_metric_logged_on_rank_zero_only_drives_every_rank_alike(results):
+    rank0, rank1 = results["rank_local"]
+    assert rank0["lrs"] == rank1["lrs"] and rank0["events"] == rank1["events"]
+    reductions = torch_reductions(VAL_LOSS[0], patience=0)  # rank 0's values: the only ones logged
+    assert [e["epoch"] for e in rank0["events"]["val_loss"]] == reductions
+    assert rank0["lrs"] == pytest.approx([0.1 * 0.5 ** len(reductions), 0.03 * 0.5 ** len(reductions)])
+
+
+def test_a_monitor_nobody_logs_stops_with_an_error_naming_it(results):
+    error = results["missing"]["error"]
+    assert "'val_los' was not logged" in error and "val_loss" in error  # the logged keys are listed
