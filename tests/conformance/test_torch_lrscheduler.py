@@ -177,7 +177,10 @@ TARGETS = [
 
 @pytest.mark.parametrize(("name", "params", "epochs", "targets"), TARGETS)
 def test_upstream_targets(name, params, epochs, targets):
-    """Upstream's ``_test`` (param_groups) and ``_test_get_last_lr`` (get_last_lr) on one run each."""
+    """Upstream's ``_test`` (param_groups) and ``_test_get_last_lr`` (get_last_lr), both on every row.
+
+    So test_get_last_lr_constantlr (the same table as test_constantlr) has no row of its own.
+    """
     optimizer = _upstream_optimizer()
     seen = _before_each_step(optimizer, get_schedule(name, **params).build(optimizer), epochs)
     _assert_groups(seen["lr"], targets, "param_groups lr")
@@ -746,13 +749,18 @@ def test_old_pattern_warning():
 
 @pytest.mark.parametrize(("name", "params"), CATALOG_CASES)
 def test_no_cyclic_references(name, params):
-    def build_and_drop() -> tuple[int, weakref.ref]:
-        param = torch.nn.Parameter(torch.empty(10))
-        optimizer = SGD([param], lr=0.5, momentum=0.9)
+    """test_no_cyclic_references and test_no_cyclic_references_in_step.
+
+    With the collector off, only reference counting frees objects, so a reference cycle through the
+    optimizer or the scheduler would keep them alive. (Upstream also counts ``gc.get_referrers``;
+    a freed optimizer has none, and the heap scan is slow with transformers imported.)
+    """
+
+    def build_and_drop() -> weakref.ref:
+        optimizer = SGD([torch.nn.Parameter(torch.empty(10))], lr=0.5, momentum=0.9)
         scheduler = get_schedule(name, **params).build(optimizer, total_steps=100)
         del scheduler
-        referrers = len(gc.get_referrers(optimizer))
-        return referrers, weakref.ref(optimizer)
+        return weakref.ref(optimizer)
 
     def run_in_step() -> weakref.ref:
         param = torch.empty(10, requires_grad=True)
@@ -762,15 +770,10 @@ def test_no_cyclic_references(name, params):
         _step(optimizer, scheduler, name)
         return weakref.ref(scheduler)
 
-    # With the collector off, only reference counting frees objects: a cycle would keep them.
-    gc.collect()
     gc.disable()
     try:
-        referrers, optimizer_ref = build_and_drop()
-        scheduler_ref = run_in_step()
-        assert referrers == 0  # test_no_cyclic_references
-        assert optimizer_ref() is None
-        assert scheduler_ref() is None  # test_no_cyclic_references_in_step
+        assert build_and_drop()() is None
+        assert run_in_step()() is None
     finally:
         gc.enable()
 
@@ -802,7 +805,7 @@ def test_step_with_epoch_is_refused(name, params, epoch):
     optimizer.step()
     scheduler.step()
     before = (scheduler.last_epoch, scheduler.get_last_lr())
-    with pytest.raises(InvalidType, match="`epoch` is not supported"):
+    with pytest.raises(InvalidType, match="epoch"):
         scheduler.step(epoch)
     assert (scheduler.last_epoch, scheduler.get_last_lr()) == before
 
@@ -826,13 +829,13 @@ def test_step_with_epoch_is_refused(name, params, epoch):
 )
 def test_momentum_outside_unit_interval_is_refused(name, params, argument):
     """Difference: upstream's momenta 1..22 are refused; the ports above use them scaled by MOMENTUM_SCALE."""
-    with pytest.raises(InvalidValue, match=f"`{argument}` must be in \\[0.0, 1.0\\]"):
+    with pytest.raises(InvalidValue, match=f"`{argument}`"):
         get_schedule(name, **params)
 
 
 def test_cyclic_zero_base_lr_is_refused():
     """Difference: torch's CyclicLR takes ``base_lr=0`` (test_cycle_lr_invalid_mode passes it); we require > 0."""
-    with pytest.raises(InvalidValue, match="`base_lr` must be > 0"):
+    with pytest.raises(InvalidValue, match="`base_lr`"):
         get_schedule("cyclic", base_lr=0, max_lr=0.1)
 
 
