@@ -7,8 +7,8 @@ the second group's targets are ten times the first's.
 
 Where we differ from torch on purpose (``step(epoch)``, momentum outside [0, 1], no ``last_epoch``
 argument, ...) the test asserts our behaviour and says why; the README lists these differences.
-Tests marked ``xfail(strict=True)`` describe behaviour issue 9 asks for and the scheduler does not
-have yet.
+Behaviour issue 9 asked for (initial_lr bases, tensor LRs, strict state loading, late param groups) is
+tested here as torch and transformers expect it.
 
 Not ported, for want of an equivalent in our catalog: ``LambdaLR``, ``MultiplicativeLR``, ``SWALR``,
 ``SequentialLR``, ``ChainedScheduler`` and the ``ReduceLROnPlateau`` compounds (composition is
@@ -733,11 +733,6 @@ def test_new_pattern_no_warning():
             scheduler.step()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 (shape): the scheduler is to use torch's LRScheduler.step() bookkeeping, which warns "
-    "when scheduler.step() comes before optimizer.step(); ours overrides step() and does not",
-)
 def test_old_pattern_warning():
     optimizer = _upstream_optimizer()
     scheduler = get_schedule("step", gamma=0.1, step_size=3).build(optimizer)
@@ -882,7 +877,6 @@ BASE_FROM_OPTIMIZER = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 point 5: a group's base must be its `initial_lr` when present")
 @pytest.mark.parametrize(("name", "params"), BASE_FROM_OPTIMIZER)
 def test_initial_lr_is_the_base(name, params):
     # Upstream's resuming setup (test_old_pattern_warning_resuming): groups carry initial_lr (0.01
@@ -904,7 +898,6 @@ TENSOR_CASES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 point 6: tensor LRs must stay tensors, updated in place")
 @pytest.mark.parametrize(("name", "params"), TENSOR_CASES)
 def test_tensor_lr_stays_tensor(name, params):
     # As torch's schedulers do (test_constant_initial_lr, test_sequentiallr_does_not_alias_lr_and_initial_lr):
@@ -921,7 +914,6 @@ def test_tensor_lr_stays_tensor(name, params):
         scheduler.step()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 point 6: tensor LRs must stay tensors, also after a plateau reduction")
 def test_reduce_lr_on_plateau_preserves_lr_type():
     optimizer = _upstream_optimizer()
     types = [type(group["lr"]) for group in optimizer.param_groups]
@@ -967,7 +959,6 @@ OTHER_SETTINGS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 point 9: a state saved with other settings must be refused by name")
 @pytest.mark.parametrize(("name", "saved", "built"), OTHER_SETTINGS)
 def test_state_dict_with_other_settings_is_refused(name, saved, built):
     optimizer = _upstream_optimizer()
@@ -981,7 +972,6 @@ def test_state_dict_with_other_settings_is_refused(name, saved, built):
     assert all(key in str(error.value) for key in differing), str(error.value)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 point 9: a foreign (torch) scheduler state must get a clear error")
 @pytest.mark.parametrize(
     "foreign",
     [
@@ -996,9 +986,6 @@ def test_torch_state_dict_is_refused(foreign):
         ours.load_state_dict(state)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 9 point 7: a group added after build must be adopted or refused, not left unscheduled"
-)
 @pytest.mark.parametrize("min_lr", ["scalar", "list"])
 def test_add_param_group_does_not_break_reduce_lr_on_plateau(min_lr):
     """Upstream adds a group (lr 0.05) at epoch 8 and the first group keeps its targets.

@@ -119,10 +119,6 @@ def test_schedulers_resume_in_a_new_process(spec, expected, tmp_path):
     assert lrs_2 == lrs_1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 point 5: a schedule built on an optimizer another one moved must start from `initial_lr`",
-)
 def test_schedulers_shared_optimizer():
     """Upstream's table exactly as upstream runs it: every schedule on one shared optimizer, in order."""
     optimizer = _optimizer()
