@@ -1,4 +1,4 @@
-"""`SyntheticDataModule` and `ShardedBatches`: seeded, learnable, identical on any number of processes."""
+"""`SyntheticDataModule` and `GlobalBatchSampler`: seeded, learnable, identical on any process count, resumable."""
 
 from __future__ import annotations
 
@@ -12,61 +12,205 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_lrsched.models import SyntheticDataModule
-from lightning_lrsched.models.data import ShardedBatches
+from lightning_lrsched.models.data import GlobalBatchDataModule, GlobalBatchSampler
 
 
-def attach(dm: SyntheticDataModule, world_size: int = 1, rank: int = 0, epoch: int = 0) -> SyntheticDataModule:
-    """Give ``dm`` the three things it reads from its trainer."""
-    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank, current_epoch=epoch)
+def attach(dm: GlobalBatchDataModule, world_size: int = 1, rank: int = 0) -> GlobalBatchDataModule:
+    """Give ``dm`` the two things it reads from its trainer."""
+    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
     return dm
+
+
+def served(loader: DataLoader, epoch: int = 0) -> list:
+    """The batches ``loader`` serves in ``epoch``, after Lightning's ``set_epoch`` call."""
+    loader.sampler.set_epoch(epoch)
+    return list(loader)
 
 
 def global_batches(world_size: int, split: str, epoch: int = 0, **kwargs) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The global batches of ``split`` as ``world_size`` processes see them, their parts concatenated in rank order."""
     parts = []
     for rank in range(world_size):
-        dm = attach(SyntheticDataModule(**kwargs), world_size, rank, epoch)
-        parts.append(list(getattr(dm, f"{split}_dataloader")()))
+        dm = attach(SyntheticDataModule(**kwargs), world_size, rank)
+        parts.append(served(getattr(dm, f"{split}_dataloader")(), epoch))
     return [(torch.cat([p[i][0] for p in parts]), torch.cat([p[i][1] for p in parts])) for i in range(len(parts[0]))]
 
 
-# -- ShardedBatches ---------------------------------------------------------------------------------
+# -- GlobalBatchSampler -----------------------------------------------------------------------------
 @settings(max_examples=50, deadline=None)
 @given(
     n=st.integers(1, 60),
     batch_size=st.integers(1, 12),
     world_size=st.integers(1, 4),
-    shuffled=st.booleans(),
+    shuffle=st.booleans(),
+    epoch=st.integers(0, 3),
 )
-def test_sharded_batches_concatenated_over_ranks_are_the_global_batches(n, batch_size, world_size, shuffled):
-    x = torch.arange(n * 3, dtype=torch.float32).reshape(n, 3)
-    y = torch.arange(n)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(n)) if shuffled else None
-    single = ShardedBatches(x, y, batch_size, 1, (lambda: order) if shuffled else None)
-    sharded = ShardedBatches(x, y, batch_size, world_size, (lambda: order) if shuffled else None)
-    assert len(single) == math.ceil(n / batch_size)
-    assert len(sharded) == len(single) * world_size
-    # what Lightning's DistributedSampler hands each rank: items r, r + W, r + 2W, ... (unshuffled)
-    per_rank = [
-        list(DataLoader(sharded, batch_size=None, sampler=DistributedSampler(sharded, world_size, r, shuffle=False)))
-        for r in range(world_size)
-    ]
+def test_micro_batches_concatenated_over_ranks_are_the_global_batches(n, batch_size, world_size, shuffle, epoch):
+    def sampler(rank: int) -> GlobalBatchSampler:
+        s = GlobalBatchSampler(n, batch_size, world_size, rank, shuffle=shuffle, seed=n)
+        s.set_epoch(epoch)
+        return s
+
+    one = GlobalBatchSampler(n, batch_size, shuffle=shuffle, seed=n)
+    one.set_epoch(epoch)
+    single = list(one)
+    per_rank = [list(sampler(r)) for r in range(world_size)]
+    assert all(len(parts) == len(single) == len(one) == math.ceil(n / batch_size) for parts in per_rank)
     seen = []
-    for b in range(len(single)):
-        xs, ys = single[b]
-        assert torch.equal(torch.cat([per_rank[r][b][0] for r in range(world_size)]), xs)
-        assert torch.equal(torch.cat([per_rank[r][b][1] for r in range(world_size)]), ys)
-        assert torch.equal(xs[:, 0] / 3, ys.float()), "inputs and labels come from different rows"
-        seen += ys.tolist()
+    for b, whole in enumerate(single):
+        assert torch.equal(torch.cat([per_rank[r][b] for r in range(world_size)]), whole)
+        assert len(whole) == min(batch_size, n - b * batch_size)
+        seen += whole.tolist()
     assert sorted(seen) == list(range(n)), "each sample once per epoch"
-    if shuffled:
-        assert seen == order.tolist()
+    assert seen == one.order(epoch).tolist()
 
 
-def test_sharded_batches_split_a_batch_evenly():
-    x, y = torch.zeros(10, 2), torch.arange(10)
-    sharded = ShardedBatches(x, y, 8, 2)
-    assert [len(sharded[i][1]) for i in range(len(sharded))] == [4, 4, 1, 1]
+def test_a_batch_is_split_evenly_among_ranks():
+    parts = [list(GlobalBatchSampler(10, 8, 2, rank)) for rank in (0, 1)]
+    assert [[len(p) for p in rank] for rank in parts] == [[4, 1], [4, 1]]
+
+
+def test_shuffled_orders_differ_by_epoch_and_seed_only():
+    a, b = GlobalBatchSampler(50, 8, shuffle=True, seed=3), GlobalBatchSampler(50, 8, shuffle=True, seed=3)
+    assert torch.equal(a.order(2), b.order(2))
+    assert not torch.equal(a.order(2), a.order(3))
+    assert not torch.equal(a.order(2), GlobalBatchSampler(50, 8, shuffle=True, seed=4).order(2))
+    assert torch.equal(GlobalBatchSampler(50, 8).order(7), torch.arange(50))
+
+
+def test_lightning_keeps_the_sampler_under_a_distributed_strategy():
+    # Lightning replaces a loader's sampler by its own shuffling one unless it is a DistributedSampler
+    assert isinstance(GlobalBatchSampler(10, 2), DistributedSampler)
+
+
+# -- where the epoch stands: state_dict / load_state_dict ---------------------------------------------
+def take(sampler: GlobalBatchSampler, count: int) -> list[list[int]]:
+    iterator = iter(sampler)
+    return [next(iterator).tolist() for _ in range(count)]
+
+
+@pytest.mark.parametrize("stop", [1, 3, 6])
+@pytest.mark.parametrize(("saved_on", "resumed_on"), [(1, 1), (2, 2), (2, 1), (1, 2)])
+def test_a_resumed_sampler_continues_after_the_last_batch_served(stop: int, saved_on: int, resumed_on: int):
+    """Stop after ``stop`` of 7 batches of epoch 2 on ``saved_on`` processes; resume on ``resumed_on``."""
+
+    def sampler(world: int, rank: int) -> GlobalBatchSampler:
+        s = GlobalBatchSampler(50, 8, world, rank, shuffle=True, seed=1)
+        s.set_epoch(2)
+        return s
+
+    first = sampler(saved_on, 0)
+    take(first, stop)
+    state = first.state_dict()
+    assert state["epoch"] == 2 and state["batches"] == stop
+    for rank in range(resumed_on):
+        resumed = sampler(resumed_on, rank)
+        resumed.load_state_dict(state)
+        rest = [part.tolist() for part in resumed]
+        assert rest == [part.tolist() for part in sampler(resumed_on, rank)][stop:]
+        assert resumed.state_dict()["batches"] == 7, "the count goes on to the end of the epoch"
+        assert len(list(resumed)) == 7, "the epoch after a resumed one is whole"
+
+
+def test_a_second_resume_in_the_same_epoch_counts_from_the_epoch_start():
+    sampler = GlobalBatchSampler(50, 8, shuffle=True)
+    take(sampler, 2)
+    again = GlobalBatchSampler(50, 8, shuffle=True)
+    again.load_state_dict(sampler.state_dict())
+    take(again, 3)
+    assert again.state_dict()["batches"] == 5
+    third = GlobalBatchSampler(50, 8, shuffle=True)
+    third.load_state_dict(again.state_dict())
+    assert [part.tolist() for part in third] == [batch.tolist() for batch in torch.split(sampler.order(0), 8)][5:]
+
+
+def test_the_resume_point_applies_to_its_own_epoch_only():
+    sampler = GlobalBatchSampler(50, 8, shuffle=True)
+    sampler.set_epoch(4)
+    take(sampler, 7)
+    state = sampler.state_dict()  # an end-of-epoch checkpoint: Lightning goes on with epoch 5
+    resumed = GlobalBatchSampler(50, 8, shuffle=True)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(5)
+    assert len(list(resumed)) == 7
+
+
+def test_the_epoch_and_resume_point_are_read_when_iteration_starts():
+    """Lightning creates the loader's iterator, then loads the state and calls set_epoch, then iterates."""
+    saved = GlobalBatchSampler(50, 8, shuffle=True)
+    saved.set_epoch(3)
+    take(saved, 2)
+    resumed = GlobalBatchSampler(50, 8, shuffle=True)
+    iterator = iter(resumed)
+    resumed.load_state_dict(saved.state_dict())
+    resumed.set_epoch(3)
+    assert [part.tolist() for part in iterator] == [batch.tolist() for batch in torch.split(saved.order(3), 8)][2:]
+
+
+def test_a_loaded_state_is_saved_again_until_iteration_uses_it():
+    sampler = GlobalBatchSampler(50, 8)
+    take(sampler, 3)
+    resumed = GlobalBatchSampler(50, 8)
+    resumed.load_state_dict(sampler.state_dict())
+    assert resumed.state_dict() == sampler.state_dict()
+
+
+@pytest.mark.parametrize(("batch_size", "dataset_size"), [(4, 50), (8, 60)])
+def test_resuming_mid_epoch_with_other_batches_is_an_error(batch_size: int, dataset_size: int):
+    sampler = GlobalBatchSampler(50, 8)
+    take(sampler, 3)
+    other = GlobalBatchSampler(dataset_size, batch_size)
+    with pytest.raises(ValueError, match=r"batch_size=8 over 50 samples; got batch_size=\d+ over \d+ samples"):
+        other.load_state_dict(sampler.state_dict())
+    # at an epoch's end the count is not a place in the next epoch: any batches will do
+    sampler = GlobalBatchSampler(50, 8)
+    list(sampler)
+    other.load_state_dict(sampler.state_dict())
+    other.set_epoch(1)
+    assert len(list(other)) == len(other)
+
+
+def test_the_loader_checkpoints_its_sampler():
+    dm = SyntheticDataModule(num_samples=100, batch_size=10)
+    loader = dm.train_dataloader()
+    iterator = iter(loader)
+    next(iterator), next(iterator)
+    resumed = SyntheticDataModule(num_samples=100, batch_size=10).train_dataloader()
+    resumed.load_state_dict(loader.state_dict())
+    rest = [x for x, _ in resumed]
+    assert len(rest) == len(loader) - 2 == 5
+    for x, expected in zip(rest, [x for x, _ in iterator], strict=True):
+        assert torch.equal(x, expected)
+
+
+def test_the_data_module_resumes_the_training_loader_of_one_fit_only():
+    dm = SyntheticDataModule(num_samples=100, batch_size=10)
+    iterator = iter(dm.train_dataloader())
+    next(iterator), next(iterator), next(iterator)
+    state = dm.state_dict()
+    resumed = SyntheticDataModule(num_samples=100, batch_size=10)
+    resumed.load_state_dict(state)  # Lightning restores a data module before it asks for loaders
+    assert len(list(resumed.train_dataloader())) == 4
+    resumed.teardown("fit")
+    assert len(list(resumed.train_dataloader())) == 7, "a later fit without the checkpoint starts afresh"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"dataset_size": 0}, ValueError, "dataset_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 2.0}, TypeError, "batch_size"),
+        ({"num_replicas": 0}, ValueError, "num_replicas"),
+        ({"rank": 2, "num_replicas": 2}, ValueError, "rank"),
+        ({"rank": -1}, ValueError, "rank"),
+        ({"shuffle": 1}, TypeError, "shuffle"),
+        ({"seed": -1}, ValueError, "seed"),
+    ],
+)
+def test_bad_sampler_arguments_name_the_parameter(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        GlobalBatchSampler(**{"dataset_size": 10, "batch_size": 2, **kwargs})
 
 
 # -- the data module on 1 and 2 processes -----------------------------------------------------------
@@ -90,9 +234,15 @@ def test_the_training_order_changes_with_the_epoch_and_not_otherwise():
 
 
 def test_shuffle_false_serves_the_split_in_order():
-    dm = attach(SyntheticDataModule(seed=2, shuffle=False), epoch=4)
-    x = torch.cat([batch[0] for batch in dm.train_dataloader()])
+    dm = SyntheticDataModule(seed=2, shuffle=False)
+    x = torch.cat([batch[0] for batch in served(dm.train_dataloader(), epoch=4)])
     assert torch.equal(x, dm.x[dm.splits["train"]])
+
+
+def test_validation_is_never_shuffled():
+    dm = SyntheticDataModule(seed=2)
+    x = torch.cat([batch[0] for batch in served(dm.val_dataloader(), epoch=4)])
+    assert torch.equal(x, dm.x[dm.splits["val"]])
 
 
 def test_batch_size_must_divide_among_processes():
