@@ -34,7 +34,7 @@ def _progress(t: np.ndarray, w: int, n: int) -> np.ndarray:
     return (t - w) / float(max(1, n - w))
 
 
-@register("warmup_constant", interval="step", own_warmup=True)
+@register("warmup_constant", interval="step", own_warmup=True, durations=("warmup",))
 def warmup_constant(warmup: int | str) -> Binder:
     r"""Linear warmup, then constant: HF ``constant_with_warmup``.
 
@@ -52,7 +52,14 @@ def warmup_constant(warmup: int | str) -> Binder:
     return bind
 
 
-@register("warmup_linear", interval="step", own_warmup=True)
+@register(
+    "warmup_linear",
+    interval="step",
+    own_warmup=True,
+    end_arg="total",
+    ends_with_run=True,
+    durations=("warmup", "total"),
+)
 def warmup_linear(warmup: int | str, total: int | str | None = None) -> Binder:
     r"""Linear warmup, then linear decay to 0 at ``total``: HF ``linear``.
 
@@ -73,7 +80,14 @@ def warmup_linear(warmup: int | str, total: int | str | None = None) -> Binder:
     return bind
 
 
-@register("warmup_cosine", interval="step", own_warmup=True)
+@register(
+    "warmup_cosine",
+    interval="step",
+    own_warmup=True,
+    end_arg="total",
+    ends_with_run=True,
+    durations=("warmup", "total"),
+)
 def warmup_cosine(
     warmup: int | str, total: int | str | None = None, num_cycles: float = 0.5, min_lr_ratio: float = 0.0
 ) -> Binder:
@@ -105,7 +119,14 @@ def warmup_cosine(
     return bind
 
 
-@register("warmup_cosine_restarts", interval="step", own_warmup=True)
+@register(
+    "warmup_cosine_restarts",
+    interval="step",
+    own_warmup=True,
+    end_arg="total",
+    ends_with_run=True,
+    durations=("warmup", "total"),
+)
 def warmup_cosine_restarts(warmup: int | str, total: int | str | None = None, num_cycles: int = 1) -> Binder:
     r"""Linear warmup, then ``num_cycles`` hard-restarted cosines to 0: HF ``cosine_with_restarts``.
 
@@ -133,7 +154,14 @@ def warmup_cosine_restarts(warmup: int | str, total: int | str | None = None, nu
     return bind
 
 
-@register("warmup_polynomial", interval="step", own_warmup=True)
+@register(
+    "warmup_polynomial",
+    interval="step",
+    own_warmup=True,
+    end_arg="total",
+    ends_with_run=True,
+    durations=("warmup", "total"),
+)
 def warmup_polynomial(
     warmup: int | str, total: int | str | None = None, lr_end: float = 1e-7, power: float = 1.0
 ) -> Binder:
@@ -169,7 +197,7 @@ def warmup_polynomial(
     return bind
 
 
-@register("inverse_sqrt", interval="step", own_warmup=True)
+@register("inverse_sqrt", interval="step", own_warmup=True, durations=("warmup", "timescale"))
 def inverse_sqrt(warmup: int | str, timescale: int | str | None = None) -> Binder:
     r"""Linear warmup, then decay with the inverse square root of time: HF ``inverse_sqrt``.
 
@@ -199,7 +227,9 @@ def inverse_sqrt(warmup: int | str, timescale: int | str | None = None) -> Binde
 _SHAPES = ("linear", "cosine", "1-sqrt")
 
 
-@register("wsd", interval="step", own_warmup=True)
+@register(
+    "wsd", interval="step", own_warmup=True, end_arg="total", ends_with_run=True, durations=("warmup", "decay", "total")
+)
 def wsd(
     warmup: int | str,
     decay: int | str,
