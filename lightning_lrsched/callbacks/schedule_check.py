@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.schedules import GroupScheduledLR, Schedule
+from lightning_lrsched.schedules import GroupScheduledLR, Lane, Schedule
 from lightning_lrsched.schedules.curve import CATALOG, Curve, Entry
 from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
@@ -66,8 +66,8 @@ class Subject:
         entry: its catalog metadata (for a torch scheduler, its catalog twin's).
         params: its arguments (a torch scheduler's attributes of the same names).
         interval: what one unit of its time is.
-        stepped: the interval Lightning steps its scheduler at (the config's ``interval``).
         built_for: the interval a catalog scheduler was built to be stepped at (``None``: torch's).
+        stepped: the interval Lightning steps its scheduler at (the config's ``interval``).
         used: time units the run uses (``None``: unknown).
         calls: ``step()`` calls Lightning makes in the run (``None``: unknown).
         start: the time unit the run starts at (after a resume).
@@ -82,8 +82,8 @@ class Subject:
     entry: Entry
     params: Mapping[str, Any]
     interval: str
-    stepped: str
     built_for: str | None
+    stepped: str
     used: int | None
     calls: int | None
     start: int
@@ -140,63 +140,44 @@ def check_subject(s: Subject, plan: RunPlan) -> list[Finding]:
 def subjects(config: Any, plan: RunPlan) -> list[Subject]:
     """The :class:`Subject` of each catalog lane of ``config.scheduler``, or of a torch scheduler."""
     scheduler, interval, frequency = config.scheduler, config.interval, config.frequency
-    steps = plan.positions(interval, frequency)
-    calls = plan.scheduler_steps(interval, frequency)
-    start = plan.position(plan.global_step, interval, frequency)
-    label = _label(config)
-    if not isinstance(scheduler, GroupScheduledLR):
-        entry = catalog_entry(scheduler)
-        if entry is None:
-            return []
-        params = torch_arguments(scheduler)
-        length = _torch_length(params.get(entry.end_arg)) if entry.end_arg else None
-        twin = catalog_twin(scheduler)
-        lr = None if twin is None else _planned_lr(_resolve(twin, None, scheduler.optimizer, 1), scheduler.optimizer, 0)
-        return [
-            Subject(
-                label,
-                type(scheduler).__name__,
-                entry,
-                params,
-                interval=interval,
-                stepped=interval,
-                built_for=None,
-                used=steps,
-                calls=calls,
-                start=start,
-                length=length,
-                lr=lr,
-                raises_past_end=isinstance(scheduler, tuple(RAISES_PAST_END)),
-            )
-        ]
-    out = []
-    for i, lane in enumerate(scheduler.lanes):
-        schedule, curve, stride = lane.schedule, lane.curve, lane.stride
-        lane_label = (
-            label
-            if len(scheduler.lanes) == 1
-            else f"{label} lane {i} ({schedule.name}, param groups {list(lane.groups)})"
+    run = {
+        "stepped": interval,
+        "used": plan.positions(interval, frequency),
+        "calls": plan.scheduler_steps(interval, frequency),
+        "start": plan.position(plan.global_step, interval, frequency),
+    }
+    if isinstance(scheduler, GroupScheduledLR):
+        return [_lane_subject(config, i, lane, **run) for i, lane in enumerate(scheduler.lanes)]
+    entry = catalog_entry(scheduler)
+    if entry is None:
+        return []  # a scheduler the catalog has no twin for (LambdaLR, SequentialLR, ...): nothing known to check
+    params, twin, optimizer = torch_arguments(scheduler), catalog_twin(scheduler), scheduler.optimizer
+    lr = None if twin is None else _planned_lr(_resolve(twin, None, optimizer, 1), optimizer, 0)
+    length = _torch_length(params.get(entry.end_arg)) if entry.end_arg else None
+    raises = isinstance(scheduler, tuple(RAISES_PAST_END))
+    name = type(scheduler).__name__
+    return [
+        Subject(
+            _label(config), name, entry, params, interval, None, length=length, lr=lr, raises_past_end=raises, **run
         )
-        used = None if steps is None else (steps - 1) // stride + 1
-        lr = _planned_lr(curve, scheduler.optimizer, lane.groups[0])
-        out.append(
-            Subject(
-                lane_label,
-                schedule.name,
-                CATALOG[schedule.name],
-                schedule.params,
-                interval=schedule.interval,
-                stepped=interval,
-                built_for="step" if stride > 1 else schedule.interval,
-                used=used,
-                calls=None if calls is None else calls // stride,
-                start=start // stride,
-                length=curve.length,
-                warmup=curve.warmup,
-                lr=lr,
-            )
-        )
-    return out
+    ]
+
+
+def _lane_subject(
+    config: Any, i: int, lane: Lane, used: int | None, calls: int | None, start: int, stepped: str
+) -> Subject:
+    """A lane's time is the scheduler's step divided by its stride (an epoch lane stepped per optimizer step)."""
+    schedule, curve, stride, lanes = lane.schedule, lane.curve, lane.stride, config.scheduler.lanes
+    label = _label(config) + (
+        "" if len(lanes) == 1 else f" lane {i} ({schedule.name}, param groups {list(lane.groups)})"
+    )
+    return Subject(
+        label, schedule.name, CATALOG[schedule.name], schedule.params, schedule.interval,
+        built_for="step" if stride > 1 else schedule.interval, stepped=stepped,
+        used=None if used is None else (used - 1) // stride + 1, calls=None if calls is None else calls // stride,
+        start=start // stride, length=curve.length, warmup=curve.warmup,
+        lr=_planned_lr(curve, config.scheduler.optimizer, lane.groups[0]),
+    )  # fmt: skip
 
 
 def _label(config: Any) -> str:
