@@ -1,18 +1,19 @@
 """`ScheduleCheck`: find LR-schedule misconfigurations before they cost a training run.
 
-At the start of training it lays out the run (epochs, optimizer steps per epoch, max_steps,
-gradient accumulation, each scheduler's interval and frequency, the position a resumed run
-starts from), evaluates each catalog schedule's closed form over the whole run in one vectorised
-pass, and reports every problem in one message. The plateau monitor is checked after the first
-validation run, when it must have been logged.
+At the start of training it lays out the run (:class:`~lightning_lrsched.schedules.run.RunPlan`),
+evaluates each schedule's closed form over it in one vectorised pass, and reports every problem in
+one message. What it knows about a schedule comes from the catalog's metadata
+(:class:`~lightning_lrsched.schedules.curve.Entry`: the interval it is meant for, the argument that
+ends it, its durations); torch's own schedulers are read as their catalog twins. On resume it
+compares the checkpoint's schedulers and run length with this run's, before the training state is
+restored. The plateau monitor is checked after the first validation run, when it must have been logged.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-from dataclasses import dataclass
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,68 +21,23 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
-from torch.optim.lr_scheduler import (
-    ConstantLR,
-    CosineAnnealingLR,
-    CosineAnnealingWarmRestarts,
-    CyclicLR,
-    LinearLR,
-    MultiStepLR,
-    OneCycleLR,
-    PolynomialLR,
-    ReduceLROnPlateau,
-    StepLR,
-)
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
-from lightning_lrsched.errors import InvalidType
-from lightning_lrsched.schedules import GroupScheduledLR, Lane, ScheduledLR
-from lightning_lrsched.schedules.curve import CATALOG, combine
+from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules import GroupScheduledLR, Lane, Schedule
+from lightning_lrsched.schedules.curve import CATALOG, Curve, Entry, combine
+from lightning_lrsched.schedules.duration import Run
+from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
+from lightning_lrsched.schedules.schedule import base_lr
+from lightning_lrsched.schedules.torch_schedulers import RAISES_PAST_END, catalog_entry, catalog_twin, torch_arguments
 
-# Schedules whose shape is meant to end with the run (decay to a final LR); the argument that sets it.
-END_ALIGNED = {
-    "cosine": "T_max",
-    "polynomial": "total_iters",
-    "warmup_linear": "total",
-    "warmup_cosine": "total",
-    "warmup_cosine_restarts": "total",
-    "warmup_polynomial": "total",
-    "wsd": "total",
-}
-# Epoch-style catalog schedules and their duration arguments (an int there counts interval units).
-EPOCH_DURATIONS = {
-    "step": ("step_size",),
-    "multistep": ("milestones",),
-    "cosine": ("T_max",),
-    "cosine_restarts": ("T_0",),
-    "polynomial": ("total_iters",),
-    "linear": ("total_iters",),
-    "constant": ("total_iters",),
-}
-# Public hyperparameters of torch schedulers that identify a configuration (never their progress).
-TORCH_HYPERPARAMETERS = (
-    "T_max",
-    "T_0",
-    "T_mult",
-    "eta_min",
-    "step_size",
-    "gamma",
-    "milestones",
-    "total_iters",
-    "start_factor",
-    "end_factor",
-    "power",
-    "total_steps",
-    "mode",
-    "factor",
-    "patience",
-    "threshold",
-    "threshold_mode",
-    "cooldown",
-    "min_lrs",
-    "eps",
-)
+__all__ = ["Finding", "RunPlan", "ScheduleCheck", "ScheduleWarning", "check_schedulers", "resume_findings"]
+
 # A report needs no more positions than this; longer stretches are sampled (bounded memory).
 MAX_SIMULATED = 1_000_000
+# A catalog scheduler with this attribute set to True applies a changed schedule on resume instead of refusing it.
+APPLIES_CHANGED_SETTINGS = "adopts_settings"
 
 
 class ScheduleWarning(UserWarning):
@@ -101,115 +57,56 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class RunPlan:
-    """How a run's optimizer steps fall into epochs, and where it starts.
+class Subject:
+    """One schedule as this run steps it: everything the checks read.
 
     Attributes:
-        total_steps: optimizer steps in the whole run (``None``: unbounded).
-        batches_per_epoch: training batches per epoch (``None``: unknown, e.g. an iterable dataset).
-        accumulate: gradient accumulation (batches per optimizer step).
-        global_step: optimizer steps already done (a resumed run starts there).
-        epoch: the epoch the run starts in.
+        label: how the report names it.
+        name: the catalog name, or the torch class name.
+        entry: its catalog metadata (for a torch scheduler, its catalog twin's).
+        params: its arguments (a torch scheduler's attributes of the same names).
+        interval: what one unit of its time is.
+        built_for: the interval a catalog scheduler was built to be stepped at (``None``: torch's).
+        stepped: the interval Lightning steps its scheduler at (the config's ``interval``).
+        used: time units the run uses (``None``: unknown).
+        calls: ``step()`` calls Lightning makes in the run (``None``: unknown).
+        start: the time unit the run starts at (after a resume).
+        length: time units after which its shape is complete (``None``: never, or unknown).
+        warmup: time units of warmup.
+        lr: the planned LR of its first param group at an array of times, when known.
+        raises_past_end: its ``step()`` raises past ``length`` (torch's OneCycleLR).
     """
 
-    total_steps: int | None
-    batches_per_epoch: int | None
-    accumulate: int = 1
-    global_step: int = 0
-    epoch: int = 0
-
-    @classmethod
-    def from_trainer(cls, trainer: pl.Trainer) -> RunPlan:
-        total = trainer.estimated_stepping_batches
-        batches = trainer.num_training_batches
-        return cls(
-            total_steps=int(total) if math.isfinite(total) else None,
-            batches_per_epoch=int(batches) if math.isfinite(batches) and batches > 0 else None,
-            accumulate=int(trainer.accumulate_grad_batches),
-            global_step=int(trainer.global_step),
-            epoch=int(trainer.current_epoch),
-        )
+    label: str
+    name: str
+    entry: Entry
+    params: Mapping[str, Any]
+    interval: str
+    built_for: str | None
+    stepped: str
+    used: int | None
+    calls: int | None
+    start: int
+    length: int | None
+    warmup: int = 0
+    lr: Callable[[np.ndarray], np.ndarray] | None = None
+    raises_past_end: bool = False
 
     @property
-    def steps_per_epoch(self) -> int | None:
-        if self.batches_per_epoch is None:
-            return None
-        return max(1, math.ceil(self.batches_per_epoch / self.accumulate))
+    def torch(self) -> bool:
+        return self.built_for is None
 
     @property
-    def epochs(self) -> int | None:
-        spe = self.steps_per_epoch
-        if self.total_steps is None or spe is None:
-            return None
-        return math.ceil(self.total_steps / spe)
-
-    def describe(self) -> str:
-        spe, epochs = self.steps_per_epoch, self.epochs
-        if self.total_steps is None:
-            text = "an unbounded run"
-        elif epochs is None:
-            text = f"{self.total_steps} optimizer steps"
-        else:
-            text = f"{self.total_steps} optimizer steps = {epochs} epoch(s) of up to {spe}"
-        if self.global_step:
-            text += f", resumed at step {self.global_step} (epoch {self.epoch})"
-        return text
-
-    # -- where a scheduler is at each optimizer step ----------------------------------------------
-    def _step_pattern(self, frequency: int) -> tuple[np.ndarray, int] | None:
-        """Per epoch: scheduler steps before each optimizer step, and the count per epoch.
-
-        Lightning steps a ``"step"`` scheduler after an optimizer step whose batch index ``b`` (in
-        its epoch) has ``(b + 1) % frequency == 0``.
-        """
-        spe = self.steps_per_epoch
-        if spe is None:
-            return None
-        j = np.arange(spe, dtype=np.int64)
-        last_batch = np.minimum((j + 1) * self.accumulate, self.batches_per_epoch)
-        steps = (last_batch % frequency) == 0
-        before = np.concatenate(([0], np.cumsum(steps)[:-1]))
-        return before, int(steps.sum())
-
-    def position(self, k: int, interval: str, frequency: int) -> int:
-        """The scheduler position (its ``last_epoch``) that optimizer step ``k`` uses."""
-        if interval == "epoch":
-            spe = self.steps_per_epoch or 1
-            return (k // spe) // frequency
-        pattern = self._step_pattern(frequency)
-        if pattern is None:
-            period = frequency // math.gcd(self.accumulate, frequency)
-            return k // period
-        before, per_epoch = pattern
-        spe = len(before)
-        return (k // spe) * per_epoch + int(before[k % spe])
-
-    def positions(self, interval: str, frequency: int) -> int | None:
-        """How many scheduler positions the run's optimizer steps use (``None``: unbounded)."""
-        if self.total_steps is None or self.total_steps < 1:
-            return None
-        if interval == "epoch" and self.steps_per_epoch is None:
-            return None  # an epoch of unknown length: nothing to count in
-        return self.position(self.total_steps - 1, interval, frequency) + 1
-
-    def scheduler_steps(self, interval: str, frequency: int) -> int | None:
-        """How many times Lightning calls ``scheduler.step()`` in the run (``None``: unknown)."""
-        if self.total_steps is None:
-            return None
-        if interval == "epoch":
-            spe = self.steps_per_epoch
-            # Only completed epochs step an epoch scheduler.
-            return None if spe is None else (self.total_steps // spe) // frequency
-        return self.position(self.total_steps, interval, frequency)
+    def unit(self) -> str:
+        return f"{self.interval}s"
 
 
 def check_schedulers(configs: list[Any], plan: RunPlan) -> list[Finding]:
     """Every problem with the scheduler configs for the run ``plan`` describes.
 
     ``configs`` are Lightning scheduler configs (``scheduler``, ``interval``, ``frequency``,
-    ``name``). Catalog schedules (:class:`ScheduledLR`, and each lane of a
-    :class:`GroupScheduledLR`) are checked on their closed form; torch's own schedulers on their
-    public arguments.
+    ``name``). Catalog schedules (each lane of a :class:`GroupScheduledLR`) and torch's schedulers
+    (through their catalog twins) go through the same checks.
 
     Example:
         >>> import torch
@@ -223,16 +120,64 @@ def check_schedulers(configs: list[Any], plan: RunPlan) -> list[Finding]:
     """
     findings: list[Finding] = []
     for config in configs:
-        scheduler = config.scheduler
-        if isinstance(scheduler, GroupScheduledLR):
-            for i, lane in enumerate(scheduler.lanes):
-                label = _label(config)
-                if len(scheduler.lanes) > 1:
-                    label += f" lane {i} ({lane.schedule.name}, param groups {list(lane.groups)})"
-                findings.extend(_check_lane(label, scheduler, lane, config, plan))
-        else:
-            findings.extend(_check_torch(config, plan))
+        for subject in subjects(config, plan):
+            findings.extend(check_subject(subject, plan))
     return findings
+
+
+def check_subject(s: Subject, plan: RunPlan) -> list[Finding]:
+    """The clock checks, then (unless its durations count the wrong unit) the length checks."""
+    wrong_unit = _wrong_clock(s) or _epoch_durations_on_steps(s, plan)
+    if wrong_unit is not None:
+        return [wrong_unit]
+    found = [_per_step_schedule_per_epoch(s)]
+    if s.used is not None:
+        found.append(_warmup_too_long(s) or _raises_past_end(s) or _end_misplaced(s))
+    return [f for f in found if f is not None]
+
+
+# -- what each schedule is in this run -------------------------------------------------------------
+def subjects(config: Any, plan: RunPlan) -> list[Subject]:
+    """The :class:`Subject` of each catalog lane of ``config.scheduler``, or of a torch scheduler."""
+    scheduler, interval, frequency = config.scheduler, config.interval, config.frequency
+    run = {
+        "stepped": interval,
+        "used": plan.positions(interval, frequency),
+        "calls": plan.scheduler_steps(interval, frequency),
+        "start": plan.position(plan.global_step, interval, frequency),
+    }
+    if isinstance(scheduler, GroupScheduledLR):
+        return [_lane_subject(config, i, lane, **run) for i, lane in enumerate(scheduler.lanes)]
+    entry = catalog_entry(scheduler)
+    if entry is None:
+        return []  # a scheduler the catalog has no twin for (LambdaLR, SequentialLR, ...): nothing known to check
+    params, twin, optimizer = torch_arguments(scheduler), catalog_twin(scheduler), scheduler.optimizer
+    lr = None if twin is None else _planned_lr(_resolve(twin, None, optimizer, 1), optimizer, 0)
+    length = _torch_length(params.get(entry.end_arg)) if entry.end_arg else None
+    raises = isinstance(scheduler, tuple(RAISES_PAST_END))
+    name = type(scheduler).__name__
+    return [
+        Subject(
+            _label(config), name, entry, params, interval, None, length=length, lr=lr, raises_past_end=raises, **run
+        )
+    ]
+
+
+def _lane_subject(
+    config: Any, i: int, lane: Lane, used: int | None, calls: int | None, start: int, stepped: str
+) -> Subject:
+    """A lane's time is the scheduler's step divided by its stride (an epoch lane stepped per optimizer step)."""
+    schedule, curve, stride, lanes = lane.schedule, lane.curve, lane.stride, config.scheduler.lanes
+    label = _label(config) + (
+        "" if len(lanes) == 1 else f" lane {i} ({schedule.name}, param groups {list(lane.groups)})"
+    )
+    return Subject(
+        label, schedule.name, CATALOG[schedule.name], schedule.params, schedule.interval,
+        built_for="step" if stride > 1 else schedule.interval, stepped=stepped,
+        used=None if used is None else (used - 1) // stride + 1, calls=None if calls is None else calls // stride,
+        start=start // stride, length=curve.length, warmup=curve.warmup,
+        lr=_planned_lr(curve, config.scheduler.optimizer, lane.groups[0]),
+    )  # fmt: skip
 
 
 def _label(config: Any) -> str:
@@ -245,177 +190,45 @@ def _label(config: Any) -> str:
     return f"{name} ({what}, interval={config.interval!r})"
 
 
-def _unit(interval: str) -> str:
-    return f"{interval}s"
+def _torch_length(value: Any) -> int | None:
+    if isinstance(value, (list, tuple)):
+        value = max(value, default=None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _check_lane(label: str, scheduler: GroupScheduledLR, lane: Lane, config: Any, plan: RunPlan) -> list[Finding]:
-    """Check one schedule of a catalog scheduler, in its own time unit.
-
-    A lane's time is the scheduler's step divided by ``lane.stride`` (an epoch schedule stepped
-    every optimizer step has ``stride`` = steps per epoch), so it runs in ``schedule.interval`` units.
-    """
-    schedule, curve, stride = lane.schedule, lane.curve, lane.stride
-    name, frequency = schedule.name, config.frequency
-    interval = schedule.interval
-    expected = "step" if stride > 1 else schedule.interval
-    out: list[Finding] = []
-    if config.interval != expected:
-        out.append(
-            Finding(
-                "interval",
-                label,
-                f"the schedule was built for interval={schedule.interval!r} (its durations count "
-                f"{_unit(schedule.interval)}) but Lightning steps it every {config.interval}, so it runs on the wrong "
-                f"clock. Build the config with schedule.lightning_config(optimizer, trainer), or set "
-                f"'interval': {expected!r}.",
-            )
-        )
-        return out
-    steps = plan.positions(config.interval, frequency)
-    used = None if steps is None else (steps - 1) // stride + 1
-    native = CATALOG[name].interval
-    if native == "step" and interval == "epoch":
-        changes = f" only {used} times" if used is not None else " only once per epoch"
-        out.append(
-            Finding(
-                "step-schedule-per-epoch",
-                label,
-                f"{name} is a per-step schedule, but here it advances once per epoch, so the LR changes{changes} "
-                f"in this run. Use interval='step' (the default of get_schedule({name!r}, ...)).",
-            )
-        )
-    if native == "epoch" and interval == "step":
-        finding = _epoch_like_durations(label, name, schedule.params, plan)
-        if finding is not None:
-            out.append(finding)
-            return out
-    if used is None:
-        return out
-    unit = _unit(interval)
-    length = curve.length
-    if curve.warmup and curve.warmup >= used:
-        out.append(
-            Finding(
-                "warmup",
-                label,
-                f"the warmup lasts {curve.warmup} {unit} but the run has only {used}: the LR never reaches its "
-                "peak. Shorten the warmup (e.g. warmup='5%') or train longer.",
-            )
-        )
-        return out
-    if length is None:
-        return out
-    start = plan.position(plan.global_step, config.interval, frequency) // stride
-    if name == "onecycle" and length != used:
-        last = _lr_at(scheduler, lane, used - 1)
-        if length < used:
-            detail = f"the last {used - length} {unit} stay at its final LR {last:.3g}"
-        else:
-            detail = (
-                f"the run ends at {used / length:.0%} of the cycle (LR {last:.3g} at the last step), before the LR "
-                "has annealed"
-            )
-        out.append(
-            Finding(
-                "onecycle-total-steps",
-                label,
-                f"total_steps={length} but the run makes {used} scheduler steps: {detail}. Leave total_steps unset "
-                f"(it defaults to the run) or set total_steps={used}.",
-            )
-        )
-        return out
-    tolerance = max(1, used // 100)
-    if name in END_ALIGNED and used - length > tolerance:
-        tail = _describe_tail(_simulate(scheduler, lane, max(start, length), used))
-        arg = END_ALIGNED[name]
-        out.append(
-            Finding(
-                "ends-early",
-                label,
-                f"{name} ends after {length} {unit} but the run lasts {used}; {tail}. Leave `{arg}` unset "
-                f"(it defaults to the run) or set {arg}={used}.",
-            )
-        )
-    elif name in END_ALIGNED and used < 0.9 * length:
-        at_end = f" (LR {_lr_at(scheduler, lane, used - 1):.3g} at the last step)"
-        arg = END_ALIGNED[name]
-        out.append(
-            Finding(
-                "ends-late",
-                label,
-                f"{name} lasts {length} {unit} but the run ends after {used}, at {used / length:.0%} of the "
-                f"schedule{at_end}, before the LR has decayed. Leave `{arg}` unset (it defaults to the run) or set "
-                f"{arg}={used}.",
-            )
-        )
-    elif name == "multistep" and length >= used:
-        out.append(
-            Finding(
-                "ends-late",
-                label,
-                f"the last milestone ({length}) is at or after the run's end ({used} {unit}): the LR never takes "
-                "that step. Use milestones inside the run (e.g. as a share of it: '75%').",
-            )
-        )
-    elif name in ("linear", "constant") and length > used:
-        out.append(
-            Finding(
-                "ends-late",
-                label,
-                f"total_iters={length} but the run has only {used} {unit}: the LR never reaches its final factor. "
-                f"Use total_iters < {used}.",
-            )
-        )
-    return out
+def _resolve(schedule: Schedule, plan: RunPlan | None, optimizer: Optimizer, num_groups: int) -> Curve:
+    """``schedule``'s closed form for ``plan`` (``None``: no run length), as ``Schedule.build`` resolves it."""
+    args = {"total_steps": None, "steps_per_epoch": None} if plan is None else plan.build_args(schedule.interval)
+    run = Run(schedule.interval, args["total_steps"], args["steps_per_epoch"] or 1, base_lr(optimizer), num_groups)
+    return schedule.curve(run)
 
 
-def _epoch_like_durations(label: str, name: str, params: dict[str, Any], plan: RunPlan) -> Finding | None:
-    """An epoch-style schedule stepped per optimizer step whose plain-int durations fit in the epoch count."""
-    epochs, spe = plan.epochs, plan.steps_per_epoch
-    if epochs is None or spe is None or spe < 2:
-        return None
-    for arg in EPOCH_DURATIONS.get(name, ()):
-        value = params.get(arg)
-        values = value if isinstance(value, (list, tuple)) else [value]
-        ints = [int(v) for v in values if _plain_int(v)]
-        if ints and max(ints) <= epochs:
-            return Finding(
-                "epoch-durations-on-steps",
-                label,
-                f"{name} advances every optimizer step, but {arg}={value!r} looks like a number of epochs (the run "
-                f"has {epochs} epochs of {spe} steps); with interval='step' it counts steps. Write it in epochs "
-                f"(e.g. {arg}='{max(ints)}ep') or use interval='epoch'.",
-            )
-    return None
+def _planned_lr(curve: Curve, optimizer: Optimizer, group: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The LR ``curve`` gives param group ``group`` at an array of times (its base: ``initial_lr``, torch's)."""
+    first = lambda v: float(v[0] if isinstance(v, tuple) else v)  # noqa: E731
+    params = optimizer.param_groups[group]
+    peak = float(params.get("initial_lr", params["lr"])) if curve.peak is None else first(curve.peak)
+    floor = first(curve.floor)
+
+    def lr(t: np.ndarray) -> np.ndarray:
+        w = curve.weights(t)
+        return combine(w.peak, 0.0 if w.floor is None else w.floor, peak, floor)
+
+    return lr
 
 
-def _plain_int(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
-
-
-def _simulate(scheduler: GroupScheduledLR, lane: Lane, start: int, stop: int) -> np.ndarray | None:
-    """The planned LR of the lane's first param group at lane times ``start .. stop-1``, in one pass.
-
-    Longer stretches are sampled at :data:`MAX_SIMULATED` evenly spaced times (first and last
-    included): enough to tell what the LR does there, in bounded memory.
-    """
-    if stop <= start:
+def _lr_between(s: Subject, start: int, stop: int) -> np.ndarray | None:
+    """The planned LR at times ``start .. stop-1``; longer stretches sampled at :data:`MAX_SIMULATED` times."""
+    if s.lr is None or stop <= start:
         return None
     if stop - start > MAX_SIMULATED:
-        t = np.linspace(start, stop - 1, MAX_SIMULATED).astype(np.int64)
-    else:
-        t = np.arange(start, stop, dtype=np.int64)
-    w = lane.curve.weights(t)
-    g = lane.groups[0]
-    return combine(w.peak, 0.0 if w.floor is None else w.floor, scheduler.peaks[g], scheduler.floors[g])
+        return s.lr(np.linspace(start, stop - 1, MAX_SIMULATED).astype(np.int64))
+    return s.lr(np.arange(start, stop, dtype=np.int64))
 
 
-def _lr_at(scheduler: GroupScheduledLR, lane: Lane, t: int) -> float:
-    """The planned LR of the lane's first param group at lane time ``t``."""
-    return float(_simulate(scheduler, lane, t, t + 1)[0])  # type: ignore[index]
+def _lr_at(s: Subject, t: int) -> str:
+    lrs = _lr_between(s, t, t + 1)
+    return "" if lrs is None else f" (LR {float(lrs[0]):.3g} at the last step)"
 
 
 def _describe_tail(lrs: np.ndarray | None) -> str:
@@ -429,119 +242,237 @@ def _describe_tail(lrs: np.ndarray | None) -> str:
     return f"past its end the LR keeps changing, between {low:.3g} and {high:.3g}"
 
 
-def _check_torch(config: Any, plan: RunPlan) -> list[Finding]:
-    scheduler, interval, frequency = config.scheduler, config.interval, config.frequency
-    label = _label(config)
-    cls = type(scheduler).__name__
-    out: list[Finding] = []
-    if isinstance(scheduler, (OneCycleLR, CyclicLR)) and interval == "epoch":
-        out.append(
-            Finding(
-                "step-schedule-per-epoch",
-                label,
-                f"{cls} is a per-step schedule, but Lightning steps it once per epoch here (its default interval). "
-                "Return it as {'scheduler': ..., 'interval': 'step'}.",
-            )
-        )
-    durations = {
-        StepLR: ("step_size",),
-        MultiStepLR: ("milestones",),
-        CosineAnnealingLR: ("T_max",),
-        CosineAnnealingWarmRestarts: ("T_0",),
-        PolynomialLR: ("total_iters",),
-        LinearLR: ("total_iters",),
-        ConstantLR: ("total_iters",),
-    }
+# -- the checks: each looks at one thing and returns one Finding or None ----------------------------------
+def _wrong_clock(s: Subject) -> Finding | None:
+    if s.built_for is None or s.stepped == s.built_for:
+        return None
+    return Finding(
+        "interval",
+        s.label,
+        f"the schedule was built for interval={s.built_for!r} (its durations count {s.built_for}s) but Lightning "
+        f"steps it every {s.stepped}, so it runs on the wrong clock. Build the config with "
+        f"schedule.lightning_config(optimizer, trainer), or set 'interval': {s.built_for!r}.",
+    )
+
+
+def _per_step_schedule_per_epoch(s: Subject) -> Finding | None:
+    if s.entry.interval != "step" or s.interval != "epoch":
+        return None
+    fix = (
+        "Return it as {'scheduler': ..., 'interval': 'step'}."
+        if s.torch
+        else f"Use interval='step' (the default of get_schedule({s.name!r}, ...))."
+    )
+    changes = f"only {s.used} times" if s.used is not None else "only once per epoch"
+    return Finding(
+        "step-schedule-per-epoch",
+        s.label,
+        f"{s.name} is a per-step schedule, but here it advances once per epoch, so the LR changes {changes} in "
+        f"this run. {fix}",
+    )
+
+
+def _epoch_durations_on_steps(s: Subject, plan: RunPlan) -> Finding | None:
+    """An epoch-style schedule stepped per optimizer step, with plain-int durations that fit in the epoch count."""
     epochs, spe = plan.epochs, plan.steps_per_epoch
-    if interval == "step" and epochs is not None and spe is not None and spe >= 2:
-        for kind, args in durations.items():
-            if not isinstance(scheduler, kind):
-                continue
-            for arg in args:
-                value = getattr(scheduler, arg)
-                biggest = max(value) if arg == "milestones" else value
-                if isinstance(biggest, int) and 0 < biggest <= epochs:
-                    out.append(
-                        Finding(
-                            "epoch-durations-on-steps",
-                            label,
-                            f"{arg}={biggest} looks like a number of epochs (the run has {epochs} epochs of {spe} "
-                            f"steps), but with interval='step' {cls} counts optimizer steps. Use interval='epoch', or "
-                            f"give {arg} in steps ({biggest} epochs = {biggest * spe} steps).",
-                        )
-                    )
-                    return out
-    used = plan.positions(interval, frequency)
-    if used is None:
-        return out
-    unit = _unit(interval)
-    tolerance = max(1, used // 100)
-    if isinstance(scheduler, OneCycleLR):
-        total, calls = scheduler.total_steps, plan.scheduler_steps(interval, frequency)
-        if calls is not None and total < calls:
-            out.append(
-                Finding(
-                    "onecycle-total-steps",
-                    label,
-                    f"total_steps={total} but Lightning will call step() {calls} times: torch raises ValueError at "
-                    f"call {total + 1}. Set total_steps=trainer.estimated_stepping_batches ({plan.total_steps}).",
-                )
+    if s.entry.interval != "epoch" or s.interval != "step" or epochs is None or spe is None or spe < 2:
+        return None
+    for arg in s.entry.durations:
+        value = s.params.get(arg)
+        ints = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if _plain_int(v)]
+        if ints and 0 < max(ints) <= epochs:
+            n = max(ints)
+            fix = (
+                f"Use interval='epoch', or give {arg} in steps ({n} epochs = {n * spe} steps)."
+                if s.torch
+                else f"Write it in epochs (e.g. {arg}='{n}ep') or use interval='epoch'."
             )
-        elif total != used:
-            out.append(
-                Finding(
-                    "onecycle-total-steps",
-                    label,
-                    f"total_steps={total} but the run makes {used} scheduler steps: it ends at {used / total:.0%} of "
-                    "the cycle, before the LR has annealed. Set total_steps=trainer.estimated_stepping_batches "
-                    f"({plan.total_steps}).",
-                )
+            return Finding(
+                "epoch-durations-on-steps",
+                s.label,
+                f"{s.name} advances every optimizer step, but {arg}={value!r} looks like a number of epochs (the run "
+                f"has {epochs} epochs of {spe} steps); with interval='step' it counts steps. {fix}",
             )
-    elif isinstance(scheduler, (CosineAnnealingLR, PolynomialLR)):
-        arg = "T_max" if isinstance(scheduler, CosineAnnealingLR) else "total_iters"
-        length = getattr(scheduler, arg)
-        after = "rises again (the cosine is periodic)" if arg == "T_max" else "stays at 0"
-        if used - length > tolerance:
-            out.append(
-                Finding(
-                    "ends-early",
-                    label,
-                    f"{arg}={length} but the run lasts {used} {unit}: past step {length} of the schedule the LR "
-                    f"{after}. Set {arg}={used}.",
-                )
+    return None
+
+
+def _plain_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit())
+
+
+def _warmup_too_long(s: Subject) -> Finding | None:
+    if not s.warmup or s.warmup < s.used:
+        return None
+    return Finding(
+        "warmup",
+        s.label,
+        f"the warmup lasts {s.warmup} {s.unit} but the run has only {s.used}: the LR never reaches its peak. "
+        "Shorten the warmup (e.g. warmup='5%') or train longer.",
+    )
+
+
+def _raises_past_end(s: Subject) -> Finding | None:
+    if not s.raises_past_end or s.length is None or s.calls is None or s.calls <= s.length:
+        return None
+    arg = s.entry.end_arg
+    return Finding(
+        "ends-early",
+        s.label,
+        f"{arg}={s.length} but Lightning will call step() {s.calls} times: torch raises ValueError at call "
+        f"{s.length + 1}. Set {arg}={s.used} (trainer.estimated_stepping_batches with interval='step').",
+    )
+
+
+def _end_misplaced(s: Subject) -> Finding | None:
+    """A schedule meant to end with the run ending well before or after it, or an end the run never reaches."""
+    arg, length, used = s.entry.end_arg, s.length, s.used
+    if arg is None or length is None:
+        return None
+    if s.torch:
+        fix = f"Set {arg}={used}." if s.entry.ends_with_run else f"Keep {arg} below {used}."
+    elif not s.entry.ends_with_run:
+        fix = f"Keep {arg} below {used} (e.g. as a share of the run: '75%')."
+    elif s.entry.end_defaults_to_run():
+        fix = f"Leave `{arg}` unset (it defaults to the run) or set {arg}={used}."
+    else:
+        fix = f"Set {arg}={used} (or {arg}='100%')."
+    if not s.entry.ends_with_run:
+        if length < used:
+            return None
+        return Finding(
+            "ends-late",
+            s.label,
+            f"{arg}={s.params.get(arg)!r} ends at {length} {s.unit}, at or after the run's end ({used}): the LR never "
+            f"reaches the schedule's end. {fix}",
+        )
+    what = f"{arg}={length}" if s.torch else s.name
+    if used - length > max(1, used // 100):
+        tail = _describe_tail(_lr_between(s, max(s.start, length), used))
+        return Finding(
+            "ends-early", s.label, f"{what} ends after {length} {s.unit} but the run lasts {used}; {tail}. {fix}"
+        )
+    if used < 0.9 * length:
+        return Finding(
+            "ends-late",
+            s.label,
+            f"{what} lasts {length} {s.unit} but the run ends after {used}, at {used / length:.0%} of the "
+            f"schedule{_lr_at(s, used - 1)}, before the LR has decayed. {fix}",
+        )
+    return None
+
+
+# -- resume: the checkpoint's schedulers and run against this run's --------------------------------------
+def resume_findings(
+    configs: list[Any], states: list[Mapping[str, Any]], before: RunPlan | None, now: RunPlan, step: int
+) -> list[Finding]:
+    """What changes when this run resumes from a checkpoint, before its training state is restored.
+
+    Args:
+        configs: this run's scheduler configs, as built (not yet restored).
+        states: the checkpoint's ``lr_schedulers`` states.
+        before: the checkpoint's run plan (from ScheduleCheck's own state; ``None``: not saved).
+        now: this run's plan.
+        step: the checkpoint's global step.
+    """
+    if len(states) != len(configs):
+        return [
+            Finding(
+                "changed",
+                "schedulers",
+                f"the checkpoint was trained with {len(states)} scheduler(s) but this run has {len(configs)}; the "
+                "resumed LR will not continue the checkpoint's. Resume with the same configure_optimizers, or start "
+                "a fresh run without ckpt_path.",
             )
-        elif used < 0.9 * length:
-            out.append(
-                Finding(
-                    "ends-late",
-                    label,
-                    f"{arg}={length} but the run ends after {used} {unit}, at {used / length:.0%} of the schedule, "
-                    f"before the LR has decayed. Set {arg}={used}.",
-                )
-            )
-    elif isinstance(scheduler, MultiStepLR):
-        late = sorted(m for m in scheduler.milestones if m >= used)
-        if late:
-            out.append(
-                Finding(
-                    "ends-late",
-                    label,
-                    f"milestones {late} are at or after the run's end ({used} {unit}): the LR never takes those "
-                    "steps. Use milestones inside the run.",
-                )
-            )
-    elif isinstance(scheduler, (LinearLR, ConstantLR)) and scheduler.total_iters > used:
+        ]
+    out = []
+    for config, state in zip(configs, states, strict=True):
+        changed = _changed_settings(config, state, step)
+        out.extend(changed)
+        if before is not None and not changed and isinstance(config.scheduler, GroupScheduledLR):
+            out.extend(_run_length_changed(config, state, before, now, step))
+    return out
+
+
+def _changed_settings(config: Any, state: Mapping[str, Any], step: int) -> list[Finding]:
+    scheduler = config.scheduler
+    if not isinstance(scheduler, GroupScheduledLR):
+        new = torch_arguments(scheduler)
+        old = {arg: sorted(v.elements()) if hasattr(v, "elements") else v for arg, v in state.items() if arg in new}
+        diff = {arg: (old[arg], new[arg]) for arg in old if old[arg] != new[arg]}
+        if not diff:
+            return []
+        changes = ", ".join(f"{arg} {a!r} -> {b!r}" for arg, (a, b) in diff.items())
+        what = f"torch's load_state_dict restores the checkpoint's values, so the new ones are NOT applied ({changes})"
+    else:
+        old_specs = (
+            [lane["schedule"] for lane in state["lanes"]]
+            if "lanes" in state
+            else state.get("schedules") or ([state["schedule"]] if "schedule" in state else None)
+        )
+        new_specs = [lane.schedule.to_dict() for lane in scheduler.lanes]
+        if old_specs is None or list(old_specs) == new_specs:
+            return []
+        if getattr(scheduler, APPLIES_CHANGED_SETTINGS, False):
+            verdict = f"the new settings apply from step {step}, so the LR may jump"
+        else:
+            verdict = "loading the checkpoint refuses it (an error names each setting)"
+        what = (
+            f"the schedule differs from the checkpoint's: was {_specs(old_specs)}, now {_specs(new_specs)}; {verdict}"
+        )
+    return [
+        Finding(
+            "changed",
+            _label(config),
+            f"{what}. Resume with the checkpoint's schedule, or start a fresh run without ckpt_path.",
+        )
+    ]
+
+
+def _specs(specs: list[Any]) -> str:
+    return str(specs[0]) if len(specs) == 1 else str(list(specs))
+
+
+def _run_length_changed(
+    config: Any, state: Mapping[str, Any], before: RunPlan, now: RunPlan, step: int
+) -> list[Finding]:
+    """Lanes whose resolved schedule differs between the checkpoint's run length and this one's."""
+    scheduler, out = config.scheduler, []
+    position = int(state.get("last_epoch", 0))
+    for s, lane in zip(subjects(config, now), scheduler.lanes, strict=True):
+        old_stride = (before.steps_per_epoch or 1) if lane.stride > 1 else 1
+        try:
+            old = _resolve(lane.schedule, before, scheduler.optimizer, len(lane.groups))
+        except (InvalidType, InvalidValue):
+            continue  # the checkpoint's run could not resolve it either: nothing to compare
+        lr_old = float(_planned_lr(old, scheduler.optimizer, lane.groups[0])(np.array([position // old_stride]))[0])
+        lr_new = float(s.lr(np.array([position // lane.stride]))[0])  # type: ignore[misc]
+        if (old.length, old.warmup, lr_old) == (lane.curve.length, lane.curve.warmup, lr_new):
+            continue
+        arg = needs_run_length(lane.schedule) or needs_epoch_length(lane.schedule)
+        fix = f", or give `{arg}` in steps" if arg else ""
         out.append(
             Finding(
-                "ends-late",
-                label,
-                f"total_iters={scheduler.total_iters} but the run has only {used} {unit}: the LR never reaches its "
-                f"final factor. Use total_iters < {used}.",
+                "run-length",
+                s.label,
+                f"the run length changed: the checkpoint's run was {_length(before)}, this one is {_length(now)}, and "
+                f"{lane.schedule.name} is resolved against the run, so at the resume step {step} the LR goes from "
+                f"{lr_old:.3g} (the checkpoint's schedule) to {lr_new:.3g}. Resume with the checkpoint's "
+                f"max_epochs/max_steps to finish its schedule{fix}.",
             )
         )
     return out
 
 
+def _length(plan: RunPlan) -> str:
+    if plan.total_steps is None:
+        return "of unknown length"
+    epochs = f" ({plan.epochs} epochs of {plan.steps_per_epoch})" if plan.epochs and plan.steps_per_epoch else ""
+    return f"{plan.total_steps} optimizer steps{epochs}"
+
+
+# -- the plateau monitor -------------------------------------------------------------------------------------
 def plateau_monitors(configs: list[Any]) -> list[tuple[str, str]]:
     """``(label, monitored key)`` for every metric-driven scheduler config (or ``plateau`` lane)."""
     out = []
@@ -554,57 +485,51 @@ def plateau_monitors(configs: list[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def fingerprint(config: Any) -> dict[str, Any]:
-    """The identity of a scheduler config: a readable ``spec`` and its short hash."""
-    scheduler = config.scheduler
-    if isinstance(scheduler, ScheduledLR):
-        schedule: Any = scheduler.schedule.to_dict()
-        digest = scheduler.schedule.fingerprint()
-    elif isinstance(scheduler, GroupScheduledLR):
-        schedule = [{**lane.schedule.to_dict(), "param_groups": list(lane.groups)} for lane in scheduler.lanes]
-        digest = _hash([[lane.schedule.fingerprint(), list(lane.groups), lane.monitor] for lane in scheduler.lanes])
-    else:
-        schedule = {"class": type(scheduler).__name__}
-        for arg in TORCH_HYPERPARAMETERS:
-            if hasattr(scheduler, arg):
-                value = getattr(scheduler, arg)
-                schedule[arg] = sorted(value) if arg == "milestones" else value
-        digest = _hash(schedule)
-    spec = {"schedule": schedule, "interval": config.interval, "frequency": config.frequency}
-    return {
-        "name": _label(config),
-        "spec": spec,
-        "fingerprint": _hash({"schedule": digest, "interval": config.interval, "frequency": config.frequency}),
-    }
-
-
-def _hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _unlogged_monitors(monitors: list[tuple[str, str]], logged: Mapping[str, Any], when: str) -> list[Finding]:
+    keys = sorted(logged)
+    out = []
+    for label, key in monitors:
+        if key in logged:
+            continue
+        close = difflib.get_close_matches(key, keys, n=1)
+        fix = f"set monitor={close[0]!r}" if close else "set monitor= to one of the logged keys"
+        # `when` says what should have logged it: the first validation run, or the whole training.
+        out.append(
+            Finding(
+                "monitor",
+                label,
+                f"it reduces the LR when {key!r} plateaus, but {when} did not log {key!r} (logged: "
+                f"{', '.join(keys) or 'nothing'}). Log it with self.log({key!r}, ...) in validation_step, or {fix}.",
+            )
+        )
+    return out
 
 
 class ScheduleCheck(Callback):
     """Check the LR schedules against the run at the start of training, and report what is off.
 
     Reports, in one message (a :class:`ScheduleWarning`, or with ``strict=True`` a
-    ``MisconfigurationException``): a schedule that ends before the run (past its end the LR sits
-    at its floor or, for a cosine, rises again) or long after it (the LR never decays); a warmup
-    as long as the run; a per-step schedule (onecycle, cyclic, the warmup family, torch's
-    OneCycleLR and CyclicLR) stepped per epoch; an epoch-style schedule stepped per optimizer step
-    with durations that look like epochs; a OneCycle ``total_steps`` other than the run's; a
-    catalog schedule built for one interval and stepped on the other; and, on resume, a scheduler
-    config that differs from the checkpoint's. After the first validation run it reports, in a
-    second message, a plateau monitor that was not logged. Nothing found, nothing said.
+    ``MisconfigurationException``): a schedule meant to end with the run that ends well before it
+    (past its end the LR sits at its floor or, for a cosine, rises again) or well after it (the LR
+    never decays); a milestone or ``total_iters`` the run never reaches; a warmup as long as the
+    run; a per-step schedule (onecycle, cyclic, the warmup family, torch's OneCycleLR and CyclicLR)
+    stepped per epoch; an epoch-style schedule stepped per optimizer step with durations that look
+    like epochs; a torch OneCycleLR that would raise before the run ends; a catalog schedule built
+    for one interval and stepped on the other.
 
-    The run is laid out from the trainer (``estimated_stepping_batches``, ``num_training_batches``,
-    ``accumulate_grad_batches``, each config's ``interval`` and ``frequency``, ``global_step`` on
-    resume) and catalog schedules are evaluated over it in one vectorised pass: a run of 10^6 steps
-    takes milliseconds.
+    On resume, before the checkpoint's training state is restored, it reports a scheduler whose
+    settings differ from the checkpoint's (and whether they will be refused, applied or, for torch's
+    schedulers, silently replaced by the checkpoint's) and a run length that differs from the
+    checkpoint's where it changes the resolved schedule (both lengths in optimizer steps, and the LR at
+    the resume step before and after). After the first validation run it reports a plateau monitor
+    that was not logged, naming the keys that were. Nothing found, nothing said.
 
     Args:
         strict: raise instead of warning.
 
     Attributes:
         findings: every :class:`Finding` reported so far.
+        plan: the run plan of the current run (saved in checkpoints, to compare on resume).
 
     Example:
         >>> import lightning.pytorch as pl
@@ -616,52 +541,51 @@ class ScheduleCheck(Callback):
             raise InvalidType(f"`strict` must be True or False: got strict={strict!r}")
         self.strict = strict
         self.findings: list[Finding] = []
-        self.fingerprints: list[dict[str, Any]] = []
-        self._checkpoint_fingerprints: list[dict[str, Any]] | None = None
+        self.plan: RunPlan | None = None
+        self._checkpoint_plan: RunPlan | None = None
+        self._checkpoint: Mapping[str, Any] | None = None
         self._monitors: list[tuple[str, str]] = []
 
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        self._checkpoint = {"lr_schedulers": checkpoint.get("lr_schedulers", []), "step": checkpoint.get("global_step")}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Lightning restores the schedulers' state after this hook, so this is the last moment to
+        # say what a changed setting will do.
+        self._check_resume(trainer)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check_resume(trainer)  # strategies that restore the checkpoint after on_fit_start
         configs = trainer.lr_scheduler_configs
-        plan = RunPlan.from_trainer(trainer)
-        findings = check_schedulers(configs, plan)
-        self.fingerprints = [fingerprint(c) for c in configs]
-        before, self._checkpoint_fingerprints = self._checkpoint_fingerprints, None
-        if before is not None:
-            findings.extend(_compare(before, self.fingerprints, trainer.global_step))
+        self.plan = RunPlan.from_trainer(trainer)
         self._monitors = plateau_monitors(configs)
-        self._report(findings, f"the LR schedule of this run ({plan.describe()})")
+        self._report(check_schedulers(configs, self.plan), f"the LR schedule of this run ({self.plan.describe()})")
+
+    def _check_resume(self, trainer: pl.Trainer) -> None:
+        checkpoint, self._checkpoint = self._checkpoint, None
+        if checkpoint is None:
+            return
+        now = RunPlan.from_trainer(trainer)
+        step = int(checkpoint["step"] or 0)
+        findings = resume_findings(
+            trainer.lr_scheduler_configs, checkpoint["lr_schedulers"], self._checkpoint_plan, now, step
+        )
+        self._report(findings, f"resuming from the checkpoint at step {step}")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit" or not self._monitors:
             return
         monitors, self._monitors = self._monitors, []
-        logged = sorted(trainer.callback_metrics)
-        findings = [
-            Finding(
-                "monitor",
-                label,
-                f"it reduces the LR when {key!r} plateaus, but the first validation run did not log {key!r} "
-                f"(logged: {', '.join(logged) or 'nothing'}). Log it with self.log({key!r}, ...) in "
-                "validation_step, or set monitor= to one of the logged keys.",
-            )
-            for label, key in monitors
-            if key not in trainer.callback_metrics
-        ]
-        self._report(findings, "the plateau monitor")
+        self._report(
+            _unlogged_monitors(monitors, trainer.callback_metrics, "the first validation run"), "the plateau monitor"
+        )
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         monitors, self._monitors = self._monitors, []
-        findings = [
-            Finding(
-                "monitor",
-                label,
-                f"it reduces the LR when {key!r} plateaus, but no validation ran and {key!r} was never logged, so "
-                "the LR was never reduced. Add validation data, or monitor a training metric.",
-            )
-            for label, key in monitors
-            if key not in trainer.callback_metrics
-        ]
-        self._report(findings, "the plateau monitor")
+        when = "training (no validation ran, so the LR was never reduced)"
+        self._report(_unlogged_monitors(monitors, trainer.callback_metrics, when), "the plateau monitor")
 
     def _report(self, findings: list[Finding], subject: str) -> None:
         if not findings:
@@ -674,32 +598,10 @@ class ScheduleCheck(Callback):
         rank_zero_warn(message, category=ScheduleWarning)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"schedulers": [dict(f) for f in self.fingerprints]}
+        return {"run": None if self.plan is None else asdict(self.plan)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        schedulers = state_dict.get("schedulers")
-        self._checkpoint_fingerprints = None if schedulers is None else [dict(f) for f in schedulers]
-
-
-def _compare(before: list[dict[str, Any]], now: list[dict[str, Any]], step: int) -> list[Finding]:
-    if len(before) != len(now):
-        return [
-            Finding(
-                "changed",
-                "schedulers",
-                f"the checkpoint was trained with {len(before)} scheduler(s) ({', '.join(b['name'] for b in before)}) "
-                f"but this run has {len(now)}; the resumed LR will not continue the checkpoint's. Resume with the same "
-                "configure_optimizers, or start a fresh run without ckpt_path.",
-            )
-        ]
-    return [
-        Finding(
-            "changed",
-            new["name"],
-            f"the schedule differs from the checkpoint's: was {old['spec']}, now {new['spec']}. The run resumes at "
-            f"step {step} on the new schedule, so the LR may jump. Resume with the same schedule, or start a fresh "
-            "run without ckpt_path.",
-        )
-        for old, new in zip(before, now, strict=True)
-        if old.get("fingerprint") != new["fingerprint"]
-    ]
+        # Older checkpoints kept scheduler fingerprints here; the checkpoint's own scheduler states replace them.
+        run = state_dict.get("run")
+        names = {f.name for f in fields(RunPlan)}
+        self._checkpoint_plan = None if not run else RunPlan(**{k: v for k, v in run.items() if k in names})

@@ -30,7 +30,7 @@ def _optional_duration(name: str, value: object) -> Duration | None:
     return None if value is None else parse_duration(name, value)
 
 
-@register("step", interval="epoch")
+@register("step", interval="epoch", durations=("step_size",))
 def step(step_size: int | str, gamma: float = 0.1) -> Binder:
     r"""StepLR: multiply the LR by ``gamma`` every ``step_size``.
 
@@ -51,7 +51,7 @@ def step(step_size: int | str, gamma: float = 0.1) -> Binder:
     return bind
 
 
-@register("multistep", interval="epoch")
+@register("multistep", interval="epoch", end_arg="milestones", durations=("milestones",))
 def multistep(milestones: list[int | str], gamma: float = 0.1) -> Binder:
     r"""MultiStepLR: multiply the LR by ``gamma`` at each milestone.
 
@@ -100,7 +100,7 @@ def _cosine(t: np.ndarray, period: np.ndarray | int) -> Weights:
     return Weights(c, 1.0 - c)
 
 
-@register("cosine", interval="epoch")
+@register("cosine", interval="epoch", end_arg="T_max", ends_with_run=True, durations=("T_max",))
 def cosine(T_max: int | str | None = None, eta_min: float = 0.0) -> Binder:
     r"""CosineAnnealingLR: half a cosine from the LR down to ``eta_min`` over ``T_max``.
 
@@ -125,7 +125,7 @@ def cosine(T_max: int | str | None = None, eta_min: float = 0.0) -> Binder:
     return bind
 
 
-@register("cosine_restarts", interval="epoch")
+@register("cosine_restarts", interval="epoch", durations=("T_0",))
 def cosine_restarts(T_0: int | str, T_mult: int = 1, eta_min: float = 0.0) -> Binder:
     r"""CosineAnnealingWarmRestarts (SGDR): cosine cycles of ``T_0``, each ``T_mult`` times longer.
 
@@ -161,7 +161,7 @@ def cosine_restarts(T_0: int | str, T_mult: int = 1, eta_min: float = 0.0) -> Bi
     return bind
 
 
-@register("polynomial", interval="epoch")
+@register("polynomial", interval="epoch", end_arg="total_iters", ends_with_run=True, durations=("total_iters",))
 def polynomial(total_iters: int | str = 5, power: float = 1.0) -> Binder:
     r"""PolynomialLR: decay to 0 over ``total_iters`` along a polynomial of degree ``power``.
 
@@ -182,7 +182,7 @@ def polynomial(total_iters: int | str = 5, power: float = 1.0) -> Binder:
     return bind
 
 
-@register("linear", interval="epoch")
+@register("linear", interval="epoch", end_arg="total_iters", durations=("total_iters",))
 def linear(start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: int | str = 5) -> Binder:
     r"""LinearLR: scale the LR by a factor moving linearly from ``start_factor`` to ``end_factor``.
 
@@ -204,7 +204,7 @@ def linear(start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: 
     return bind
 
 
-@register("constant", interval="epoch")
+@register("constant", interval="epoch", end_arg="total_iters", durations=("total_iters",))
 def constant(factor: float = 1.0 / 3, total_iters: int | str = 5) -> Binder:
     r"""ConstantLR: scale the LR by ``factor`` until ``total_iters``, then use it unscaled.
 
@@ -233,7 +233,7 @@ def _momentum_range(cycle_momentum: bool, base_momentum, max_momentum):
     return low, high
 
 
-@register("cyclic", interval="step")
+@register("cyclic", interval="step", durations=("step_size_up", "step_size_down"))
 def cyclic(
     base_lr: float | list[float],
     max_lr: float | list[float],
@@ -303,7 +303,7 @@ def _anneal(strategy: str, start, end, pct):
     return (end - start) * pct + start
 
 
-@register("onecycle", interval="step")
+@register("onecycle", interval="step", end_arg="total_steps", ends_with_run=True, durations=("total_steps",))
 def onecycle(
     max_lr: float | list[float],
     total_steps: int | str | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.duration import Duration, Interval, Run
 from lightning_lrsched.schedules.plateau_rule import PlateauRule
 
@@ -71,28 +71,67 @@ Binder = Callable[[Run], Curve]
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered schedule: its constructor and what kind of schedule it is."""
+    """A registered schedule: its constructor and what kind of schedule it is.
+
+    What a checker or a run needs to know about a schedule lives here, next to its formula, instead of
+    in tables keyed by name elsewhere.
+
+    Attributes:
+        name: the catalog name.
+        constructor: ``(**params) -> Binder``.
+        interval: the interval it is meant to be stepped at: ``"step"`` for schedules meant to change
+            the LR every optimizer step (onecycle, cyclic, the warmup family), ``"epoch"`` otherwise.
+        own_warmup: ``warmup`` is an argument of its own formula (the warmup family), not a generic
+            warmup put in front.
+        end_arg: the argument at which its shape is complete (``Curve.length``); a value of ``None``
+            for it means "the rest of the run" (``T_max``, ``total``, ``total_steps``).
+        ends_with_run: its shape is meant to end when the run does (a decay to its final LR), so
+            ending well before or well after the run is a mistake; otherwise only an end that the
+            run never reaches is (a milestone after the run, a ``total_iters`` longer than it).
+        durations: the arguments that are durations (``int``, ``"10ep"``, ``"500st"``, ``"25%"``).
+        summary: the first line of its docstring.
+    """
 
     name: str
     constructor: Callable[..., Binder]
     interval: Interval
-    own_warmup: bool  # the warmup family takes `warmup` as an argument of its own formula
+    own_warmup: bool
     summary: str
+    end_arg: str | None = None
+    ends_with_run: bool = False
+    durations: tuple[str, ...] = ()
 
     def parameters(self) -> dict[str, Any]:
         """Argument name -> default (``inspect.Parameter.empty`` when required)."""
         return {name: p.default for name, p in inspect.signature(self.constructor).parameters.items()}
 
+    def end_defaults_to_run(self) -> bool:
+        """Whether leaving ``end_arg`` unset makes the schedule end with the run."""
+        return self.end_arg is not None and self.parameters().get(self.end_arg, inspect.Parameter.empty) is None
+
 
 CATALOG: dict[str, Entry] = {}
 
 
-def register(name: str, *, interval: Interval, own_warmup: bool = False):
-    """Add a schedule constructor to the catalog under ``name``."""
+def register(
+    name: str,
+    *,
+    interval: Interval,
+    own_warmup: bool = False,
+    end_arg: str | None = None,
+    ends_with_run: bool = False,
+    durations: tuple[str, ...] = (),
+):
+    """Add a schedule constructor to the catalog under ``name`` (see :class:`Entry` for the arguments)."""
 
     def add(constructor: Callable[..., Binder]) -> Callable[..., Binder]:
+        accepted = inspect.signature(constructor).parameters
+        unknown = [arg for arg in (end_arg, *durations) if arg is not None and arg not in accepted]
+        if unknown:
+            raise InvalidType(f"register({name!r}): {unknown} are not arguments of {constructor.__name__}")
         doc = inspect.getdoc(constructor) or ""
-        CATALOG[name] = Entry(name, constructor, interval, own_warmup, doc.splitlines()[0] if doc else "")
+        summary = doc.splitlines()[0] if doc else ""
+        CATALOG[name] = Entry(name, constructor, interval, own_warmup, summary, end_arg, ends_with_run, durations)
         return constructor
 
     return add

@@ -9,12 +9,13 @@ from torch.optim import Optimizer
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.duration import Interval, Run
+from lightning_lrsched.schedules.run import RunPlan
 from lightning_lrsched.schedules.schedule import (
     Schedule,
     base_lr,
     check_build_args,
+    check_run_is_known,
     get_schedule,
-    run_length,
     scheduler_config,
 )
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, Lane
@@ -114,7 +115,17 @@ class GroupSchedules:
         ``plateau`` groups are fed their metrics by :class:`~lightning_lrsched.callbacks.PlateauDriver`
         at each validation end (averaged across processes).
         """
-        needs_epochs = any(s.interval == "epoch" for s in self.schedules)
-        total_steps, steps_per_epoch = run_length(trainer, needs_epochs=needs_epochs)
-        scheduler = self.build(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, monitors=monitors)
+        plan = RunPlan.from_trainer(trainer)
+        args = plan.build_args(self.interval)
+        check_run_is_known(self.schedules, plan, args)
+        if (
+            args["steps_per_epoch"] is None
+            and self.interval == "step"
+            and any(s.interval == "epoch" for s in self.schedules)
+        ):
+            raise InvalidValue(
+                "GroupSchedules mixing epoch and step schedules steps every optimizer step and needs the epoch length "
+                f"to count epochs, but it is unknown: {plan.length_hint()}"
+            )
+        scheduler = self.build(optimizer, **args, monitors=monitors)
         return scheduler_config(scheduler, trainer, self.interval, name or "lr-groups")

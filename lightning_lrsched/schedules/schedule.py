@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -20,6 +19,7 @@ import lightning_lrsched.schedules.warmup  # noqa: F401
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
+from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR
 from lightning_lrsched.validation import check_bool, check_choice
 
@@ -147,10 +147,10 @@ class Schedule:
             values :class:`~lightning_lrsched.callbacks.PlateauDriver` (which must be among the
             trainer's callbacks) feeds to the scheduler at the end of each validation run.
         """
-        total_steps, steps_per_epoch = run_length(trainer, needs_epochs=self.interval == "epoch")
-        scheduler = self.build(
-            optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, adopt_settings=adopt_settings
-        )
+        plan = RunPlan.from_trainer(trainer)
+        args = plan.build_args(self.interval)
+        check_run_is_known([self], plan, args)
+        scheduler = self.build(optimizer, **args, adopt_settings=adopt_settings)
         return scheduler_config(scheduler, trainer, self.interval, name or f"lr-{self.name}")
 
 
@@ -185,21 +185,22 @@ def base_lr(optimizer: Optimizer) -> float:
     return float(optimizer.defaults.get("lr", optimizer.param_groups[0]["lr"]))
 
 
-def run_length(trainer: Any, *, needs_epochs: bool) -> tuple[int | None, int | None]:
-    """``(total_steps, steps_per_epoch)`` of ``trainer``'s run, ``None`` where unknown.
+def check_run_is_known(schedules: list[Schedule], plan: RunPlan, args: dict[str, int | None]) -> None:
+    """Refuse, by name, a schedule that needs a run length (or epoch length) the trainer does not know.
 
-    The run length is ``trainer.estimated_stepping_batches`` (max_epochs, max_steps, limits and
-    gradient accumulation included) and an epoch is ``num_training_batches`` /
-    ``accumulate_grad_batches`` optimizer steps. A length in steps is of no use to a schedule
-    counting epochs (``needs_epochs``) when the epoch length is unknown.
+    A length-free schedule (``warmup_constant(warmup=10)``, ``step``, ``plateau``) trains exactly on a
+    loader of unknown length; one bound to the run's length would fail mid-run or stretch wrongly.
     """
-    total = trainer.estimated_stepping_batches
-    batches = trainer.num_training_batches
-    steps_per_epoch = (
-        max(1, math.ceil(batches / trainer.accumulate_grad_batches)) if math.isfinite(batches) and batches else None
-    )
-    known = math.isfinite(total) and (steps_per_epoch is not None or not needs_epochs)
-    return (int(total) if known else None), steps_per_epoch
+    for schedule in schedules:
+        arg = needs_run_length(schedule) if args["total_steps"] is None else None
+        what = "run length"
+        if arg is None and args["steps_per_epoch"] is None:
+            arg, what = needs_epoch_length(schedule), "epoch length"
+        if arg is not None:
+            raise InvalidValue(
+                f"`{schedule.name}` needs the {what} for `{arg}`, but it is unknown: give `{arg}` explicitly "
+                f"(in optimizer steps), or {plan.length_hint()}"
+            )
 
 
 def available_schedules() -> list[str]:

@@ -1,8 +1,15 @@
-"""ScheduleCheck: each misconfiguration gives its own message; correct configurations give none."""
+"""ScheduleCheck: each misconfiguration gives its own message; correct configurations give none.
+
+The checks are a pure function of the scheduler configs and the run plan, so the tables call
+``check_schedulers`` directly; a few real fits check the Trainer wiring (when it speaks, strict mode,
+resume, the plateau monitor).
+"""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +20,6 @@ from callback_helpers import (
     catalog,
     data,
     one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
-    per_group,
     sgd,
     trainer,
 )
@@ -23,166 +29,257 @@ from torch.optim import lr_scheduler as torch_lr
 
 from lightning_lrsched import ScheduleCheck
 from lightning_lrsched.callbacks import ScheduleWarning
-from lightning_lrsched.callbacks.schedule_check import RunPlan, check_schedulers
-from lightning_lrsched.schedules import get_schedule
+from lightning_lrsched.callbacks.schedule_check import check_schedulers
+from lightning_lrsched.schedules import GroupSchedules, get_schedule
+from lightning_lrsched.schedules.run import RunPlan
 
 pytestmark = QUIET
 
 
-def torch_config(make, **config):
-    """A scheduler factory returning Lightning's dict around a torch scheduler."""
-    return lambda optimizer, trainer: {"scheduler": make(optimizer, trainer), **config}
+@dataclass
+class Config:
+    """Lightning's scheduler config, as ``trainer.lr_scheduler_configs`` holds it."""
+
+    scheduler: Any
+    interval: str = "epoch"
+    frequency: int = 1
+    name: str | None = None
+    monitor: str | None = None
 
 
-def built(spec, total_steps=None, **config):
-    """A catalog schedule built by hand (not through lightning_config), with a hand-written config."""
-    return lambda optimizer, trainer: {
-        "scheduler": get_schedule(spec).build(optimizer, total_steps=total_steps),
-        **config,
-    }
+def groups(optimizer):
+    model = torch.nn.Linear(10, 2)
+    return optimizer([{"params": [model.weight]}, {"params": [model.bias], "lr": 0.03}])
 
+
+def built(spec, **config):
+    """A catalog schedule built for the run as ``lightning_config`` builds it; ``config`` overrides the dict."""
+
+    def make(optimizer, plan):
+        schedule = get_schedule(spec)
+        scheduler = schedule.build(optimizer, **plan.build_args(schedule.interval))
+        return Config(scheduler, **{"interval": schedule.interval, "name": f"lr-{schedule.name}", **config})
+
+    return make
+
+
+def per_group(specs):
+    def make(optimizer, plan):
+        schedules = GroupSchedules(specs)
+        scheduler = schedules.build(optimizer, **plan.build_args("step"))
+        return Config(scheduler, schedules.interval, name="lr-groups")
+
+    return make
+
+
+def torch_made(make, **config):
+    return lambda optimizer, plan: Config(make(optimizer, plan), **config)
+
+
+PLAN = RunPlan(total_steps=15, batches_per_epoch=5)  # Trainer(max_epochs=3) on 5 batches
+SIX_EPOCHS = RunPlan(total_steps=30, batches_per_epoch=5)
 
 MISCONFIGURED = [
-    ("cosine-ends-early", catalog({"name": "cosine", "T_max": 1}), {"max_epochs": 6}, "ends-early", "rises again"),
+    ("cosine-ends-early", built({"name": "cosine", "T_max": 1}), SIX_EPOCHS, "ends-early", "rises again"),
     (
         "warmup_linear-ends-early",
-        catalog({"name": "warmup_linear", "warmup": 2, "total": 5}),
-        {},
+        built({"name": "warmup_linear", "warmup": 2, "total": 5}),
+        PLAN,
         "ends-early",
-        "the LR stays at 0 (nothing is learned)",
+        "the LR stays at 0 (nothing is learned). Leave `total` unset (it defaults to the run) or set total=15",
+    ),
+    (
+        "polynomial-default-is-not-the-run",
+        built({"name": "polynomial"}),
+        RunPlan(total_steps=50, batches_per_epoch=5),
+        "ends-early",
+        "polynomial ends after 5 epochs but the run lasts 10; past its end the LR stays at 0 (nothing is learned). "
+        "Set total_iters=10 (or total_iters='100%').",
     ),
     (
         "torch-polynomial-ends-early",
-        torch_config(lambda o, t: torch_lr.PolynomialLR(o, total_iters=2)),
-        {"max_epochs": 6},
+        torch_made(lambda o, p: torch_lr.PolynomialLR(o, total_iters=2)),
+        SIX_EPOCHS,
         "ends-early",
-        "stays at 0",
+        "past its end the LR stays at 0 (nothing is learned). Set total_iters=6.",
     ),
     (
         "warmup_cosine-ends-late",
-        catalog({"name": "warmup_cosine", "warmup": 2, "total": 100}),
-        {},
+        built({"name": "warmup_cosine", "warmup": 2, "total": 100}),
+        PLAN,
         "ends-late",
-        "at 15% of the schedule",
+        "at 15% of the schedule (LR 0.0963 at the last step)",
     ),
     (
-        "multistep-milestone-after-the-run",
-        torch_config(lambda o, t: torch_lr.MultiStepLR(o, milestones=[1, 10])),
-        {},
+        "torch-multistep-milestone-after-the-run",
+        torch_made(lambda o, p: torch_lr.MultiStepLR(o, milestones=[1, 10])),
+        PLAN,
         "ends-late",
-        "milestones [10]",
+        "milestones=[1, 10] ends at 10 epochs, at or after the run's end (3)",
     ),
+    ("linear-never-done", built({"name": "linear", "total_iters": 3}), PLAN, "ends-late", "Keep total_iters below 3"),
     (
         "per-group-lane-ends-early",
         per_group([{"name": "cosine", "T_max": 1}, {"name": "warmup_cosine", "warmup": 2}]),
-        {"max_epochs": 6},
+        SIX_EPOCHS,
         "ends-early",
         "lr-groups (cosine+warmup_cosine, interval='step') lane 0 (cosine, param groups [0]): cosine ends after 1 ",
     ),
-    ("warmup-as-long-as-the-run", catalog({"name": "warmup_constant", "warmup": 20}), {}, "warmup", "never reaches"),
+    (
+        "warmup-as-long-as-the-run",
+        built({"name": "warmup_constant", "warmup": 20}),
+        PLAN,
+        "warmup",
+        "never reaches",
+    ),
+    (
+        "warmup-longer-than-the-run-in-a-longer-schedule",
+        built({"name": "warmup_cosine", "warmup": 20, "total": 100}),
+        PLAN,
+        "warmup",
+        "the warmup lasts 20 steps but the run has only 15",
+    ),
     (
         "built-for-steps-stepped-per-epoch",
-        built({"name": "onecycle", "max_lr": 0.1}, total_steps=15, interval="epoch"),
-        {},
+        lambda o, p: Config(get_schedule("onecycle", max_lr=0.1).build(o, total_steps=15), "epoch"),
+        PLAN,
         "interval",
         "built for interval='step'",
     ),
     (
         "onecycle-per-epoch",
-        catalog({"name": "onecycle", "max_lr": 0.1, "interval": "epoch"}),
-        {},
+        built({"name": "onecycle", "max_lr": 0.1, "interval": "epoch"}),
+        PLAN,
         "step-schedule-per-epoch",
         "the LR changes only 3 times",
     ),
     (
-        "torch-onecycle-default-interval",
-        torch_config(lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=15)),
-        {},
-        "step-schedule-per-epoch",
-        "OneCycleLR is a per-step schedule",
-    ),
-    (
         "torch-cyclic-default-interval",
-        torch_config(lambda o, t: torch_lr.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=5)),
-        {},
+        torch_made(lambda o, p: torch_lr.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=5)),
+        PLAN,
         "step-schedule-per-epoch",
         "CyclicLR is a per-step schedule",
     ),
     (
         "torch-onecycle-too-short",
-        torch_config(lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=10), interval="step"),
-        {},
-        "onecycle-total-steps",
+        torch_made(lambda o, p: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=10), interval="step"),
+        PLAN,
+        "ends-early",
         "torch raises ValueError at call 11",
     ),
     (
         "torch-onecycle-ignores-accumulation",
-        torch_config(lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=15), interval="step"),
-        {"accumulate_grad_batches": 2},
-        "onecycle-total-steps",
-        "makes 9 scheduler steps",
+        torch_made(lambda o, p: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=15), interval="step"),
+        RunPlan(total_steps=9, batches_per_epoch=5, accumulate=2),
+        "ends-late",
+        "total_steps=15 lasts 15 steps but the run ends after 9, at 60% of the schedule",
     ),
     (
         "onecycle-too-long",
-        catalog({"name": "onecycle", "max_lr": 0.1, "total_steps": 30}),
-        {},
-        "onecycle-total-steps",
-        "ends at 50% of the cycle",
+        built({"name": "onecycle", "max_lr": 0.1, "total_steps": 30}),
+        PLAN,
+        "ends-late",
+        "at 50% of the schedule",
     ),
     (
         "torch-cosine-epochs-on-steps",
-        torch_config(lambda o, t: torch_lr.CosineAnnealingLR(o, T_max=t.max_epochs), interval="step"),
-        {},
+        torch_made(lambda o, p: torch_lr.CosineAnnealingLR(o, T_max=p.epochs), interval="step"),
+        PLAN,
         "epoch-durations-on-steps",
         "T_max=3 looks like a number of epochs",
     ),
     (
         "catalog-step-epochs-on-steps",
-        catalog({"name": "step", "step_size": 2, "interval": "step"}),
-        {},
+        built({"name": "step", "step_size": 2, "interval": "step"}),
+        PLAN,
         "epoch-durations-on-steps",
         "step_size='2ep'",
     ),
 ]
 
 
-ONECYCLE_PER_EPOCH = "ignore:A `OneCycleLR` scheduler is using .interval"
-
-
-@pytest.mark.filterwarnings(ONECYCLE_PER_EPOCH)
 @pytest.mark.parametrize(
-    ("scheduler", "trainer_kwargs", "code", "text"), [c[1:] for c in MISCONFIGURED], ids=[c[0] for c in MISCONFIGURED]
+    ("make", "plan", "code", "text"), [c[1:] for c in MISCONFIGURED], ids=[c[0] for c in MISCONFIGURED]
 )
-def test_each_misconfiguration_has_its_message(tmp_path, scheduler, trainer_kwargs, code, text):
+def test_each_misconfiguration_has_its_message(make, plan, code, text):
+    findings = check_schedulers([make(groups(sgd), plan)], plan)
+    assert [f.code for f in findings] == [code]
+    assert text in str(findings[0])
+
+
+def test_a_per_step_schedule_stepped_per_epoch_is_also_checked_for_length():
+    config = Config(torch_lr.OneCycleLR(groups(sgd), max_lr=0.1, total_steps=15))
+    findings = check_schedulers([config], PLAN)
+    assert [f.code for f in findings] == ["step-schedule-per-epoch", "ends-late"]
+    assert "OneCycleLR is a per-step schedule" in findings[0].message
+    assert "Return it as {'scheduler': ..., 'interval': 'step'}" in findings[0].message
+
+
+GOOD = [
+    ("cosine", built({"name": "cosine"}), PLAN),
+    ("cosine-eta_min", built({"name": "cosine", "eta_min": 0.001, "warmup": 1}), RunPlan(25, 5)),
+    ("step", built({"name": "step", "step_size": 1, "gamma": 0.5}), PLAN),
+    ("multistep", built({"name": "multistep", "milestones": ["50%"]}), RunPlan(20, 5)),
+    ("exponential", built({"name": "exponential", "gamma": 0.9}), PLAN),
+    ("onecycle", built({"name": "onecycle", "max_lr": 0.1}), PLAN),
+    ("onecycle-accumulate", built({"name": "onecycle", "max_lr": 0.1}), RunPlan(9, 5, accumulate=2)),
+    ("cyclic", built({"name": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2}), PLAN),
+    ("warmup_cosine", built({"name": "warmup_cosine", "warmup": "10%"}), PLAN),
+    ("warmup_cosine-max_steps", built({"name": "warmup_cosine", "warmup": 2}), RunPlan(12, 5)),
+    ("wsd", built({"name": "wsd", "warmup": 2, "decay": "20%"}), PLAN),
+    ("inverse_sqrt", built({"name": "inverse_sqrt", "warmup": 2}), PLAN),
+    ("warmup_constant", built({"name": "warmup_constant", "warmup": "1ep"}), PLAN),
+    ("unknown-length", built({"name": "warmup_constant", "warmup": 10}), RunPlan(None, None)),
+    ("unknown-epoch-length", built({"name": "cosine"}), RunPlan(None, None, max_epochs=3)),
+    (
+        "torch-onecycle",
+        torch_made(lambda o, p: torch_lr.OneCycleLR(o, 0.1, p.total_steps), interval="step"),
+        PLAN,
+    ),
+    ("torch-cosine", torch_made(lambda o, p: torch_lr.CosineAnnealingLR(o, T_max=p.epochs)), PLAN),
+    ("torch-steplr", torch_made(lambda o, p: torch_lr.StepLR(o, step_size=1)), PLAN),
+    ("torch-multistep", torch_made(lambda o, p: torch_lr.MultiStepLR(o, milestones=[1, 2])), PLAN),
+    ("torch-steplr-per-step", torch_made(lambda o, p: torch_lr.StepLR(o, step_size=10), interval="step"), PLAN),
+    ("torch-lambda-unknown-to-the-catalog", torch_made(lambda o, p: torch_lr.LambdaLR(o, lambda e: 1.0)), PLAN),
+    ("per-group", per_group([{"name": "cosine"}, {"name": "warmup_cosine", "warmup": "10%"}]), PLAN),
+    ("per-group-epochs", per_group([{"name": "cosine"}, {"name": "step", "step_size": 1}]), PLAN),
+]
+
+
+@pytest.mark.parametrize(("make", "plan"), [g[1:] for g in GOOD], ids=[g[0] for g in GOOD])
+@pytest.mark.parametrize("optimizer", [sgd, adam], ids=["sgd", "adam"])
+def test_correct_configurations_say_nothing(make, plan, optimizer):
+    assert check_schedulers([make(groups(optimizer), plan)], plan) == []
+
+
+def test_checks_a_million_step_run():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    config = Config(get_schedule("warmup_linear", warmup=1000).build(optimizer, total_steps=900_000), "step")
+    (finding,) = check_schedulers([config], RunPlan(total_steps=1_000_000, batches_per_epoch=10_000))
+    assert finding.code == "ends-early"
+    assert "ends after 900000 steps but the run lasts 1000000; past its end the LR stays at 0" in finding.message
+    # A tail longer than 10^6 positions is sampled, and still described.
+    (finding,) = check_schedulers([config], RunPlan(total_steps=3_000_000, batches_per_epoch=10_000))
+    assert "ends after 900000 steps but the run lasts 3000000; past its end the LR stays at 0" in finding.message
+
+
+# -- the Trainer wiring ------------------------------------------------------------------------------------
+def torch_config(make, **config):
+    """A scheduler factory returning Lightning's dict around a torch scheduler."""
+    return lambda optimizer, trainer: {"scheduler": make(optimizer, trainer), **config}
+
+
+def test_strict_raises_before_the_first_step(tmp_path):
     check = ScheduleCheck(strict=True)
-    t = trainer(tmp_path, callbacks=[check], **trainer_kwargs)
+    t = trainer(tmp_path, callbacks=[check], max_epochs=6)
     with pytest.raises(MisconfigurationException, match="ScheduleCheck") as error:
-        t.fit(ScriptedModule(scheduler=scheduler), data(5))
-    assert code in {f.code for f in check.findings}
-    assert text in str(error.value)
-    assert t.global_step == 0  # reported before the first step
+        t.fit(ScriptedModule(scheduler=catalog({"name": "cosine", "T_max": 1})), data(5))
+    assert [f.code for f in check.findings] == ["ends-early"]
+    assert "the LR schedule of this run (30 optimizer steps = 6 epoch(s) of up to 5)" in str(error.value)
+    assert t.global_step == 0
 
 
-@pytest.mark.parametrize(
-    ("scheduler", "logged"),
-    [
-        (catalog({"name": "plateau", "monitor": "val_loss"}), "val_acc"),
-        (torch_config(lambda o, t: torch_lr.ReduceLROnPlateau(o), monitor="val_los"), "val_loss"),
-        (per_group([{"name": "cosine"}, {"name": "plateau", "monitor": "val_loss"}]), "val_acc"),
-    ],
-    ids=["plateau-schedule", "torch-reduce-on-plateau-typo", "per-group-plateau-lane"],
-)
-def test_a_plateau_monitor_never_logged_is_reported_after_the_first_validation(tmp_path, scheduler, logged):
-    check = ScheduleCheck(strict=True)
-    t = trainer(tmp_path, callbacks=[check], limit_train_batches=2)
-    module = ScriptedModule(scheduler=scheduler, scripted={logged: [1.0, 1.0, 1.0]})
-    with pytest.raises(MisconfigurationException, match="the first validation run did not log") as error:
-        t.fit(module, data(5), data(1))
-    assert f"(logged: {logged}, val_step_loss)" in str(error.value)
-    assert t.global_step == 2 and [f.code for f in check.findings] == ["monitor"]
-
-
-@pytest.mark.filterwarnings(ONECYCLE_PER_EPOCH)
+@pytest.mark.filterwarnings("ignore:A `OneCycleLR` scheduler is using .interval")
 def test_warns_once_with_every_problem_in_one_message(tmp_path):
     # OneCycleLR without 'interval': 'step' is stepped per epoch, and then covers 3 of its 15 steps.
     scheduler = torch_config(lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=15))
@@ -195,55 +292,54 @@ def test_warns_once_with_every_problem_in_one_message(tmp_path):
         "ScheduleCheck: 2 problem(s) with the LR schedule of this run (15 optimizer steps = 3 epoch(s) of up to 5):"
     )
     assert "\n  - lr-SGD (OneCycleLR, interval='epoch'): OneCycleLR is a per-step schedule" in messages[0]
-    assert "\n  - lr-SGD (OneCycleLR, interval='epoch'): total_steps=15 but the run makes 3" in messages[0]
-    assert [f.code for f in check.findings] == ["step-schedule-per-epoch", "onecycle-total-steps"]
+    assert (
+        "\n  - lr-SGD (OneCycleLR, interval='epoch'): total_steps=15 lasts 15 epochs but the run ends after 3"
+        in messages[0]
+    )
+    assert [f.code for f in check.findings] == ["step-schedule-per-epoch", "ends-late"]
 
 
-def test_max_steps_before_the_end_of_a_schedule_is_fine_if_it_was_built_for_it(tmp_path):
+@pytest.mark.parametrize(
+    ("scheduler", "trainer_kwargs"),
+    [
+        (catalog({"name": "warmup_linear", "warmup": 2}), {"max_steps": 7}),
+        (
+            torch_config(lambda o, t: torch_lr.OneCycleLR(o, 0.1, t.estimated_stepping_batches), interval="step"),
+            {"accumulate_grad_batches": 2},
+        ),
+    ],
+    ids=["max_steps-before-the-end-of-an-epoch", "torch-onecycle-accumulate"],
+)
+def test_correct_configurations_say_nothing_in_a_real_run(tmp_path, scheduler, trainer_kwargs):
     check = ScheduleCheck(strict=True)
-    module = ScriptedModule(scheduler=catalog({"name": "warmup_linear", "warmup": 2}))
-    trainer(tmp_path, callbacks=[check], max_steps=7).fit(module, data(5))
-    assert check.findings == []
-
-
-GOOD = [
-    ("cosine", catalog({"name": "cosine"}), {}),
-    ("cosine-eta_min", catalog({"name": "cosine", "eta_min": 0.001, "warmup": 1}), {"max_epochs": 5}),
-    ("step", catalog({"name": "step", "step_size": 1, "gamma": 0.5}), {}),
-    ("multistep", catalog({"name": "multistep", "milestones": ["50%"]}), {"max_epochs": 4}),
-    ("exponential", catalog({"name": "exponential", "gamma": 0.9}), {}),
-    ("onecycle", catalog({"name": "onecycle", "max_lr": 0.1}), {}),
-    ("onecycle-accumulate", catalog({"name": "onecycle", "max_lr": 0.1}), {"accumulate_grad_batches": 2}),
-    ("cyclic", catalog({"name": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2}), {}),
-    ("warmup_cosine", catalog({"name": "warmup_cosine", "warmup": "10%"}), {}),
-    ("warmup_cosine-max_steps", catalog({"name": "warmup_cosine", "warmup": 2}), {"max_steps": 12}),
-    ("wsd", catalog({"name": "wsd", "warmup": 2, "decay": "20%"}), {}),
-    ("inverse_sqrt", catalog({"name": "inverse_sqrt", "warmup": 2}), {}),
-    ("warmup_constant", catalog({"name": "warmup_constant", "warmup": "1ep"}), {}),
-    (
-        "torch-onecycle",
-        torch_config(lambda o, t: torch_lr.OneCycleLR(o, 0.1, t.estimated_stepping_batches), interval="step"),
-        {},
-    ),
-    ("torch-cosine", torch_config(lambda o, t: torch_lr.CosineAnnealingLR(o, T_max=t.max_epochs)), {}),
-    ("torch-steplr", torch_config(lambda o, t: torch_lr.StepLR(o, step_size=1)), {}),
-    ("torch-multistep", torch_config(lambda o, t: torch_lr.MultiStepLR(o, milestones=[1, 2])), {}),
-    ("torch-steplr-per-step", torch_config(lambda o, t: torch_lr.StepLR(o, step_size=10), interval="step"), {}),
-    ("no-scheduler", None, {}),
-    ("per-group", per_group([{"name": "cosine"}, {"name": "warmup_cosine", "warmup": "10%"}]), {}),
-    ("per-group-epochs", per_group([{"name": "cosine"}, {"name": "step", "step_size": 1}]), {}),
-]
-
-
-@pytest.mark.parametrize(("scheduler", "trainer_kwargs"), [g[1:] for g in GOOD], ids=[g[0] for g in GOOD])
-@pytest.mark.parametrize("optimizer", [sgd, adam], ids=["sgd", "adam"])
-def test_correct_configurations_say_nothing(tmp_path, scheduler, trainer_kwargs, optimizer):
-    check = ScheduleCheck(strict=True)
-    t = trainer(tmp_path, callbacks=[check], **trainer_kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ScheduleWarning)
-        t.fit(ScriptedModule(optimizer=optimizer, scheduler=scheduler), data(5))
+        trainer(tmp_path, callbacks=[check], **trainer_kwargs).fit(ScriptedModule(scheduler=scheduler), data(5))
     assert check.findings == []
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "logged", "advice"),
+    [
+        (catalog({"name": "plateau", "monitor": "val_los"}), "val_loss", "or set monitor='val_loss'"),
+        (torch_config(lambda o, t: torch_lr.ReduceLROnPlateau(o), monitor="val_los"), "val_loss", "monitor='val_loss'"),
+        (
+            GroupSchedules([{"name": "cosine"}, {"name": "plateau", "monitor": "val_loss"}]).lightning_config,
+            "val_acc",
+            "or set monitor='val_step_loss'",
+        ),
+    ],
+    ids=["plateau-schedule-typo", "torch-reduce-on-plateau-typo", "per-group-plateau-lane"],
+)
+def test_a_plateau_monitor_never_logged_is_reported_with_the_logged_keys(tmp_path, scheduler, logged, advice):
+    check = ScheduleCheck(strict=True)
+    t = trainer(tmp_path, callbacks=[check], limit_train_batches=2)
+    module = ScriptedModule(scheduler=scheduler, scripted={logged: [1.0, 1.0, 1.0]})
+    with pytest.raises(MisconfigurationException, match="the first validation run did not log") as error:
+        t.fit(module, data(5), data(1))
+    assert f"(logged: {logged}, val_step_loss)" in str(error.value)
+    assert advice in str(error.value)
+    assert t.global_step == 2 and [f.code for f in check.findings] == ["monitor"]
 
 
 @pytest.mark.parametrize(
@@ -258,41 +354,101 @@ def test_a_logged_plateau_monitor_says_nothing(tmp_path, scheduler):
     assert check.findings == [] and t.global_step == 6
 
 
-def _fit_then_resume(tmp_path, first, second):
-    check = ScheduleCheck()
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    # The first run stops after 2 of the schedule's 6 epochs, which ScheduleCheck rightly points out.
-    with pytest.warns(ScheduleWarning, match="cosine lasts 6 epochs but the run ends after 2"):
-        trainer(tmp_path, callbacks=[check, checkpoint], max_epochs=2).fit(ScriptedModule(scheduler=first), data(5))
-    resumed = ScheduleCheck()
-    t = trainer(tmp_path, callbacks=[resumed, ModelCheckpoint(dirpath=tmp_path, save_last=True)], max_epochs=6)
+# -- resume ----------------------------------------------------------------------------------------------
+class LRRecorder(Callback):
+    """The LR of param group 0 at each optimizer step."""
+
+    def __init__(self) -> None:
+        self.lrs: dict[int, float] = {}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.lrs[trainer.global_step] = float(optimizer.param_groups[0]["lr"])
+
+
+def lr_after_steps(schedule, total_steps, steps):
+    optimizer = sgd([{"params": [torch.nn.Parameter(torch.zeros(1))]}])
+    scheduler = schedule.build(optimizer, total_steps=total_steps)
+    for _ in range(steps):
+        optimizer.step()
+        scheduler.step()
+    return scheduler.get_last_lr()[0]
+
+
+def first_run(tmp_path, scheduler, max_epochs=2):
+    """Train ``max_epochs`` epochs with ScheduleCheck, keeping ModelCheckpoint's file of every epoch."""
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, filename="{epoch}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScheduleWarning)
+        trainer(tmp_path, callbacks=[ScheduleCheck(), checkpoint], max_epochs=max_epochs).fit(
+            ScriptedModule(scheduler=scheduler, groups=1), data(5)
+        )
+    return {epoch: tmp_path / f"epoch={epoch}.ckpt" for epoch in range(max_epochs)}
+
+
+def resume(tmp_path, scheduler, ckpt, check=None, **trainer_kwargs):
+    """Resume from ``ckpt``; the ScheduleCheck, the LRs used, and the ScheduleWarnings given."""
+    check = check or ScheduleCheck()
+    recorder = LRRecorder()
+    t = trainer(tmp_path, callbacks=[check, recorder], **trainer_kwargs)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        t.fit(ScriptedModule(scheduler=second), data(5), ckpt_path=tmp_path / "last.ckpt")
-    return resumed, [w for w in record if issubclass(w.category, ScheduleWarning)]
+        t.fit(ScriptedModule(scheduler=scheduler, groups=1), data(5), ckpt_path=ckpt)
+    return check, recorder.lrs, [str(w.message) for w in record if issubclass(w.category, ScheduleWarning)]
 
 
-def test_resume_with_a_changed_schedule_is_reported(tmp_path):
-    resumed, record = _fit_then_resume(
-        tmp_path,
-        catalog({"name": "cosine", "T_max": 6}),
-        catalog({"name": "cosine", "T_max": 6, "eta_min": 0.001}),
-    )
-    assert [f.code for f in resumed.findings] == ["changed"]
-    assert len(record) == 1
-    message = str(record[0].message)
-    assert "resumed at step 10 (epoch 2)" in message
-    assert "was {'schedule': {'name': 'cosine', 'T_max': 6, 'interval': 'epoch'}" in message
-    assert "'eta_min': 0.001" in message
+@pytest.mark.parametrize(
+    ("spec", "arg"),
+    [({"name": "warmup_cosine", "warmup": "10%"}, "warmup"), ({"name": "onecycle", "max_lr": 0.1}, "total_steps")],
+    ids=["warmup_cosine", "onecycle"],
+)
+def test_a_resume_that_changes_the_run_length_reports_both_lengths_and_the_lr_jump(tmp_path, spec, arg):
+    ckpt = first_run(tmp_path, catalog(spec))
+    check, lrs, messages = resume(tmp_path, catalog(spec), ckpt[1], max_epochs=6)
+    assert [f.code for f in check.findings] == ["run-length"] and len(messages) == 1
+    before = lr_after_steps(get_schedule(spec), total_steps=10, steps=10)  # where the checkpoint's schedule was going
+    assert (
+        f"the run length changed: the checkpoint's run was 10 optimizer steps (2 epochs of 5), this one is 30 "
+        f"optimizer steps (6 epochs of 5), and {spec['name']} is resolved against the run, so at the resume step 10 "
+        f"the LR goes from {before:.3g} (the checkpoint's schedule) to {lrs[10]:.3g}. Resume with the checkpoint's "
+        f"max_epochs/max_steps to finish its schedule, or give `{arg}` in steps."
+    ) in messages[0]
+    assert f"{before:.3g}" != f"{lrs[10]:.3g}"
+    # An unchanged resume says nothing.
+    check, _, messages = resume(tmp_path, catalog(spec), ckpt[0], max_epochs=2)
+    assert check.findings == [] and messages == []
 
 
-def test_resume_with_the_same_schedule_says_nothing(tmp_path):
-    resumed, record = _fit_then_resume(
-        tmp_path, catalog({"name": "cosine", "T_max": 6}), catalog({"name": "cosine", "T_max": 6})
-    )
-    assert resumed.findings == [] and record == []
+def test_a_longer_run_with_a_length_free_schedule_says_nothing(tmp_path):
+    spec = {"name": "step", "step_size": 1, "gamma": 0.5}
+    ckpt = first_run(tmp_path, catalog(spec))
+    check, _, messages = resume(tmp_path, catalog(spec), ckpt[1], max_epochs=4)
+    assert check.findings == [] and messages == []
 
 
+def test_a_changed_schedule_on_resume_is_reported_as_refused_before_the_state_is_loaded(tmp_path):
+    ckpt = first_run(tmp_path, catalog({"name": "cosine"}))
+    changed = catalog({"name": "cosine", "eta_min": 0.001})
+    check = ScheduleCheck(strict=True)
+    with pytest.raises(MisconfigurationException) as error:
+        resume(tmp_path, changed, ckpt[1], check=check, max_epochs=6)
+    assert [f.code for f in check.findings] == ["changed"]
+    message = str(error.value)
+    assert message.startswith("ScheduleCheck: 1 problem(s) with resuming from the checkpoint at step 10:")
+    assert "was {'name': 'cosine', 'interval': 'epoch'}, now {'name': 'cosine', 'eta_min': 0.001, " in message
+    assert "loading the checkpoint refuses it (an error names each setting)" in message
+
+
+def test_a_changed_torch_scheduler_on_resume_is_reported_as_not_applied(tmp_path):
+    ckpt = first_run(tmp_path, torch_config(lambda o, t: torch_lr.CosineAnnealingLR(o, T_max=2)))
+    changed = torch_config(lambda o, t: torch_lr.CosineAnnealingLR(o, T_max=t.max_epochs))
+    check, _, messages = resume(tmp_path, changed, ckpt[1], max_epochs=6)
+    # torch keeps the checkpoint's T_max=2, so the run then also ends early; both are said.
+    assert [f.code for f in check.findings] == ["changed", "ends-early"]
+    assert "the new ones are NOT applied (T_max 2 -> 6)" in messages[0]
+    assert "T_max=2 ends after 2 epochs but the run lasts 6; past its end the LR rises again" in messages[1]
+
+
+# -- where a scheduler is at each optimizer step -----------------------------------------------------------
 class PositionRecorder(Callback):
     """The scheduler position every optimizer step uses, and the plan ScheduleCheck makes of the run."""
 
@@ -335,23 +491,6 @@ def test_run_plan_matches_lightnings_stepping(tmp_path, interval, frequency, acc
     assert [plan.position(k, interval, frequency) for k in range(plan.total_steps)] == recorder.positions
     assert plan.positions(interval, frequency) == recorder.positions[-1] + 1
     assert plan.scheduler_steps(interval, frequency) == recorder.final
-
-
-def test_checks_a_million_step_run():
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    scheduler = get_schedule("warmup_linear", warmup=1000).build(optimizer, total_steps=900_000)
-
-    class Config:
-        interval, frequency, name, monitor = "step", 1, None, None
-
-    config = Config()
-    config.scheduler = scheduler
-    (finding,) = check_schedulers([config], RunPlan(total_steps=1_000_000, batches_per_epoch=10_000))
-    assert finding.code == "ends-early"
-    assert "ends after 900000 steps but the run lasts 1000000; past its end the LR stays at 0" in finding.message
-    # A tail longer than 10^6 positions is sampled, and still described.
-    (finding,) = check_schedulers([config], RunPlan(total_steps=3_000_000, batches_per_epoch=10_000))
-    assert "ends after 900000 steps but the run lasts 3000000; past its end the LR stays at 0" in finding.message
 
 
 def test_rejects_bad_arguments():
