@@ -214,3 +214,41 @@ def test_resuming_with_other_settings_is_refused_unless_adopted(tmp_path):
     last = tmp_path / "ckpt" / "last.ckpt"
     with pytest.raises(InvalidValue, match=r"`max_lr` was 0.1, now 0.5.*adopt_settings=True"):
         _fit(tmp_path / "b", {"name": "onecycle", "max_lr": 0.5}, {}, ckpt_path=last, epochs=3)
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """Batches of the synthetic task with no ``__len__``: Lightning cannot know the epoch length."""
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(0)
+        for _ in range(5):
+            x = torch.randn(8, 10, generator=g)
+            yield x, (x[:, 0] > 0).long()
+
+
+def _stream_fit(tmp_path: Path, schedule: dict[str, Any], **limits: Any) -> pl.Trainer:
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **limits,
+    )
+    loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(SyntheticClassifier(scheduler=schedule), train_dataloaders=loader)
+    return trainer
+
+
+def test_a_loader_of_unknown_length_trains_length_free_schedules_and_refuses_the_others(tmp_path):
+    trainer = _stream_fit(tmp_path / "a", {"name": "warmup_constant", "warmup": 4}, max_epochs=2)
+    assert trainer.global_step == 10 and trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.1)
+    with pytest.raises(InvalidValue, match=r"`warmup_linear` needs the run length for `total`.*max_steps"):
+        _stream_fit(tmp_path / "b", {"name": "warmup_linear", "warmup": 4}, max_epochs=2)
+    # With max_steps (and max_epochs left at -1) the default `total` is the run.
+    trainer = _stream_fit(tmp_path / "c", {"name": "warmup_linear", "warmup": 4}, max_steps=8)
+    assert trainer.lr_scheduler_configs[0].scheduler.curve.length == 8

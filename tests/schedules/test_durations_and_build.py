@@ -108,6 +108,10 @@ def fake_trainer(**overrides):
         "estimated_stepping_batches": 1000,
         "num_training_batches": 100,
         "accumulate_grad_batches": 2,
+        "max_epochs": 20,
+        "max_steps": -1,
+        "global_step": 0,
+        "current_epoch": 0,
         # A plateau schedule needs the callback that feeds it validation results.
         "callbacks": [SimpleNamespace(drives_plateau_schedules=True)],
     }
@@ -222,20 +226,28 @@ def test_accumulation_sets_the_epoch_length(make_optimizer):
 
 
 def test_unknown_run_length(make_optimizer):
-    endless = fake_trainer(estimated_stepping_batches=math.inf)
-    # Nothing depends on the run length: fine.
-    get_schedule("step", step_size=3).lightning_config(make_optimizer(), endless)
-    get_schedule("warmup_constant", warmup=10).lightning_config(make_optimizer(), endless)
-    with pytest.raises(ValueError, match="`T_max` defaults to the length of the run, but the run length is unknown"):
+    # An iterable loader without __len__ and max_epochs: the run length is unknown.
+    streaming = fake_trainer(num_training_batches=math.inf, estimated_stepping_batches=math.inf)
+    # Length-free schedules train exactly.
+    get_schedule("step", step_size=3).lightning_config(make_optimizer(), streaming)
+    get_schedule("warmup_constant", warmup=10).lightning_config(make_optimizer(), streaming)
+    get_schedule("warmup_cosine", warmup=10, total=100).lightning_config(make_optimizer(), streaming)
+    # Length-bound ones are refused, naming what to set. An epoch schedule still knows the run in epochs.
+    with pytest.raises(ValueError, match=r"`warmup_linear` needs the run length for `total`.*max_steps"):
+        get_schedule("warmup_linear", warmup=10).lightning_config(make_optimizer(), streaming)
+    assert get_schedule("cosine").lightning_config(make_optimizer(), streaming)["scheduler"].curve.length == 20
+    endless = fake_trainer(
+        num_training_batches=math.inf, estimated_stepping_batches=math.inf, max_epochs=-1, max_steps=-1
+    )
+    with pytest.raises(ValueError, match=r"`cosine` needs the run length for `T_max`.*max_steps"):
         get_schedule("cosine").lightning_config(make_optimizer(), endless)
-    with pytest.raises(ValueError, match="`warmup`='5%' is a share of the run, but the run length is unknown"):
-        get_schedule("warmup_constant", warmup="5%").lightning_config(make_optimizer(), endless)
-    # An epoch schedule needs the epoch length too, to count epochs in the run.
-    streaming = fake_trainer(num_training_batches=math.inf)
-    with pytest.raises(ValueError, match="`T_max` defaults to the length of the run"):
-        get_schedule("cosine").lightning_config(make_optimizer(), streaming)
-    # A step schedule does not: its default `total` is the 1000 steps.
-    scheduler = get_schedule("warmup_linear", warmup=10).lightning_config(make_optimizer(), streaming)["scheduler"]
+    with pytest.raises(ValueError, match=r"needs the run length for `warmup`"):
+        get_schedule("warmup_constant", warmup="5%").lightning_config(make_optimizer(), streaming)
+    # With max_steps and max_epochs=-1, per-step defaults resolve from max_steps.
+    bounded = fake_trainer(
+        num_training_batches=math.inf, estimated_stepping_batches=1000, max_epochs=-1, max_steps=1000
+    )
+    scheduler = get_schedule("warmup_linear", warmup=10).lightning_config(make_optimizer(), bounded)["scheduler"]
     for _ in range(999):
         stepped(scheduler)
     assert scheduler.get_last_lr()[0] == pytest.approx(0.1 / 990)
