@@ -12,7 +12,7 @@ from lightning_lrsched.schedules.duration import Interval, Run
 from lightning_lrsched.schedules.run import RunPlan
 from lightning_lrsched.schedules.schedule import (
     Schedule,
-    base_lr,
+    base_value,
     check_build_args,
     check_run_is_known,
     get_schedule,
@@ -73,6 +73,7 @@ class GroupSchedules:
         total_steps: int | None = None,
         steps_per_epoch: int | None = None,
         monitors: Sequence[str | None] | None = None,
+        param: str = "lr",
     ) -> GroupScheduledLR:
         """Make the torch scheduler that drives group ``i`` of ``optimizer`` along schedule ``i``.
 
@@ -94,13 +95,13 @@ class GroupSchedules:
         keys = [None] * n if monitors is None else list(monitors)
         if len(keys) != n:
             raise InvalidValue(f"`monitors` must have one entry per schedule ({n}): got {len(keys)}")
-        per_epoch, lr = steps_per_epoch or 1, base_lr(optimizer)
+        per_epoch, lr = steps_per_epoch or 1, base_value(optimizer, param)
         lanes = []
         for i, (schedule, key) in enumerate(zip(self.schedules, keys, strict=True)):
             curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, lr, 1))
             stride = per_epoch if schedule.interval == "epoch" and self.interval == "step" else 1
             lanes.append(Lane(schedule, curve, (i,), stride, key))
-        return GroupScheduledLR(optimizer, lanes)
+        return GroupScheduledLR(optimizer, lanes, param)
 
     def lightning_config(
         self,
@@ -109,6 +110,7 @@ class GroupSchedules:
         *,
         name: str | None = None,
         monitors: Sequence[str | None] | None = None,
+        param: str = "lr",
     ) -> dict[str, Any]:
         """Build for ``trainer``'s run and return Lightning's scheduler dict (see :meth:`Schedule.lightning_config`).
 
@@ -127,5 +129,5 @@ class GroupSchedules:
                 "GroupSchedules mixing epoch and step schedules steps every optimizer step and needs the epoch length "
                 f"to count epochs, but it is unknown: {plan.length_hint()}"
             )
-        scheduler = self.build(optimizer, **args, monitors=monitors)
-        return scheduler_config(scheduler, trainer, self.interval, name or "lr-groups")
+        scheduler = self.build(optimizer, **args, monitors=monitors, param=param)
+        return scheduler_config(scheduler, trainer, self.interval, name or f"{param}-groups")

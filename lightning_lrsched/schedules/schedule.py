@@ -20,7 +20,7 @@ from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
-from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR
+from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR, param_key
 from lightning_lrsched.validation import check_bool, check_choice
 
 
@@ -103,6 +103,7 @@ class Schedule:
         total_steps: int | None = None,
         steps_per_epoch: int | None = None,
         adopt_settings: bool = False,
+        param: str = "lr",
     ) -> ScheduledLR:
         """Make the torch scheduler that drives ``optimizer`` along this schedule.
 
@@ -116,6 +117,9 @@ class Schedule:
                 then counts scheduler steps of either interval.
             adopt_settings: let ``load_state_dict`` take a state saved with other settings of this
                 schedule (with a warning) instead of refusing it.
+            param: the hyperparameter to drive: ``"lr"``, or any float key of the param groups
+                (``"weight_decay"``, ...), relative to each group's own value, with the same formulas
+                and durations; ``"momentum"`` is SGD's momentum or Adam's first beta.
 
         Example:
             >>> import torch
@@ -126,14 +130,21 @@ class Schedule:
         """
         check_build_args(optimizer, total_steps, steps_per_epoch)
         check_bool("adopt_settings", adopt_settings)
-        run = Run(self.interval, total_steps, steps_per_epoch or 1, base_lr(optimizer), len(optimizer.param_groups))
+        base = base_value(optimizer, param)
+        run = Run(self.interval, total_steps, steps_per_epoch or 1, base, len(optimizer.param_groups))
         curve = self.curve(run)
-        scheduler = (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve)
+        scheduler = (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve, param)
         scheduler.adopts_settings = adopt_settings
         return scheduler
 
     def lightning_config(
-        self, optimizer: Optimizer, trainer: Any, *, name: str | None = None, adopt_settings: bool = False
+        self,
+        optimizer: Optimizer,
+        trainer: Any,
+        *,
+        name: str | None = None,
+        adopt_settings: bool = False,
+        param: str = "lr",
     ) -> dict[str, Any]:
         """Build for ``trainer``'s run and return Lightning's scheduler dict.
 
@@ -150,8 +161,8 @@ class Schedule:
         plan = RunPlan.from_trainer(trainer)
         args = plan.build_args(self.interval)
         check_run_is_known([self], plan, args)
-        scheduler = self.build(optimizer, **args, adopt_settings=adopt_settings)
-        return scheduler_config(scheduler, trainer, self.interval, name or f"lr-{self.name}")
+        scheduler = self.build(optimizer, **args, adopt_settings=adopt_settings, param=param)
+        return scheduler_config(scheduler, trainer, self.interval, name or f"{param}-{self.name}")
 
 
 def scheduler_config(scheduler: GroupScheduledLR, trainer: Any, interval: Interval, name: str) -> dict[str, Any]:
@@ -182,7 +193,14 @@ def check_build_args(optimizer: Any, total_steps: Any, steps_per_epoch: Any) -> 
 
 def base_lr(optimizer: Optimizer) -> float:
     """The optimizer's default LR (what ``warmup_polynomial``'s absolute ``lr_end`` is relative to)."""
-    return float(optimizer.defaults.get("lr", optimizer.param_groups[0]["lr"]))
+    return base_value(optimizer, "lr")
+
+
+def base_value(optimizer: Optimizer, param: str) -> float:
+    """The optimizer's default value of the hyperparameter ``param`` drives (checked to exist)."""
+    key = param_key(optimizer, param)
+    value = optimizer.defaults.get(key, optimizer.param_groups[0][key])
+    return float(value[0] if key == "betas" else value)
 
 
 def check_run_is_known(schedules: list[Schedule], plan: RunPlan, args: dict[str, int | None]) -> None:

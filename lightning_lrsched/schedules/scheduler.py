@@ -122,9 +122,15 @@ class GroupScheduledLR(LRScheduler):
         counts_updates: whether a step after which no optimizer update was applied (one a
             GradScaler skipped) leaves the schedule where it is (:meth:`count_updates`).
         adopts_settings: whether :meth:`load_state_dict` accepts a state saved with other settings.
+        param: the hyperparameter it drives: ``"lr"``, or any float key of the param groups
+            (``"weight_decay"``, ...), each group relative to its own base (``initial_<param>``);
+            ``"momentum"`` is SGD's momentum or Adam's first beta. Its values: :meth:`get_last_values`.
     """
 
-    def __init__(self, optimizer: Optimizer, lanes: Sequence[Lane]) -> None:
+    def __init__(self, optimizer: Optimizer, lanes: Sequence[Lane], param: str = "lr") -> None:
+        self.param = param
+        self._key = param_key(optimizer, param)
+        self._initial = "initial_lr" if param == "lr" else f"initial_{param}"
         n = len(optimizer.param_groups)
         covered = sorted(g for lane in lanes for g in lane.groups)
         if covered != list(range(n)):
@@ -139,7 +145,9 @@ class GroupScheduledLR(LRScheduler):
                 self._lane_of[g] = i
         self.judges: list[PlateauJudge | None] = [None if lane.rule is None else lane.rule.judge() for lane in lanes]
         self._rows = [_Rows(lane.curve) for lane in self.lanes]
-        self._momentum_key = _momentum_key(optimizer) if any(lane.curve.momentum for lane in lanes) else None
+        # A schedule that cycles momentum does so only when it drives the LR (momentum has its own schedule then).
+        cycles = param == "lr" and any(lane.curve.momentum for lane in lanes)
+        self._momentum_key = _momentum_key(optimizer) if cycles else None
         self.peaks: list[float] = []
         self.floors: list[float] = []
         self.min_lrs: list[float] = []
@@ -148,9 +156,10 @@ class GroupScheduledLR(LRScheduler):
         self.adopts_settings = False
         self._updates = 0
         # torch's base class sets `initial_lr` on every group, reads the bases from it and takes the
-        # first step, which calls get_lr(): the per-group anchors must exist by then.
+        # first step, which calls get_lr(): the per-group anchors must exist by then. Another
+        # hyperparameter keeps its base the same way, under `initial_<param>`.
         for group in optimizer.param_groups:
-            group.setdefault("initial_lr", _clone(group["lr"]))
+            group.setdefault(self._initial, _clone(self._read(group)))
         self._anchor(optimizer, range(n))
         super().__init__(optimizer)
 
@@ -160,7 +169,7 @@ class GroupScheduledLR(LRScheduler):
         for g in groups:
             lane = self.lanes[self._lane_of[g]]
             curve, k, i = lane.curve, len(lane.groups), lane.groups.index(g)
-            base = float(optimizer.param_groups[g]["initial_lr"])
+            base = float(optimizer.param_groups[g][self._initial])
             # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
             peak = base if curve.peak is None else per_group("max_lr", curve.peak, k)[i]
             values = [
@@ -199,6 +208,7 @@ class GroupScheduledLR(LRScheduler):
         self._lane_of += [0] * len(new)
         for g in new:
             groups[g].setdefault("initial_lr", _clone(groups[g]["lr"]))
+            groups[g].setdefault(self._initial, _clone(self._read(groups[g])))
         self._anchor(self.optimizer, new)
         self.base_lrs = [group["initial_lr"] for group in groups]
         log.info(
@@ -211,7 +221,7 @@ class GroupScheduledLR(LRScheduler):
 
     # -- the closed forms, evaluated a chunk at a time ------------------------------------------------
     def lrs_at(self, t: int) -> list[float]:
-        """The LR of every param group at scheduler step ``t`` (plateau reductions so far included)."""
+        """The value of :attr:`param` (the LR by default) of every group at step ``t``, plateau reductions included."""
         lrs = [0.0] * len(self.peaks)
         peaks, floors = self.peaks, self.floors
         for lane, rows in zip(self.lanes, self._rows, strict=True):
@@ -220,12 +230,23 @@ class GroupScheduledLR(LRScheduler):
                 lrs[g] = combine(a, b, peaks[g], floors[g])
         return lrs
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[Any]:
         """The LRs at the current step (torch's hook, called by :meth:`step`)."""
+        if self.param != "lr":  # another hyperparameter: torch's bookkeeping keeps each group's LR as it is
+            return [group["lr"] for group in self.optimizer.param_groups]
         return self.lrs_at(self.last_epoch)
 
     def get_last_lr(self) -> list[float]:
-        """The LRs the schedule set for the current step: what it planned, whatever else changed them since."""
+        """The LRs the schedule set for the current step: what it planned, whatever else changed them since.
+
+        A scheduler of another hyperparameter (:attr:`param`) returns the groups' LRs, as torch's do.
+        """
+        if self.param != "lr":
+            return [float(group["lr"]) for group in self.optimizer.param_groups]
+        return self.lrs_at(self.last_epoch)
+
+    def get_last_values(self) -> list[float]:
+        """What the schedule set :attr:`param` to for the current step (the planned LR, for ``param="lr"``)."""
         return self.lrs_at(self.last_epoch)
 
     def _set_momenta(self) -> None:
@@ -246,9 +267,22 @@ class GroupScheduledLR(LRScheduler):
                     groups[g]["momentum"] = value
 
     def _set_lrs(self, groups: Sequence[int]) -> None:
-        lrs, param_groups = self.lrs_at(self.last_epoch), self.optimizer.param_groups
+        values, param_groups = self.lrs_at(self.last_epoch), self.optimizer.param_groups
         for g in groups:
-            _fill(param_groups[g], lrs[g])
+            self._write(param_groups[g], values[g])
+
+    def _read(self, group: dict[str, Any]) -> Any:
+        value = group[self._key]
+        return value[0] if self._key == "betas" else value
+
+    def _write(self, group: dict[str, Any], value: float) -> None:
+        key = self._key
+        if key == "betas":
+            group["betas"] = (value, *group["betas"][1:])
+        elif hasattr(group[key], "fill_"):
+            group[key].fill_(value)
+        else:
+            group[key] = value
 
     # -- time ------------------------------------------------------------------------------------------
     def count_updates(self) -> None:
@@ -279,6 +313,8 @@ class GroupScheduledLR(LRScheduler):
             self._updates = 0
         self._adopt_new_groups()
         super().step()
+        if self.param != "lr":
+            self._set_lrs(range(len(self.peaks)))
         self._set_momenta()
 
     # -- plateau lanes and the one mutation besides time ------------------------------------------------
@@ -321,7 +357,11 @@ class GroupScheduledLR(LRScheduler):
     # -- checkpoints -------------------------------------------------------------------------------------
     def settings(self) -> list[dict[str, Any]]:
         """Each lane's schedule spec and groups: what a state must have been saved with to resume exactly."""
-        return [{"schedule": lane.schedule.to_dict(), "groups": list(lane.groups)} for lane in self.lanes]
+        settings = [{"schedule": lane.schedule.to_dict(), "groups": list(lane.groups)} for lane in self.lanes]
+        if self.param != "lr":
+            for lane in settings:
+                lane["param"] = self.param
+        return settings
 
     def state_dict(self) -> dict[str, Any]:
         """Time, each group's peak and floor (plateau reductions), each lane's settings and judge."""
@@ -384,14 +424,6 @@ def _clone(value: Any) -> Any:
     return value.clone() if hasattr(value, "clone") else value
 
 
-def _fill(group: dict[str, Any], value: float) -> None:
-    lr = group["lr"]
-    if hasattr(lr, "fill_"):
-        lr.fill_(value)
-    else:
-        group["lr"] = value
-
-
 def _differences(saved: list[dict[str, Any]], built: list[dict[str, Any]]) -> list[str]:
     """Human-readable differences between two lists of lane settings."""
     if len(saved) != len(built):
@@ -403,6 +435,8 @@ def _differences(saved: list[dict[str, Any]], built: list[dict[str, Any]]) -> li
         for key in sorted(set(a) | set(b), key=lambda k: (k != "name", k)):
             if a.get(key) != b.get(key):
                 out.append(f"{where}`{key}` was {a.get(key, '(default)')!r}, now {b.get(key, '(default)')!r}")
+        if old.get("param", "lr") != new.get("param", "lr"):
+            out.append(f"{where}`param` was {old.get('param', 'lr')!r}, now {new.get('param', 'lr')!r}")
         if list(old.get("groups", new["groups"])) != new["groups"]:
             out.append(f"{where}param groups were {old['groups']}, now {new['groups']}")
     return out
@@ -441,6 +475,33 @@ def _upgrade(state: Mapping[str, Any], scheduler: GroupScheduledLR) -> dict[str,
     }
 
 
+def param_key(optimizer: Optimizer, param: str) -> str:
+    """The param-group key a schedule of ``param`` drives: ``param`` itself, or for ``"momentum"``
+    SGD's ``momentum`` or the first of Adam's ``betas``.
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+        >>> param_key(opt, "momentum"), param_key(opt, "weight_decay")
+        ('betas', 'weight_decay')
+    """
+    if param == "momentum":
+        if "betas" in optimizer.defaults or "momentum" in optimizer.defaults:
+            return _momentum_key(optimizer)
+        raise InvalidValue(
+            f"`param`='momentum' needs an optimizer with momentum or betas: got {type(optimizer).__name__}"
+        )
+    group = optimizer.param_groups[0]
+    value = group.get(param) if isinstance(param, str) else None
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(value, "fill_")):
+        keys = sorted(k for k, v in group.items() if isinstance(v, float) and not k.startswith("initial_"))
+        raise InvalidValue(
+            f"`param` must be a float setting of the optimizer's param groups: got param={param!r}; "
+            f"{type(optimizer).__name__} has {', '.join([*keys, 'momentum'] if 'betas' in group else keys)}"
+        )
+    return param
+
+
 def _momentum_key(optimizer: Optimizer) -> str:
     if "betas" in optimizer.defaults:
         return "betas"
@@ -462,8 +523,9 @@ class ScheduledLR(GroupScheduledLR):
         curve: its closed form for the run.
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve) -> None:
-        super().__init__(optimizer, [Lane(schedule, curve, tuple(range(len(optimizer.param_groups))))])
+    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve, param: str = "lr") -> None:
+        lanes = [Lane(schedule, curve, tuple(range(len(optimizer.param_groups))))]
+        super().__init__(optimizer, lanes, param)
 
     @property
     def schedule(self) -> ScheduleSpec:
@@ -482,10 +544,10 @@ class PlateauLR(ScheduledLR):
     value at the end of every validation run.
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve) -> None:
+    def __init__(self, optimizer: Optimizer, schedule: ScheduleSpec, curve: Curve, param: str = "lr") -> None:
         if curve.plateau is None:
             raise InvalidValue(f"PlateauLR needs the `plateau` schedule: got {schedule.name!r}")
-        super().__init__(optimizer, schedule, curve)
+        super().__init__(optimizer, schedule, curve, param)
 
     @property
     def rule(self) -> PlateauRule:
