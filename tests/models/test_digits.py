@@ -20,7 +20,7 @@ def seeded() -> None:
 
 
 def epoch_inputs(dm: DigitsDataModule, epoch: int = 0, world_size: int = 1, rank: int = 0) -> list[torch.Tensor]:
-    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank, overfit_batches=0)
     loader = dm.train_dataloader()
     loader.sampler.set_epoch(epoch)
     return [x for x, _ in loader]
