@@ -15,7 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler, TensorDataset
 
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.validation import check_bool, check_int, check_non_negative, check_range
@@ -127,6 +127,25 @@ class GlobalBatchSampler(DistributedSampler):
         self._position, self._resuming = (epoch, served), True
 
 
+class SequentialGlobalBatchSampler(GlobalBatchSampler, SequentialSampler):
+    """A :class:`GlobalBatchSampler` that never shuffles, and says so by its type.
+
+    Under ``Trainer(overfit_batches=...)`` Lightning rebuilds every loader whose sampler is not a
+    ``SequentialSampler`` around one over single samples, which would break the global batches;
+    this one it leaves in place, so the same first batches are trained every epoch.
+
+    Args:
+        dataset_size: samples in the split.
+        batch_size: samples per global batch (the last one may be smaller).
+        num_replicas: processes sharing each global batch.
+        rank: this process's index among them.
+    """
+
+    def __init__(self, dataset_size: int, batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset_size, batch_size, num_replicas, rank)
+        self.data_source = self.dataset  # what a SequentialSampler holds
+
+
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over a :class:`GlobalBatchSampler` whose position Lightning checkpoints.
 
@@ -202,7 +221,10 @@ class GlobalBatchDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> ResumableLoader:
         rows = self.splits[split]
         world, rank = self._world()
-        sampler = GlobalBatchSampler(len(rows), self.batch_size, world, rank, shuffle=shuffle, seed=self.seed)
+        if self.trainer is not None and self.trainer.overfit_batches > 0:
+            sampler = SequentialGlobalBatchSampler(len(rows), self.batch_size, world, rank)
+        else:
+            sampler = GlobalBatchSampler(len(rows), self.batch_size, world, rank, shuffle=shuffle, seed=self.seed)
         return ResumableLoader(TensorDataset(self.x[rows], self.y[rows]), sampler)
 
     def train_dataloader(self) -> ResumableLoader:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
 
-from lightning_lrsched.models import SyntheticDataModule
+from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.models.data import GlobalBatchDataModule, GlobalBatchSampler
 
 
 def attach(dm: GlobalBatchDataModule, world_size: int = 1, rank: int = 0) -> GlobalBatchDataModule:
-    """Give ``dm`` the two things it reads from its trainer."""
-    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank)
+    """Give ``dm`` the three things it reads from its trainer."""
+    dm.trainer = SimpleNamespace(world_size=world_size, global_rank=rank, overfit_batches=0)
     return dm
 
 
@@ -243,6 +245,38 @@ def test_validation_is_never_shuffled():
     dm = SyntheticDataModule(seed=2)
     x = torch.cat([batch[0] for batch in served(dm.val_dataloader(), epoch=4)])
     assert torch.equal(x, dm.x[dm.splits["val"]])
+
+
+def test_overfit_batches_trains_the_same_first_global_batches_every_epoch(tmp_path):
+    class Inputs(L.Callback):
+        def __init__(self) -> None:
+            self.seen: list[torch.Tensor] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.seen.append(batch[0].clone())
+
+    inputs = Inputs()
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        devices=1,
+        overfit_batches=2,
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[inputs],
+    )
+    dm = SyntheticDataModule(num_samples=200, batch_size=16, seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(SyntheticClassifier(), dm)
+    assert not [w for w in caught if "overfit" in str(w.message)], "Lightning replaced the sampler"
+    first = dm.x[dm.splits["train"]][:32]
+    assert len(inputs.seen) == 6
+    for epoch in range(3):
+        assert torch.equal(torch.cat(inputs.seen[2 * epoch : 2 * epoch + 2]), first)
 
 
 def test_batch_size_must_divide_among_processes():
