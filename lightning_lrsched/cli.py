@@ -406,7 +406,11 @@ def print_catalog(width: int | None = None) -> None:
 
     width = width or min(shutil.get_terminal_size((80, 24)).columns, 100)
     indent = "    "
-    out = ["Schedules (get_schedule(name, ...), --model.scheduler '{name: ..., ...}', lrsched plot NAME --ARG VALUE):"]
+    out = textwrap.wrap(
+        "Schedules, by name: get_schedule(name, ...) in Python, --model.scheduler '{name: ..., ...}' in "
+        "lrsched fit, lrsched plot NAME --ARG VALUE. Durations: an int (scheduler steps), '10ep', '500st', '25%'.",
+        width,
+    )
     for name in sorted(CATALOG):
         entry = CATALOG[name]
         out.append("")
