@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from lightning_lrsched import __version__
-from lightning_lrsched.errors import USER_ERRORS, UsageError
+from lightning_lrsched.errors import USER_ERRORS, RaisingArgumentParser, UsageError
 
 BUG_NOTE = (
     "lrsched: this is not an input error but an unexpected failure. If it does not come from your own "
@@ -267,15 +267,8 @@ Every LightningCLI option follows.
 
 
 # -- plot -----------------------------------------------------------------------------------------
-class _PlotParser(argparse.ArgumentParser):
-    """argparse that raises (one line, exit 2 from :func:`main`) instead of printing usage and exiting."""
-
-    def error(self, message: str) -> Any:
-        raise UsageError(message)
-
-
 def _plot_parser() -> argparse.ArgumentParser:
-    parser = _PlotParser(
+    parser = RaisingArgumentParser(
         prog="lrsched plot",
         usage="lrsched plot NAME [--ARG VALUE ...] [NAME [--ARG VALUE ...] ...] --steps N [options]",
         description="Draw LR curves. Each schedule name is followed by its own --argument value pairs "
