@@ -229,41 +229,42 @@ def _accepted_options(class_path: str, unknown: str) -> str:
 
 
 # -- fit / validate / test help -------------------------------------------------------------------
+FIT_OPTIONS = (
+    ("--config FILE", "a YAML of options, e.g. examples/configs/cosine.yaml"),
+    ("--model.scheduler SPEC", "the schedule: a name or '{name: cosine, eta_min: 0.001}' "
+        "(arguments and defaults: lrsched plot --list); names: {names}"),
+    ("--model.optimizer SPEC", "sgd, adam, adamw, rmsprop or '{name: sgd, momentum: 0.9}'"),
+    ("--model.lr LR", "the optimizer's (peak) LR (default 0.1)"),
+    ("--optimizer CLASS", "a torch optimizer replacing the model's own optimizer and schedule, "
+        "e.g. --optimizer SGD --optimizer.lr 0.1"),
+    ("--lr_scheduler CLASS", "a torch scheduler for --optimizer, e.g. --lr_scheduler OneCycleLR "
+        "--lr_scheduler.max_lr 0.5 (total_steps: the run's)"),
+    ("--lr_callbacks BOOL", "fit: attach LRLogger and ScheduleCheck (default true)"),
+    ("--trainer.max_epochs N", "epochs to train (default 20)"),
+    ("--trainer.logger false", "no logs (default: TensorBoard or CSV logs in lightning_logs/)"),
+    ("--print_config", "print the whole resulting config and exit"),
+)  # fmt: skip
+"""The options ``lrsched fit --help`` shows first: (option, what it does)."""
+
+
 def lightning_help(command: str) -> str:
-    """Our options first (``lrsched fit --help``), before LightningCLI's full list."""
+    """Our options first (``lrsched fit --help``), before LightningCLI's full list; 80 columns wide."""
     from lightning_lrsched.schedules import available_schedules
 
-    width = min(shutil.get_terminal_size().columns, 100)
-    names = textwrap.fill(", ".join(available_schedules()), width - 4, initial_indent="    ", subsequent_indent="    ")
     what = {
-        "fit": "Train a LightningModule (default: SyntheticClassifier on SyntheticDataModule, 20 epochs),\n"
-        "printing one line per epoch: loss, val_loss, val_acc and the LR of the epoch's last step.",
+        "fit": "Train a LightningModule (default: SyntheticClassifier on SyntheticDataModule, 20 epochs), "
+        "printing one line per epoch with the LR of the epoch's last optimizer step.",
         "validate": "Run the validation set once through the model (options as in `lrsched fit`).",
         "test": "Run the test set once through the model (options as in `lrsched fit`).",
     }[command]
-    return f"""usage: lrsched {command} [--config FILE] [options]
-
-{what}
-
-Most used options (any of them can also be set in a --config YAML):
-  --config FILE              a YAML of options, e.g. examples/configs/cosine.yaml
-  --model.scheduler SPEC     the LR schedule: a name or '{{name: cosine, eta_min: 0.001}}';
-                             arguments and defaults of every schedule: lrsched plot --list
-{names}
-  --model.optimizer SPEC     sgd, adam, adamw, rmsprop, or '{{name: sgd, momentum: 0.9}}'
-  --model.lr LR              the optimizer's (peak) LR (default 0.1)
-  --optimizer CLASS          a torch optimizer instead of the model's own, e.g. SGD --optimizer.lr 0.1
-                             (the model's --model.scheduler is then not used)
-  --lr_scheduler CLASS       a torch scheduler for --optimizer, e.g. OneCycleLR --lr_scheduler.max_lr 0.5
-                             (OneCycleLR's total_steps defaults to the run's optimizer steps)
-  --lr_callbacks BOOL        fit: attach LRLogger and ScheduleCheck (default true; false leaves them out)
-  --trainer.max_epochs N     epochs to train (default 20)
-  --trainer.logger false     no logs; by default TensorBoard or CSV logs under lightning_logs/
-  --print_config             print the full resulting config and exit
-
-Every LightningCLI option follows.
-
-"""
+    lines = [f"usage: lrsched {command} [--config FILE] [options]", "", *textwrap.wrap(what, 80), ""]
+    lines.append("Most used options (each can also be set in a --config YAML):")
+    for option, description in FIT_OPTIONS:
+        text = description.replace("{names}", ", ".join(available_schedules()))
+        wrapped = textwrap.wrap(text, 80 - 26)
+        lines.append(f"  {option:<24}{wrapped[0]}")
+        lines += [" " * 26 + line for line in wrapped[1:]]
+    return "\n".join([*lines, "", "Every LightningCLI option follows.", "", ""])
 
 
 # -- plot -----------------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ class LRSchedCLI(LightningCLI):
             "seed_everything_default": 0,
             "trainer_defaults": {"max_epochs": DEFAULT_MAX_EPOCHS},
             "save_config_callback": ConfigNextToLogs,
-            "parser_kwargs": {"exit_on_error": False},
+            "parser_kwargs": {"exit_on_error": False, "prog": "lrsched"},
             **kwargs,
         }
         super().__init__(args=None if args is None else list(args), **kwargs)

@@ -57,6 +57,7 @@ def test_fit_help_starts_with_our_options_then_lightnings(capsys):
     for text in ("--model.scheduler", "warmup_cosine", "onecycle", "--optimizer", "--lr_scheduler", "--lr_callbacks"):
         assert text in ours, f"{text} is not in the first part of `lrsched fit --help`"
     assert "lrsched plot --list" in ours
+    assert max(len(line) for line in ours.splitlines()) <= 80
     assert "--trainer.max_epochs" in stock and "--ckpt_path" in stock, "LightningCLI's own help does not follow"
 
 
