@@ -109,3 +109,29 @@ def test_other_exceptions_keep_their_traceback_and_say_it_is_a_bug(raiser, monke
     assert not isinstance(error.value, SystemExit)
     assert BUG_NOTE in getattr(error.value, "__notes__", [])
     assert "error:" not in capsys.readouterr().err
+
+
+# -- compare: bad input is refused before any run starts ------------------------------------------
+BAD_COMPARE = {
+    "output is a file": (["--output", "{tmp}/afile"], ["--output", "afile", "a file"]),
+    "output under a file": (["--output", "{tmp}/afile/runs"], ["--output", "afile"]),
+    "output not writable": (["--output", "/proc/lrsched/runs"], ["--output", "/proc"]),
+    "malformed config": (["--config", "{tmp}/bad.yaml"], ["--config", "bad.yaml", "not valid YAML", "line 2"]),
+    "non-number option": (["--max-epochs", "abc"], ["--max-epochs", "abc"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD_COMPARE)
+def test_bad_compare_input_exits_2_with_one_line_before_any_run(case: str, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "bad.yaml").write_text("schedules: [cosine\nmax_epochs: 1\n")
+    args, words = BAD_COMPARE[case]
+    with pytest.raises(SystemExit) as error:
+        main(["compare", "--schedules", "cosine", *[arg.replace("{tmp}", str(tmp_path)) for arg in args]])
+    assert error.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("lrsched compare: error: ")
+    for word in words:
+        assert word in line, f"{word!r} is not named in {line!r}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "bad.yaml"], "a refused grid wrote files"
