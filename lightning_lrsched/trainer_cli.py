@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 from lightning.pytorch.accelerators import AcceleratorRegistry
@@ -60,24 +61,26 @@ class ConfigNextToLogs(SaveConfigCallback):
 class LRSchedCLI(LightningCLI):
     """LightningCLI over :class:`~lightning_lrsched.models.SyntheticClassifier` (or any module).
 
-    Args:
-        args: the command line after ``lrsched`` (``["fit", ...]``); ``None`` reads ``sys.argv``.
-        **kwargs: passed on to :class:`~lightning.pytorch.cli.LightningCLI`.
+    Takes LightningCLI's arguments; those not given get this command's defaults (:data:`DEFAULTS`).
+    ``LRSchedCLI(args=["fit", "--trainer.max_epochs", "3"])`` runs what ``lrsched fit
+    --trainer.max_epochs 3`` runs.
     """
 
-    def __init__(self, args: Sequence[str] | None = None, **kwargs: Any) -> None:
-        kwargs = {
-            "model_class": L.LightningModule,
-            "datamodule_class": L.LightningDataModule,
-            "subclass_mode_model": True,
-            "subclass_mode_data": True,
-            "seed_everything_default": 0,
-            "trainer_defaults": {"max_epochs": DEFAULT_MAX_EPOCHS},
-            "save_config_callback": ConfigNextToLogs,
-            "parser_kwargs": {"exit_on_error": False, "prog": "lrsched"},
-            **kwargs,
-        }
-        super().__init__(args=None if args is None else list(args), **kwargs)
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "model_class": L.LightningModule,
+        "datamodule_class": L.LightningDataModule,
+        "subclass_mode_model": True,
+        "subclass_mode_data": True,
+        "seed_everything_default": 0,
+        "trainer_defaults": {"max_epochs": DEFAULT_MAX_EPOCHS},
+        "save_config_callback": ConfigNextToLogs,
+        "parser_kwargs": {"exit_on_error": False, "prog": "lrsched"},
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        given = inspect.signature(LightningCLI.__init__).bind_partial(self, *args, **kwargs).arguments
+        kwargs.update({key: value for key, value in self.DEFAULTS.items() if key not in given})
+        super().__init__(*args, **kwargs)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:

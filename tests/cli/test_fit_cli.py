@@ -1,8 +1,10 @@
 """`lrsched fit` end to end: every example config and torch's own schedulers apply the LR they promise.
 
 Each run is a real LightningCLI fit, in-process, with :class:`lr_recorder.LRRecorder` writing down
-the LR of every optimizer step; the expected LRs come from an independent source (``preview`` of
-the config's schedule, or torch's scheduler of the same name).
+the LR of every optimizer step. The expected LRs come from ``preview`` of the config's schedule or
+from torch's scheduler of the same name. ``preview`` shares its formulas (``Curve.weights``) with
+the scheduler, so against it these tests catch wiring errors (interval, durations, run length,
+stepping); the formulas themselves are checked against torch and Hugging Face in tests/schedules.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -298,3 +300,16 @@ def test_one_cycle_from_the_command_line_takes_total_steps_from_the_run(tmp_path
     assert len(lrs) == record["run"]["estimated_stepping_batches"] == 44
     expected = torch_trace(torch.optim.lr_scheduler.OneCycleLR, 44, max_lr=0.5, total_steps=44)
     np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+
+
+def test_lrsched_cli_is_importable_and_subclassable(tmp_path: Path):
+    from lightning_lrsched.cli import LRSchedCLI
+    from lightning_lrsched.models import SyntheticClassifier
+
+    class ThreeEpochCLI(LRSchedCLI):
+        DEFAULTS: ClassVar[dict[str, Any]] = {**LRSchedCLI.DEFAULTS, "trainer_defaults": {"max_epochs": 3}}
+
+    cli = ThreeEpochCLI(args=["--model.scheduler", "cosine", "--trainer.default_root_dir", str(tmp_path)], run=False)
+    assert isinstance(cli.model, SyntheticClassifier)
+    assert cli.model.schedule.name == "cosine"
+    assert cli.trainer.max_epochs == 3
