@@ -49,7 +49,7 @@ def test_the_readme_has_command_lines_of_every_kind():
 
 
 @pytest.mark.parametrize(
-    "line", [pytest.param(line, marks=[slow] if any(s in line for s in SLOW) else []) for line in LINES]
+    "line", [pytest.param(line, marks=[slow] if any(s in line for s in SLOW) else [], id=line) for line in LINES]
 )
 def test_readme_command_line_runs_as_written(line: str, tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
