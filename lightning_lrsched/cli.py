@@ -3,166 +3,294 @@
 Examples::
 
     lrsched fit --config examples/configs/cosine.yaml
-    lrsched fit --model.scheduler onecycle_tutorial --trainer.max_epochs 5
+    lrsched fit --model.scheduler '{name: onecycle, max_lr: 0.5}' --trainer.max_epochs 5
     lrsched plot cosine --T_max 50 --steps 100 -o lr.png
     lrsched plot --list
+
+This module imports no Lightning (``lrsched --help`` and ``lrsched plot`` answer fast); the
+LightningCLI subclass lives in :mod:`lightning_lrsched.trainer_cli` and is also reachable here as
+``LRSchedCLI``.
+
+Errors: an exception of a user-error type (:data:`lightning_lrsched.errors.USER_ERRORS`, or an
+argument parser's ``ArgumentError``) is one line on stderr and exit status 2; any other exception
+is a bug and keeps its traceback, with a note saying so.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import inspect
 import logging
 import re
+import shutil
 import sys
+import textwrap
+import warnings
 from argparse import ArgumentError
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
 
-from lightning_lrsched.errors import UsageError
+from lightning_lrsched import __version__
+from lightning_lrsched.errors import USER_ERRORS, RaisingArgumentParser, UsageError
 
-USAGE = """usage: lrsched {fit,validate,test,plot,compare} ...
+BUG_NOTE = (
+    "lrsched: this is not an input error but an unexpected failure. If it does not come from your own "
+    "model or data code, it is a bug in lightning-lrsched: please report it with the command line and this traceback."
+)
 
-  fit, validate, test   train/evaluate with LightningCLI (default: the synthetic classifier);
-                        see `lrsched fit --help`
-  plot                  draw LR curves: lrsched plot cosine --T_max 50 --steps 100 -o lr.png
-  compare               compare schedules across devices and seeds; see `lrsched compare --help`
-"""
+
+# -- the command table and its overview -----------------------------------------------------------
+def lightning_command(command: str, args: Sequence[str]) -> None:
+    """Run LightningCLI (``fit``, ``validate`` or ``test``) over the synthetic classifier or any module."""
+    if "-h" in args or "--help" in args:
+        sys.stdout.write(lightning_help(command))
+        sys.stdout.flush()
+    # "Seed set to 0" on every start would make a one-line error two lines.
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    from lightning_lrsched.trainer_cli import LRSchedCLI
+
+    with warnings.catch_warnings():
+        # LightningCLI warns whenever `args` is given while sys.argv has arguments: always true here.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        warnings.showwarning = _warning_printer(command, warnings.showwarning)
+        LRSchedCLI(args=[command, *args])
+
+
+def _warning_printer(command: str, show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints this package's warnings as ``lrsched fit: warning: ...``.
+
+    They speak to the user (a ScheduleCheck finding), so the file and line that raised them would be noise.
+    """
+
+    def show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if category.__module__.startswith("lightning_lrsched"):
+            from tqdm import tqdm
+
+            # tqdm.write lifts a progress bar out of the way instead of writing onto it.
+            tqdm.write(f"lrsched {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    return show_warning
+
+
+def plot_command(args: Sequence[str]) -> None:
+    """``lrsched plot``: see :func:`plot_schedules`."""
+    plot_schedules(args)
+
+
+def compare_command(args: Sequence[str]) -> None:
+    """``lrsched compare``: see :mod:`lightning_lrsched.compare.command`."""
+    from lightning_lrsched.compare.command import compare_command as run
+
+    run(args)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
+    "fit": (
+        "train with a schedule (default: the synthetic classifier, 20 epochs)",
+        lambda a: lightning_command("fit", a),
+    ),
+    "validate": ("evaluate on the validation set once (options as in fit)", lambda a: lightning_command("validate", a)),
+    "test": ("evaluate on the test set once (options as in fit)", lambda a: lightning_command("test", a)),
+    "plot": ("draw LR curves before training: lrsched plot cosine --steps 100", plot_command),
+    "compare": ("train schedules x devices x seeds side by side; report + W&B", compare_command),
+}
+"""Every subcommand: its one-line summary and what runs it. A new command is one entry here."""
+
+
+def overview() -> str:
+    """``lrsched --help``: every command in one line (no Lightning import, so it is instant)."""
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [f"  {name:<{width}}{summary}" for name, (summary, _) in COMMANDS.items()]
+    return (
+        f"usage: lrsched {{{','.join(COMMANDS)}}} [options]\n\n"
+        "Learning-rate schedules for PyTorch Lightning: see them, train with them, compare them.\n\n"
+        "commands:\n" + "\n".join(lines) + "\n\n"
+        "`lrsched COMMAND --help` shows a command's options; `lrsched plot --list` the schedules.\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``lrsched`` and ``python -m lightning_lrsched``."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else ""
+    if command in ("", "-h", "--help", "help"):
+        sys.stdout.write(overview())
+        return
+    if command == "--version":
+        print(f"lrsched {__version__}")
+        return
+    if command not in COMMANDS:
+        close = difflib.get_close_matches(command, COMMANDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"lrsched: error: unknown command {command!r}: use one of {', '.join(COMMANDS)}{hint}", file=sys.stderr)
+        raise SystemExit(2)
     try:
-        if command == "plot":
-            plot_command(args[1:])
-        elif command == "compare":
-            from lightning_lrsched.compare.command import compare_command
-
-            compare_command(args[1:])
-        elif command in ("fit", "validate", "test") or command.startswith("-"):
-            lightning_command(args, from_argv=argv is None)
-        else:
-            sys.stdout.write(USAGE)
-            raise SystemExit(0 if command in ("", "help") else 2)
-    except (UsageError, ValueError, TypeError, ArgumentError) as error:
-        ours = error if isinstance(error, (UsageError, ArgumentError)) else _our_error(error)
-        if ours is None:
+        COMMANDS[command][1](args[1:])
+    except Exception as error:
+        user = user_error(error)
+        if user is None:
+            error.add_note(BUG_NOTE)
             raise
-        print(f"lrsched {command}: error: {_one_line(str(ours))}", file=sys.stderr)
+        print(f"lrsched {command}: error: {error_line(user)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def _our_error(error: BaseException | None) -> BaseException | None:
-    """The error our own argument checks raised (bad input) in ``error``'s chain, if any.
+def user_error(error: BaseException) -> BaseException | None:
+    """``error`` if its type says "bad input", or the bad-input error it was raised from, else ``None``.
 
-    Anything else, a bug in Lightning or here, keeps its traceback.
+    The argument parser wraps what a class raised while being built (``raise ValueError(...) from
+    error``), so the explicit cause chain is followed; where an error was raised plays no part.
     """
     while error is not None:
-        tb = error.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        if isinstance(error, (ValueError, TypeError)) and tb is not None:
-            if "lightning_lrsched" in tb.tb_frame.f_code.co_filename:
-                return error
-        error = error.__cause__ or error.__context__
+        if isinstance(error, (*USER_ERRORS, ArgumentError)):
+            return error
+        error = error.__cause__
     return None
 
 
-def _one_line(message: str) -> str:
-    r"""The informative line of a (possibly multi-line, nested) argument-parser message.
+# -- one line per error ---------------------------------------------------------------------------
+def error_line(error: BaseException) -> str:
+    """The one line that tells the user what was wrong: the parser's reason, not its Union bookkeeping."""
+    message = str(error)
+    if isinstance(error, ArgumentError) or 'Parser key "' in message:
+        return parser_reason(message)
+    return " ".join(message.split())
+
+
+def parser_reason(message: str) -> str:
+    r"""The option and the underlying reason in a (nested) jsonargparse error message.
 
     Example:
-        >>> _one_line('Parser key "model":\n  Errors:\n    - Problem\n  Parser key "lr":\n  Expected a float. Got: abc')
-        '--model.lr: Expected a float. Got: abc'
+        >>> parser_reason('Parser key "trainer.max_epochs":\n  Does not validate against any of the Union subtypes\n'
+        ...     "  Subtypes: [<class 'int'>, <class 'NoneType'>]\n  Errors:\n    - Expected a <class 'int'>\n"
+        ...     "    - Expected a <class 'NoneType'>\n  Given value type: <class 'str'>\n  Given value: abc")
+        "--trainer.max_epochs: expected an int: got 'abc'"
     """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    keyed = [(i, re.match(r'Parser key "([^"]+)"', line)) for i, line in enumerate(lines)]
-    keys = [(i, match.group(1)) for i, match in keyed if match]
-    if keys and keys[-1][0] + 1 < len(lines):
-        return "--" + ".".join(key for _, key in keys) + ": " + lines[keys[-1][0] + 1].lstrip("- ")
-    bullets = [line[2:] for line in lines if line.startswith("- ") and "NoneType" not in line]
-    return bullets[0] if bullets else (lines[0] if lines else message)
+    keys = [match.group(1) for line in lines if (match := re.match(r'Parser key "([^"]+)"', line))]
+    option = f"--{'.'.join(keys)}: " if keys else ""
+    given = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), None)
+    got = re.search(r"Got value: (.*)$", message, flags=re.MULTILINE)
+    given = got.group(1).strip() if got else given
+    if given is not None and _non_finite(given):
+        return f"{option}must be a finite number: got {given}"
+    details = [
+        line for line in lines if not re.match(r"(Parser key|Does not validate|Subtypes:|Errors:|Given value)", line)
+    ]
+    details = [line.lstrip("- ") for line in details]
+    reasons = [d for d in details if not _noise(d)]
+    expected = [m.group(1) for d in reasons if (m := re.fullmatch(r"Expected an? <class '(\w+)'>\.?.*", d))]
+    if reasons and len(expected) == len(reasons):
+        kinds = " or ".join(dict.fromkeys("null" if kind == "NoneType" else kind for kind in expected))
+        article = "an" if kinds[0] in "aeiou" else "a"
+        return f"{option}expected {article} {kinds}" + (f": got {given!r}" if given is not None else "")
+    reason = reasons[-1] if reasons else (details[0] if details else message.strip())
+    unknown = re.search(r"Option '([^']+)' is not accepted", reason)
+    class_path = re.search(r"class_path '([\w.]+)'", message)
+    if unknown and class_path:
+        reason += _accepted_options(class_path.group(1), unknown.group(1))
+    return option + reason
 
 
-# -- fit / validate / test ------------------------------------------------------------------------
-def lightning_command(args: list[str], *, from_argv: bool = False) -> None:
-    """Run LightningCLI over the synthetic classifier (or any module given with ``--model``)."""
-    import lightning as L
-    from lightning.pytorch.cli import LightningCLI
-    from lightning.pytorch.utilities.exceptions import MisconfigurationException
-    from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
+def _non_finite(text: str) -> bool:
+    try:
+        return not abs(float(text)) < float("inf")
+    except ValueError:
+        return False
 
-    from lightning_lrsched.console import EpochReport
 
-    # "Seed set to 0" on every start would make a one-line error two lines.
-    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
-
-    class LRSchedCLI(LightningCLI):
-        """LightningCLI that also schedules torch's own schedulers correctly."""
-
-        def add_arguments_to_parser(self, parser: Any) -> None:
-            parser.set_defaults(
-                {
-                    "model": {"class_path": "lightning_lrsched.models.SyntheticClassifier"},
-                    "data": {"class_path": "lightning_lrsched.models.SyntheticDataModule"},
-                }
-            )
-
-        def instantiate_classes(self) -> None:
-            try:
-                super().instantiate_classes()
-            except MisconfigurationException as error:
-                raise UsageError(str(error).splitlines()[0]) from None
-
-        @staticmethod
-        def configure_optimizers(lightning_module: Any, optimizer: Any, lr_scheduler: Any = None) -> Any:
-            """Stock LightningCLI steps OneCycleLR/CyclicLR per epoch and gives torch's
-            ReduceLROnPlateau no monitor; this steps them per step and monitors ``val_loss``."""
-            if lr_scheduler is None:
-                return optimizer
-            config: dict[str, Any] = {"scheduler": lr_scheduler, "interval": "epoch", "frequency": 1}
-            if isinstance(lr_scheduler, (OneCycleLR, CyclicLR)):
-                config["interval"] = "step"
-            if isinstance(lr_scheduler, ReduceLROnPlateau):
-                # Validation may not run every epoch; skip (not fail) the epochs without a value.
-                config.update(monitor=getattr(lr_scheduler, "monitor", "val_loss"), strict=False)
-            return {"optimizer": optimizer, "lr_scheduler": config}
-
-    LRSchedCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        trainer_defaults={"callbacks": [*_default_callbacks(), EpochReport()]},
-        parser_kwargs={"exit_on_error": False},
-        args=None if from_argv else args,
+def _noise(detail: str) -> bool:
+    """Lines of a Union error that only say the value is not one of the other alternatives."""
+    return (
+        detail.startswith("Problem with given class_path")
+        or "does not correspond to a subclass" in detail
+        or "<class 'NoneType'>" in detail
+        or detail.startswith("Not a valid subclass")
     )
 
 
-def _default_callbacks() -> list[Any]:
-    from lightning.pytorch.callbacks import RichProgressBar
+def _accepted_options(class_path: str, unknown: str) -> str:
+    """``: use one of a, b, c (did you mean 'b'?)`` from the class's signature; empty if it cannot be read."""
+    import importlib
 
-    return [RichProgressBar(leave=True)]
+    module, _, name = class_path.rpartition(".")
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return ""
+    names = [p for p in parameters if p not in ("self", "args", "kwargs")]
+    close = difflib.get_close_matches(unknown, names, n=1)
+    return f" by {name}: use one of {', '.join(names)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+
+
+# -- fit / validate / test help -------------------------------------------------------------------
+FIT_OPTIONS = (
+    ("--config FILE", "a YAML of options, e.g. examples/configs/cosine.yaml"),
+    ("--model.scheduler SPEC", "the schedule: a name or '{name: cosine, eta_min: 0.001}' "
+        "(arguments and defaults: lrsched plot --list); names: {names}"),
+    ("--model.optimizer SPEC", "sgd, adam, adamw, rmsprop or '{name: sgd, momentum: 0.9}'"),
+    ("--model.lr LR", "the optimizer's (peak) LR (default 0.1)"),
+    ("--optimizer CLASS", "a torch optimizer replacing the model's own optimizer and schedule, "
+        "e.g. --optimizer SGD --optimizer.lr 0.1"),
+    ("--lr_scheduler CLASS", "a torch scheduler for --optimizer, e.g. --lr_scheduler OneCycleLR "
+        "--lr_scheduler.max_lr 0.5 (total_steps: the run's)"),
+    ("--lr_callbacks BOOL", "fit: attach LRLogger and ScheduleCheck (default true)"),
+    ("--trainer.max_epochs N", "epochs to train (default 20)"),
+    ("--trainer.logger false", "no logs (default: TensorBoard or CSV logs in lightning_logs/)"),
+    ("--print_config", "print the whole resulting config and exit"),
+)  # fmt: skip
+"""The options ``lrsched fit --help`` shows first: (option, what it does)."""
+
+
+def lightning_help(command: str) -> str:
+    """Our options first (``lrsched fit --help``), before LightningCLI's full list; 80 columns wide."""
+    from lightning_lrsched.schedules import available_schedules
+
+    what = {
+        "fit": "Train a LightningModule (default: SyntheticClassifier on SyntheticDataModule, 20 epochs), "
+        "printing one line per epoch with the LR of the epoch's last optimizer step.",
+        "validate": "Run the validation set once through the model (options as in `lrsched fit`).",
+        "test": "Run the test set once through the model (options as in `lrsched fit`).",
+    }[command]
+    lines = [f"usage: lrsched {command} [--config FILE] [options]", "", *textwrap.wrap(what, 80), ""]
+    lines.append("Most used options (each can also be set in a --config YAML):")
+    for option, description in FIT_OPTIONS:
+        text = description.replace("{names}", ", ".join(available_schedules()))
+        wrapped = textwrap.wrap(text, 80 - 26)
+        lines.append(f"  {option:<24}{wrapped[0]}")
+        lines += [" " * 26 + line for line in wrapped[1:]]
+    return "\n".join([*lines, "", "Every LightningCLI option follows.", "", ""])
 
 
 # -- plot -----------------------------------------------------------------------------------------
 def _plot_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RaisingArgumentParser(
         prog="lrsched plot",
-        description="Draw LR curves. Each schedule name is followed by its own --argument value pairs.",
+        usage="lrsched plot NAME [--ARG VALUE ...] [NAME [--ARG VALUE ...] ...] --steps N [options]",
+        description="Draw LR curves. Each schedule name is followed by its own --argument value pairs "
+        "(torch's argument names; `lrsched plot --list` shows them with their defaults).",
         epilog="example: lrsched plot cosine --T_max 50 step --step_size 10 --steps 100 -o lr.png",
     )
     parser.add_argument("--steps", type=int, help="optimizer steps to draw (the run length)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="optimizer steps per epoch; needed by durations in epochs ('2ep'); without it an epoch "
+        "of an epoch-interval schedule is drawn as one step, and the figure says so",
+    )
     parser.add_argument("--base-lr", type=float, default=1.0, help="the optimizer's LR (default 1.0)")
     parser.add_argument("--x", choices=("steps", "epochs"), default=None, help="x axis (default: epochs if known)")
-    parser.add_argument("-o", "--output", default="lr.png", help="image file to write (default lr.png)")
+    parser.add_argument(
+        "-o", "--output", default="lr.png", help="image file to write: .png, .pdf, .svg, ... (default lr.png)"
+    )
     parser.add_argument("--title", default=None)
-    parser.add_argument("--list", action="store_true", help="show the catalog with arguments and defaults")
+    parser.add_argument("--list", action="store_true", help="show every schedule with its arguments and defaults")
     return parser
 
 
@@ -203,7 +331,9 @@ def split_schedule_args(args: Sequence[str]) -> tuple[list[str], list[dict[str, 
             specs.append({"name": token})
             i += 1
         else:
-            raise UsageError(f"unknown schedule {token!r}: use one of {', '.join(sorted(names))}")
+            close = difflib.get_close_matches(token, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown schedule {token!r}: use one of {', '.join(sorted(names))}{hint}")
     return options, specs
 
 
@@ -215,23 +345,44 @@ def _literal(text: str) -> Any:
         return text
 
 
-def plot_command(args: Sequence[str]) -> None:
+def _in_epochs(value: Any) -> bool:
+    """Whether a schedule argument holds a duration in epochs (``"2ep"``, or a list with one)."""
+    if isinstance(value, str):
+        return bool(re.fullmatch(r"\s*\d+(\.\d+)?\s*ep\s*", value))
+    if isinstance(value, (list, tuple)):
+        return any(_in_epochs(v) for v in value)
+    if isinstance(value, dict):
+        return any(_in_epochs(v) for v in value.values())
+    return False
+
+
+def plot_schedules(args: Sequence[str]) -> None:
+    """``lrsched plot``: draw the named schedules over ``--steps`` optimizer steps into ``-o``."""
     from lightning_lrsched.schedules.tutorial import resolve_schedule
 
     options, specs = split_schedule_args(args)
     opts = _plot_parser().parse_args(options)
     if opts.list:
-        _print_catalog()
+        print_catalog()
         return
     if not specs:
         raise UsageError("name at least one schedule, e.g. `lrsched plot cosine --steps 100` (see --list)")
+    schedules = [resolve_schedule(spec["name"] if len(spec) == 1 else spec) for spec in specs]
     if opts.steps is None or opts.steps < 1:
         raise UsageError(f"--steps must be a positive number of optimizer steps: got {opts.steps}")
     if opts.steps_per_epoch is not None and opts.steps_per_epoch < 1:
         raise UsageError(f"--steps-per-epoch must be >= 1: got {opts.steps_per_epoch}")
-    from lightning_lrsched.plotting import save_figure, schedule_figure
+    if opts.steps_per_epoch is None:
+        for schedule in schedules:
+            in_epochs = [f"{k}={v!r}" for k, v in schedule.to_dict().items() if _in_epochs(v)]
+            if in_epochs:
+                raise UsageError(
+                    f"{schedule.name}: {', '.join(in_epochs)} is in epochs: give --steps-per-epoch N "
+                    "(optimizer steps per epoch) so it can be drawn in optimizer steps"
+                )
+    from lightning_lrsched.plotting import check_image_path, save_figure, schedule_figure
 
-    schedules = [resolve_schedule(spec["name"] if len(spec) == 1 else spec) for spec in specs]
+    check_image_path("-o", opts.output)
     x = opts.x or ("epochs" if opts.steps_per_epoch else "steps")
     figure = schedule_figure(
         schedules, opts.steps, steps_per_epoch=opts.steps_per_epoch, base_lr=opts.base_lr, x=x, title=opts.title
@@ -239,24 +390,48 @@ def plot_command(args: Sequence[str]) -> None:
     print(f"wrote {save_figure(figure, opts.output)}")
 
 
-def _print_catalog() -> None:
-    import inspect
+def print_catalog(width: int | None = None) -> None:
+    """``lrsched plot --list``: each schedule, its interval, summary, arguments with defaults, tutorial values.
 
-    from rich.console import Console
-    from rich.table import Table
-
+    Plain text wrapped to the terminal (80 columns through a pipe), so nothing is cut.
+    """
     from lightning_lrsched.schedules.curve import CATALOG
     from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
 
-    table = Table(title="lightning-lrsched schedules", show_lines=True)
-    for column in ("name", "interval", "arguments (default)", "what it does"):
-        table.add_column(column, no_wrap=column == "name")
+    width = width or min(shutil.get_terminal_size((80, 24)).columns, 100)
+    indent = "    "
+    out = textwrap.wrap(
+        "Schedules, by name: get_schedule(name, ...) in Python, --model.scheduler '{name: ..., ...}' in "
+        "lrsched fit, lrsched plot NAME --ARG VALUE. Durations: an int (scheduler steps), '10ep', '500st', '25%'.",
+        width,
+    )
     for name in sorted(CATALOG):
         entry = CATALOG[name]
-        args = [f"{k}" + ("" if v is inspect.Parameter.empty else f"={v!r}") for k, v in entry.parameters().items()]
+        out.append("")
+        out += textwrap.wrap(
+            f"{name} ({entry.interval}): {entry.summary.replace('``', '')}", width, subsequent_indent=indent
+        )
+        args = [k + ("" if v is inspect.Parameter.empty else f"={v!r}") for k, v in entry.parameters().items()]
         if not entry.own_warmup:
             args.append("warmup=None")
+        out += textwrap.wrap(
+            "arguments: " + ", ".join(args), width, initial_indent=indent, subsequent_indent=indent * 2
+        )
         if name in TUTORIAL_SCHEDULES:
-            args.append(f"[tutorial: {TUTORIAL_SCHEDULES[name]}]")
-        table.add_row(name, entry.interval, "\n".join(args), entry.summary.replace("``", ""))
-    Console().print(table)
+            tutorial = ", ".join(f"{k}={v!r}" for k, v in TUTORIAL_SCHEDULES[name].items())
+            out += textwrap.wrap(
+                f"tutorial (the bare name {name!r} in fit and compare): {tutorial}",
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent * 2,
+            )
+    print("\n".join(out))
+
+
+def __getattr__(name: str) -> Any:
+    # `LRSchedCLI` imports Lightning: load it on first use, so `lrsched --help` stays instant.
+    if name == "LRSchedCLI":
+        from lightning_lrsched.trainer_cli import LRSchedCLI
+
+        return LRSchedCLI
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

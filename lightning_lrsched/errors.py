@@ -8,6 +8,9 @@ and exit status 2; any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import argparse
+from typing import NoReturn
+
 
 class InvalidValue(ValueError):
     """An argument of the right kind with a value that is not allowed."""
@@ -22,3 +25,19 @@ class UsageError(Exception):
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (InvalidValue, InvalidType, UsageError)
+
+
+class RaisingArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose parse errors raise :class:`UsageError` instead of printing usage and exiting.
+
+    ``lrsched`` then reports them like every other bad input: one line on stderr, exit status 2.
+
+    Example:
+        >>> RaisingArgumentParser(prog="lrsched plot").parse_args(["--nosuch"])
+        Traceback (most recent call last):
+        ...
+        lightning_lrsched.errors.UsageError: unrecognized arguments: --nosuch
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)

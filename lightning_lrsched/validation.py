@@ -7,8 +7,12 @@ with a message that names the parameter, the value it got and what would be vali
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -91,3 +95,36 @@ def per_group(name: str, value: float | tuple[float, ...], num_groups: int) -> l
             )
         return list(value)
     return [value] * num_groups
+
+
+def make_output_dir(name: str, path: str | os.PathLike[str], *, given: str | os.PathLike[str] | None = None) -> Path:
+    """Create the output folder ``path`` (with its parents) and check that files can be written in it.
+
+    Raises :class:`InvalidValue` naming ``name`` and the system's reason when ``path`` is a file,
+    lies under a file, or is on a folder or file system this process may not write to. ``given``
+    is the value the user gave, when ``path`` is derived from it (the folder of an output file).
+
+    Example:
+        >>> make_output_dir("--output", "/proc/lrsched/out")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        lightning_lrsched.errors.InvalidValue: `--output` cannot be written: got --output='/proc/lrsched/out' (...)
+    """
+    folder = Path(path)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "a file, not a folder", str(folder))
+        folder.mkdir(parents=True, exist_ok=True)
+        # Permission bits do not stop root and say nothing of read-only file systems: try it.
+        try:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(folder)) from None
+    except OSError as error:
+        where = f"{error.filename!r}: " if error.filename else ""
+        shown = str(path if given is None else given)
+        raise InvalidValue(
+            f"`{name}` cannot be written: got {name}={shown!r} ({where}{error.strerror or error})"
+        ) from None
+    return folder

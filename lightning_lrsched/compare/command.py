@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS
+from lightning_lrsched.errors import RaisingArgumentParser
 
 CONFIG_KEYS = {
     "schedules", "devices", "seeds", "max_epochs", "output", "logger", "wandb_mode", "project", "experiment",
@@ -19,7 +21,7 @@ CONFIG_KEYS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RaisingArgumentParser(
         prog="lrsched compare",
         description="Train each schedule on each device config and seed; write results.jsonl and a report.",
     )
@@ -51,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
 def compare_command(args: Sequence[str]) -> None:
     from lightning_lrsched.compare.api import compare
     from lightning_lrsched.errors import UsageError
+    from lightning_lrsched.validation import make_output_dir
 
     opts = _parser().parse_args(list(args))
     settings: dict[str, Any] = {}
@@ -58,7 +61,13 @@ def compare_command(args: Sequence[str]) -> None:
         path = Path(opts.config)
         if not path.is_file():
             raise UsageError(f"--config: no such file {opts.config!r}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or "not valid YAML"
+            raise UsageError(f"--config: {opts.config} is not valid YAML{where}: {problem}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"--config: {opts.config} must hold a mapping of settings")
         unknown = sorted(set(loaded) - CONFIG_KEYS)
@@ -91,6 +100,8 @@ def compare_command(args: Sequence[str]) -> None:
         value = getattr(opts, key)
         if value is not None:
             settings[key] = value
+    # A bad output folder is the user's to fix: say so before any run starts, not as a traceback mid-grid.
+    make_output_dir("--output", settings.get("output", inspect.signature(compare).parameters["output"].default))
     comparison = compare(**settings)
     if any(not check.passed for check in comparison.checks):
         raise SystemExit(1)

@@ -16,7 +16,7 @@ def test_example_script_trains_and_reports(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Epoch   2 | train_loss" in result.stdout
+    assert "Epoch 2/2  loss " in result.stdout
     assert "steps whose LR differed from the plan: 0" in result.stdout
     metrics = (tmp_path / "warmup_cosine" / "version_0" / "metrics.csv").read_text()
     assert "lr-warmup_cosine" in metrics.splitlines()[0]

@@ -1,8 +1,10 @@
 """`lrsched fit` end to end: every example config and torch's own schedulers apply the LR they promise.
 
 Each run is a real LightningCLI fit, in-process, with :class:`lr_recorder.LRRecorder` writing down
-the LR of every optimizer step; the expected LRs come from an independent source (``preview`` of
-the config's schedule, or torch's scheduler of the same name).
+the LR of every optimizer step. The expected LRs come from ``preview`` of the config's schedule or
+from torch's scheduler of the same name. ``preview`` shares its formulas (``Curve.weights``) with
+the scheduler, so against it these tests catch wiring errors (interval, durations, run length,
+stepping); the formulas themselves are checked against torch and Hugging Face in tests/schedules.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -101,7 +103,7 @@ def test_example_config_applies_its_schedule_at_every_step(config: Path, tmp_pat
 
 
 def test_example_config_default_length_trains_to_completion(tmp_path: Path, capsys):
-    """A config at its own epoch length (3 full epochs here, not 20), and the per-epoch report line."""
+    """A config at its own epoch length (3 full epochs here, not 20), the epoch lines and the summary."""
     config = next(c for c in CONFIGS if c.stem == "cosine")
     record = fit(tmp_path, "--config", str(config), "--trainer.max_epochs", "3")
     data = SyntheticDataModule(**yaml.safe_load(config.read_text())["data"])
@@ -111,14 +113,22 @@ def test_example_config_default_length_trains_to_completion(tmp_path: Path, caps
     expected = preview(resolve_schedule({"name": "cosine", "eta_min": 0.0}), 3 * per_epoch, 0.1, per_epoch)
     np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
     assert len(record["metrics"]) == 3
-    # EpochReport: "Epoch   1 | train_loss 0.5619 | val_loss 0.4381 | val_acc 0.8650 | lr 0.1"
-    pattern = r"^Epoch +(\d+) \| train_loss [\d.]+ \| val_loss ([\d.]+) \| val_acc [\d.]+ \| lr (\S+)$"
-    lines = [re.match(pattern, line) for line in capsys.readouterr().out.splitlines()]
-    report = [match.groups() for match in lines if match]
+    # EpochReport: "Epoch 1/3  loss 0.5619  val_loss 0.4381  val_acc 0.8650  last-step lr 0.075"
+    out = capsys.readouterr().out
+    pattern = r"^Epoch (\d+)/3  loss [\d.]+  val_loss ([\d.]+)  val_acc [\d.]+  last-step lr (\S+)$"
+    report = [match.groups() for line in out.splitlines() if (match := re.match(pattern, line))]
     assert [int(epoch) for epoch, _, _ in report] == [1, 2, 3]
-    for (_, val_loss, lr), metric, first_lr in zip(report, record["metrics"], lrs[::per_epoch], strict=True):
+    last_step_lrs = lrs[per_epoch - 1 :: per_epoch]
+    for (_, val_loss, lr), metric, last_lr in zip(report, record["metrics"], last_step_lrs, strict=True):
         assert float(val_loss) == pytest.approx(metric, abs=5e-5)
-        assert lr == f"{first_lr:.4g}"
+        assert lr == f"{last_lr:.3g}"
+    assert "v_num" not in out
+    # One meaning of "final LR": the LR the last optimizer step used, in the summary as in the last epoch line.
+    (summary,) = [line for line in out.splitlines() if "final lr:" in line]
+    assert f"(step {3 * per_epoch - 1})" in summary
+    assert f" {lrs[-1]:.3g} " in out.split("Summary")[1]
+    # cosine ends at eta_min=0 after its last scheduler step, an LR no optimizer step used
+    assert lrs[-1] > 0
 
 
 def test_validate_and_test_subcommands(tmp_path: Path, capsys):
@@ -183,20 +193,43 @@ def test_reduce_lr_on_plateau_from_cli_monitors_val_loss(scheduler: list[str], t
     np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
 
 
-# -- bad input: one line on stderr, exit status 2 ---------------------------------------------------
+# -- bad input: at most three lines on stderr, exit status 2, no training ----------------------------
+ONE_CYCLE = ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--lr_scheduler", "OneCycleLR"]
 BAD_FIT = {
-    "unknown schedule": (["--model.scheduler", "nosuch"], ["nosuch", "schedule"]),
+    "unknown schedule": (["--model.scheduler", "nosuch"], ["nosuch", "schedule", "cosine"]),
     "bad schedule argument": (["--model.scheduler", "{name: step, step_size: 2, gamma: -1}"], ["gamma", "-1"]),
     "missing schedule argument": (["--model.scheduler", "{name: step}"], ["step_size"]),
     "unknown schedule argument": (["--model.scheduler", "{name: step, step_size: 2, gama: 0.5}"], ["gama"]),
+    "unknown model argument": (
+        ["--model.schedular", "cosine"],
+        ["--model", "'schedular' is not accepted", "scheduler"],
+    ),
     "unknown optimizer": (["--model.optimizer", "nosuch"], ["optimizer", "nosuch"]),
     "bad optimizer argument": (["--model.optimizer", "{name: sgd, momentum: -1}"], ["optimizer", "momentum"]),
     "unknown optimizer argument": (["--model.optimizer", "{name: adam, momentum: 0.9}"], ["optimizer", "momentum"]),
-    "non-number lr": (["--model.lr", "abc"], ["lr", "abc"]),
+    "non-number lr": (["--model.lr", "abc"], ["--model.lr", "abc"]),
+    "nan lr": (["--model.lr", "nan"], ["--model.lr", "must be a finite number", "nan"]),
     "negative lr": (["--model.lr", "-1"], ["lr"]),
     "bad data argument": (["--data.batch_size", "0"], ["batch_size"]),
+    "non-number max_epochs": (["--trainer.max_epochs", "abc"], ["--trainer.max_epochs", "expected an int", "abc"]),
+    "non-number seed": (["--seed_everything", "abc"], ["--seed_everything", "bool or int", "abc"]),
     "unknown top-level option": (["--nosuch", "1"], ["--nosuch"]),
     "unknown trainer option": (["--trainer.nosuch", "1"], ["--trainer.nosuch"]),
+    "unavailable accelerator": (["--trainer.accelerator", "tpu"], ["--trainer.accelerator", "tpu", "cpu"]),
+    "missing checkpoint": (["--ckpt_path", "missing.ckpt"], ["--ckpt_path", "missing.ckpt"]),
+    "root dir is a file": (["--trainer.default_root_dir", "{tmp}/afile"], ["default_root_dir", "afile", "file"]),
+    "root dir under a file": (["--trainer.default_root_dir", "{tmp}/afile/sub"], ["default_root_dir", "afile/sub"]),
+    "root dir not writable": (["--trainer.default_root_dir", "/proc/lrsched/out"], ["default_root_dir", "/proc"]),
+    "torch scheduler without optimizer": (
+        ["--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "2"],
+        ["--lr_scheduler StepLR", "needs --optimizer", "--model.scheduler"],
+    ),
+    "OneCycleLR without max_lr": (ONE_CYCLE, ["--lr_scheduler", "max_lr"]),
+    "OneCycleLR shorter than the run": (
+        [*ONE_CYCLE, "--lr_scheduler.max_lr", "0.5", "--lr_scheduler.total_steps", "10"],
+        ["total_steps 10", "shorter than the run", "22 optimizer steps", "leave total_steps out"],
+    ),
+    "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD"]),
 }
 
 
@@ -207,19 +240,76 @@ def quiet_lightning(caplog: pytest.LogCaptureFixture) -> None:
         caplog.set_level(logging.WARNING, logger=name)
 
 
-def assert_one_line_error(capsys: pytest.CaptureFixture, error: pytest.ExceptionInfo, command: str, words: list[str]):
+def assert_short_error(capsys: pytest.CaptureFixture, error: pytest.ExceptionInfo, command: str, words: list[str]):
     assert error.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert 1 <= len(lines) <= 3, f"expected at most three lines on stderr, got {lines}"
     assert lines[0].startswith(f"lrsched {command}: error: ")
-    assert "Traceback" not in lines[0]
+    assert "Traceback" not in captured.err
+    assert "Epoch" not in captured.out, "it trained before reporting the error"
     for word in words:
-        assert word in lines[0], f"{word!r} is not named in {lines[0]!r}"
+        assert word in " ".join(lines), f"{word!r} is not named in {lines!r}"
 
 
 @pytest.mark.parametrize("case", BAD_FIT)
-def test_bad_fit_input_exits_2_with_one_line(case: str, tmp_path: Path, capsys, quiet_lightning):
+def test_bad_fit_input_exits_2_with_a_short_message(case: str, tmp_path: Path, capsys, quiet_lightning):
+    (tmp_path / "afile").write_text("")
     args, words = BAD_FIT[case]
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as error:
-        main(["fit", *args, "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])
-    assert_one_line_error(capsys, error, "fit", words)
+        main(["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET, *args])
+    assert_short_error(capsys, error, "fit", words)
+
+
+# -- the fit path: callbacks, torch schedulers, config.yaml ---------------------------------------
+TINY = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+
+
+def test_fit_attaches_lr_logger_and_schedule_check_unless_switched_off(tmp_path: Path):
+    for switch in ("true", "false"):
+        root = tmp_path / switch
+        logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(root)]
+        main(["fit", *TINY, "--lr_callbacks", switch, *logger, "--trainer.enable_checkpointing", "false"])
+        header = (root / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+        # LRLogger logs the LR of every step under LearningRateMonitor's key for the module's schedule
+        assert ("lr-step" in header) == (switch == "true"), header
+
+
+def test_fit_warns_about_a_plateau_monitor_that_is_not_logged(tmp_path: Path, capsys, quiet_lightning):
+    plateau = ["--model.scheduler", "{name: plateau, monitor: val_los}"]
+    main(["fit", *TINY, *QUIET, *plateau])
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line or "logged" in line]
+    text = " ".join(warnings)
+    assert warnings[0].startswith("lrsched fit: warning: ScheduleCheck"), warnings
+    assert "'val_los'" in text and "val_loss" in text and "val_acc" in text, "the logged keys are not named"
+    main(["fit", *TINY, *QUIET, *plateau, "--lr_callbacks", "false"])
+    assert "ScheduleCheck" not in capsys.readouterr().err, "--lr_callbacks false still attached ScheduleCheck"
+
+
+def test_fit_without_logger_writes_no_config_yaml_and_runs_twice(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        main(["fit", *TINY, "--trainer.logger", "false", "--trainer.enable_checkpointing", "false"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_cycle_from_the_command_line_takes_total_steps_from_the_run(tmp_path: Path):
+    record = fit(tmp_path, *ONE_CYCLE, "--lr_scheduler.max_lr", "0.5", "--trainer.max_epochs", "2")
+    lrs = lrs_of(record)
+    assert len(lrs) == record["run"]["estimated_stepping_batches"] == 44
+    expected = torch_trace(torch.optim.lr_scheduler.OneCycleLR, 44, max_lr=0.5, total_steps=44)
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+
+
+def test_lrsched_cli_is_importable_and_subclassable(tmp_path: Path):
+    from lightning_lrsched.cli import LRSchedCLI
+    from lightning_lrsched.models import SyntheticClassifier
+
+    class ThreeEpochCLI(LRSchedCLI):
+        DEFAULTS: ClassVar[dict[str, Any]] = {**LRSchedCLI.DEFAULTS, "trainer_defaults": {"max_epochs": 3}}
+
+    cli = ThreeEpochCLI(args=["--model.scheduler", "cosine", "--trainer.default_root_dir", str(tmp_path)], run=False)
+    assert isinstance(cli.model, SyntheticClassifier)
+    assert cli.model.schedule.name == "cosine"
+    assert cli.trainer.max_epochs == 3

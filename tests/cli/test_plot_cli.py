@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import matplotlib.image
+import matplotlib.text
 import numpy as np
 import pytest
 
@@ -27,6 +32,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
                 "xlabel": ax.get_xlabel(),
                 "curves": [(np.asarray(line.get_xdata()), np.asarray(line.get_ydata())) for line in ax.get_lines()],
                 "labels": [line.get_label() for line in ax.get_lines()],
+                "texts": [text.get_text() for text in figure.findobj(matplotlib.text.Text)],
             }
         )
         return save(figure, path)
@@ -100,15 +106,54 @@ def test_plot_x_steps_overrides_epochs(tmp_path: Path, monkeypatch, drawn):
     np.testing.assert_array_equal(figure["curves"][0][0], np.arange(20))
 
 
-def test_plot_list_names_every_schedule(monkeypatch, capsys):
-    # 80 columns: what rich uses when the output is not a terminal (a pipe, a file)
+def test_plot_list_shows_every_schedule_default_and_tutorial_value_within_80_columns(monkeypatch, capsys):
+    from lightning_lrsched.schedules.curve import CATALOG
+    from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
+
+    # 80 columns: what a pipe or a file gets
     monkeypatch.setenv("COLUMNS", "80")
     main(["plot", "--list"])
     out = capsys.readouterr().out
-    names = available_schedules()
-    assert len(names) >= 18
-    missing = [name for name in names if name not in out]
-    assert not missing, f"`plot --list` does not show {missing}"
+    assert max(len(line) for line in out.splitlines()) <= 80
+    flat = " ".join(out.split())
+    assert set(CATALOG) == set(available_schedules())
+    for name, entry in CATALOG.items():
+        assert f"{name} ({entry.interval})" in flat
+        for key, default in entry.parameters().items():
+            if default is not inspect.Parameter.empty:
+                assert " ".join(f"{key}={default!r}".split()) in flat, f"{name}: default of {key} not shown"
+    for name, params in TUTORIAL_SCHEDULES.items():
+        for key, value in params.items():
+            shown = " ".join(f"{key}={value!r}".split())
+            tutorial_part = flat.split(f"tutorial (the bare name {name!r}", 1)[1].split(")", 1)[1][:200]
+            assert shown in tutorial_part, f"tutorial value {shown} of {name} not shown"
+
+
+def test_plot_plateau_says_reductions_depend_on_the_metric(tmp_path: Path, monkeypatch, drawn):
+    monkeypatch.chdir(tmp_path)
+    main(["plot", "plateau", "cosine", "--steps", "40", "--steps-per-epoch", "4", "-o", "plateau.png"])
+    assert_png_drawn(tmp_path / "plateau.png")
+    (figure,) = drawn
+    notes = [text for text in figure["texts"] if "plateau" in text and "metric" in text]
+    assert notes, figure["texts"]
+
+
+def test_plot_without_steps_per_epoch_says_an_epoch_is_one_step(tmp_path: Path, monkeypatch, drawn):
+    monkeypatch.chdir(tmp_path)
+    main(["plot", "cosine", "--T_max", "50", "step", "--step_size", "10", "--steps", "100", "-o", "lr.png"])
+    (figure,) = drawn
+    assert any("an epoch" in text and "one optimizer step" in text for text in figure["texts"]), figure["texts"]
+    main(["plot", "warmup_cosine", "--warmup", "10", "--steps", "100", "-o", "lr.png"])
+    assert not any("an epoch" in text for text in drawn[1]["texts"]), "a step schedule has no epochs to explain"
+
+
+def test_plotting_leaves_the_matplotlib_backend_alone():
+    code = (
+        "import matplotlib; matplotlib.use('svg'); import lightning_lrsched.plotting; print(matplotlib.get_backend())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "svg"
 
 
 # -- bad input --------------------------------------------------------------------------------------
@@ -122,6 +167,13 @@ BAD_PLOT = {
     "argument before any schedule": (["--T_max", "5", "cosine", "--steps", "10"], ["--T_max"]),
     "argument without value": (["cosine", "--steps", "10", "--T_max"], ["--T_max"]),
     "warmup longer than the run": (["warmup_cosine", "--warmup", "20", "--steps", "10"], ["warmup"]),
+    "typo in a global option": (["cosine", "--stepz", "10"], ["stepz", "T_max"]),
+    "epochs without --steps-per-epoch": (["cyclic", "--steps", "100"], ["step_size_up", "2ep", "--steps-per-epoch"]),
+    "unknown image format": (["cosine", "--steps", "10", "-o", "lr.xyz"], ["-o", "lr.xyz", ".png", ".svg"]),
+    "no image suffix": (["cosine", "--steps", "10", "-o", "."], ["-o", ".png"]),
+    "output under a file": (["cosine", "--steps", "10", "-o", "/proc/version/lr.png"], ["-o", "/proc/version"]),
+    "output not writable": (["cosine", "--steps", "10", "-o", "/proc/lrsched/lr.png"], ["-o", "/proc/lrsched"]),
+    "bad --x": (["cosine", "--steps", "10", "--x", "foo"], ["--x", "foo", "steps"]),
 }
 
 

@@ -1,0 +1,236 @@
+"""`LRSchedCLI`: LightningCLI for ``lrsched fit``/``validate``/``test``, with this package's defaults.
+
+What it adds to the stock LightningCLI:
+
+- the synthetic classifier and data as the default model and data;
+- the terminal view of :mod:`lightning_lrsched.console` (one line per epoch, a progress bar in a terminal);
+- ``LRLogger`` and ``ScheduleCheck`` on ``fit`` (``--lr_callbacks false`` leaves them out);
+- torch schedulers given with ``--lr_scheduler`` built when the run is known, so ``OneCycleLR`` gets
+  ``total_steps`` from the run and per-batch schedulers step per optimizer step;
+- bad input found before training starts (missing checkpoint, unusable output folder, unavailable
+  accelerator) raised as :class:`~lightning_lrsched.errors.UsageError`.
+
+Example:
+    >>> from lightning_lrsched.trainer_cli import LRSchedCLI
+    >>> issubclass(LRSchedCLI, __import__("lightning.pytorch.cli", fromlist=["LightningCLI"]).LightningCLI)
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+from lightning.pytorch.accelerators import AcceleratorRegistry
+from lightning.pytorch.callbacks import Callback, ProgressBar
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
+
+from lightning_lrsched.callbacks import LRLogger, ScheduleCheck
+from lightning_lrsched.console import EpochProgressBar, EpochReport
+from lightning_lrsched.errors import UsageError
+from lightning_lrsched.validation import make_output_dir
+
+DEFAULT_MAX_EPOCHS = 20
+"""``lrsched fit`` trains the tutorials' 20 epochs unless told otherwise (Lightning's own default is 1000)."""
+
+PER_STEP_TORCH_SCHEDULERS = (OneCycleLR, CyclicLR)
+"""Torch schedulers whose steps are optimizer steps (stock LightningCLI would step them per epoch)."""
+
+CHECKPOINT_KEYWORDS = {"last", "best", "hpc", "registry"}
+"""``--ckpt_path`` values that Lightning resolves itself instead of reading a file."""
+
+
+class ConfigNextToLogs(SaveConfigCallback):
+    """Save ``config.yaml`` into the logger's folder, and nowhere when there is no logger.
+
+    Stock LightningCLI writes it to ``trainer.log_dir``, which is the current directory without a
+    logger, so a second ``--trainer.logger false`` run there refused to overwrite it.
+    """
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.loggers:
+            super().setup(trainer, pl_module, stage)
+
+
+class LRSchedCLI(LightningCLI):
+    """LightningCLI over :class:`~lightning_lrsched.models.SyntheticClassifier` (or any module).
+
+    Takes LightningCLI's arguments; those not given get this command's defaults (:data:`DEFAULTS`).
+    ``LRSchedCLI(args=["fit", "--trainer.max_epochs", "3"])`` runs what ``lrsched fit
+    --trainer.max_epochs 3`` runs.
+    """
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "model_class": L.LightningModule,
+        "datamodule_class": L.LightningDataModule,
+        "subclass_mode_model": True,
+        "subclass_mode_data": True,
+        "seed_everything_default": 0,
+        "trainer_defaults": {"max_epochs": DEFAULT_MAX_EPOCHS},
+        "save_config_callback": ConfigNextToLogs,
+        "parser_kwargs": {"exit_on_error": False, "prog": "lrsched"},
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        given = inspect.signature(LightningCLI.__init__).bind_partial(self, *args, **kwargs).arguments
+        kwargs.update({key: value for key, value in self.DEFAULTS.items() if key not in given})
+        super().__init__(*args, **kwargs)
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # `predict` needs a predict_step the synthetic classifier does not have; `lrsched` lists the rest.
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name != "predict"}
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument(
+            "--lr_callbacks",
+            type=bool,
+            default=True,
+            help="fit: attach LRLogger (the LR of every optimizer step in the logs) and ScheduleCheck "
+            "(warns when the schedule and the run disagree); false leaves them out",
+        )
+        parser.set_defaults(
+            {
+                "model": {"class_path": "lightning_lrsched.models.SyntheticClassifier"},
+                "data": {"class_path": "lightning_lrsched.models.SyntheticDataModule"},
+            }
+        )
+
+    def _section(self, config: Any) -> Any:
+        """The parsed (or instantiated) settings of the subcommand that runs."""
+        return config.get(self.subcommand, config) if self.subcommand else config
+
+    def before_instantiate_classes(self) -> None:
+        section = self._section(self.config)
+        trainer = section.get("trainer") or {}
+        if section.get("lr_scheduler") and not section.get("optimizer"):
+            name = str(section["lr_scheduler"].get("class_path", "")).rsplit(".", 1)[-1]
+            raise UsageError(
+                f"--lr_scheduler {name} needs --optimizer (e.g. --optimizer SGD --optimizer.lr 0.1): it schedules "
+                "that optimizer; or schedule the model's own with --model.scheduler (see `lrsched plot --list`)"
+            )
+        _check_accelerator(trainer.get("accelerator"))
+        root = trainer.get("default_root_dir")
+        if root is not None:
+            make_output_dir("--trainer.default_root_dir", root)
+        ckpt_path = section.get("ckpt_path")
+        if isinstance(ckpt_path, str) and ckpt_path not in CHECKPOINT_KEYWORDS and "://" not in ckpt_path:
+            if not Path(ckpt_path).is_file():
+                raise UsageError(f"--ckpt_path: no such checkpoint file {ckpt_path!r}: give a .ckpt file, or 'last'")
+
+    def instantiate_classes(self) -> None:
+        # LightningCLI.instantiate_classes, except that the optimizer and a torch scheduler are built
+        # in configure_optimizers, when the run's length is known.
+        self.config_init = self.parser.instantiate_classes(self.config)
+        section = self._section(self.config_init)
+        self.datamodule = section.get("data")
+        self.model = section.get("model")
+        if section.get("optimizer"):
+            self.model.configure_optimizers = _configure_optimizers(
+                self.model, _plain(section["optimizer"]), _plain(section.get("lr_scheduler")), self.configure_optimizers
+            )
+        try:
+            self.trainer = self.instantiate_trainer()
+        except MisconfigurationException as error:
+            raise UsageError(f"--trainer: {str(error).splitlines()[0]}") from None
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        section = self._section(self.config_init)
+        trainer = section.get("trainer") or {}
+        given = trainer.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        ours: list[Callback] = [EpochReport()]
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
+            ours.append(EpochProgressBar())
+        if self.subcommand == "fit" and section.get("lr_callbacks", True):
+            ours += [cls() for cls in (LRLogger, ScheduleCheck) if not any(isinstance(c, cls) for c in given)]
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": ours}
+        return super().instantiate_trainer(**kwargs)
+
+    @staticmethod
+    def configure_optimizers(lightning_module: Any, optimizer: Any, lr_scheduler: Any = None) -> Any:
+        """Lightning's scheduler dict for a torch scheduler given with ``--lr_scheduler``.
+
+        Stock LightningCLI steps OneCycleLR/CyclicLR per epoch and gives torch's ReduceLROnPlateau no
+        monitor; this steps them per optimizer step and monitors ``val_loss``.
+        """
+        if lr_scheduler is None:
+            return optimizer
+        config: dict[str, Any] = {"scheduler": lr_scheduler, "interval": "epoch", "frequency": 1}
+        if isinstance(lr_scheduler, PER_STEP_TORCH_SCHEDULERS):
+            config["interval"] = "step"
+        if isinstance(lr_scheduler, ReduceLROnPlateau):
+            # Validation may not run every epoch; skip (not fail) the epochs without a value.
+            config.update(monitor=getattr(lr_scheduler, "monitor", "val_loss"), strict=False)
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _configure_optimizers(
+    module: L.LightningModule, optimizer: dict[str, Any], lr_scheduler: dict[str, Any] | None, wrap: Callable[..., Any]
+) -> Callable[[], Any]:
+    """``configure_optimizers`` for a module trained with ``--optimizer`` (and ``--lr_scheduler``).
+
+    It builds them when Lightning calls it, so a ``OneCycleLR`` without ``total_steps`` (and without
+    ``epochs``) gets the run's optimizer steps, and one shorter than the run is refused before
+    training instead of failing in torch at the step past its end.
+    """
+
+    def configure_optimizers() -> Any:
+        built = instantiate_class(module.parameters(), optimizer)
+        if not lr_scheduler:
+            return wrap(module, built)
+        init = {"class_path": lr_scheduler["class_path"], "init_args": dict(lr_scheduler.get("init_args") or {})}
+        if init["class_path"].rsplit(".", 1)[-1] == OneCycleLR.__name__:
+            _fill_one_cycle(init["init_args"], module.trainer.estimated_stepping_batches)
+        return wrap(module, built, instantiate_class(built, init))
+
+    return configure_optimizers
+
+
+def _plain(value: Any) -> Any:
+    """A jsonargparse ``Namespace`` as nested dicts (anything else unchanged)."""
+    return value.as_dict() if hasattr(value, "as_dict") else value
+
+
+def _fill_one_cycle(args: dict[str, Any], run_steps: float) -> None:
+    """Set OneCycleLR's ``total_steps`` to the run's optimizer steps, or check the one given against them."""
+    if args.get("total_steps") is None and args.get("epochs") is None:
+        if not math.isfinite(run_steps):
+            raise UsageError(
+                "--lr_scheduler OneCycleLR: the run has no fixed length to take total_steps from: "
+                "set --trainer.max_epochs or --trainer.max_steps, or --lr_scheduler.total_steps"
+            )
+        args["total_steps"] = int(run_steps)
+        return
+    total = args["total_steps"] if args.get("total_steps") is not None else None
+    if total is None and args.get("steps_per_epoch") is not None:
+        total = args["epochs"] * args["steps_per_epoch"]
+    if total is not None and math.isfinite(run_steps) and total < run_steps:
+        raise UsageError(
+            f"--lr_scheduler.total_steps {total} is shorter than the run ({int(run_steps)} optimizer steps) and "
+            "OneCycleLR cannot step past its end: leave total_steps out to use the run's length, or shorten the "
+            "run (--trainer.max_epochs / --trainer.max_steps)"
+        )
+
+
+def _check_accelerator(accelerator: Any) -> None:
+    """Refuse an accelerator this machine does not have, naming the ones it has."""
+    if not isinstance(accelerator, str) or accelerator.lower() == "auto":
+        return
+    name = accelerator.lower()
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    available = [n for n in names if AcceleratorRegistry[n]["accelerator"].is_available()]
+    usable = {*available, "auto"} | ({"gpu"} if {"cuda", "mps"} & set(available) else set())
+    if name in usable:
+        return
+    known = "" if name in {*names, "gpu"} else "unknown accelerator; "
+    raise UsageError(
+        f"--trainer.accelerator {accelerator!r}: {known}not available on this machine: "
+        f"use one of {', '.join(sorted(usable))}"
+    )

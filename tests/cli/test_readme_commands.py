@@ -1,0 +1,68 @@
+"""Every ``lrsched`` command line in README.md runs as written, with its outputs in a temporary folder.
+
+The lines run in-process through :func:`lightning_lrsched.cli.main` (no subprocess per line), from
+a temporary working directory that sees the checkout's ``examples/``. Lines that do not set their
+run's length train 2 epochs (see ``SHORTER``). The two ``lrsched compare`` lines whose point is a
+big grid (DDP on cpu:2, Ray) are slow: they run only with ``LRSCHED_SLOW=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lightning_lrsched.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_command_lines() -> list[str]:
+    """The lines of README.md's ```bash blocks that start with ``lrsched``, trailing comments removed."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    lines = [line for block in blocks for line in block.splitlines() if line.startswith("lrsched ")]
+    return [shlex.join(shlex.split(line, comments=True)) for line in lines]
+
+
+LINES = readme_command_lines()
+SLOW = ("--devices cpu:1,cpu:2", "--executor ray")
+slow = pytest.mark.skipif(not os.environ.get("LRSCHED_SLOW"), reason="slow (a DDP or Ray grid): set LRSCHED_SLOW=1")
+# Lines that do not set the run's length train 2 epochs here: their schedules take their length
+# from the run (cosine's T_max, OneCycleLR's total_steps), so the line means the same.
+SHORTER = {"fit": ("max_epochs", ["--trainer.max_epochs", "2"]), "compare": ("--max-epochs", ["--max-epochs", "2"])}
+
+
+def argv_of(line: str) -> list[str]:
+    argv = shlex.split(line)[1:]
+    epochs_option, shorter = SHORTER.get(argv[0], (None, []))
+    if epochs_option is not None and not any(epochs_option in arg for arg in argv):
+        argv += shorter
+    return argv
+
+
+def test_the_readme_has_command_lines_of_every_kind():
+    kinds = {shlex.split(line)[1] for line in LINES}
+    assert {"--help", "fit", "plot", "compare"} <= kinds, LINES
+
+
+@pytest.mark.parametrize(
+    "line", [pytest.param(line, marks=[slow] if any(s in line for s in SLOW) else [], id=line) for line in LINES]
+)
+def test_readme_command_line_runs_as_written(line: str, tmp_path: Path, monkeypatch, capsys):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    try:
+        main(argv_of(line))
+    except SystemExit as error:
+        assert error.code in (0, None), f"`{line}` exited with {error.code}: {capsys.readouterr().err[-2000:]}"
+    out = capsys.readouterr().out
+    written = [path for path in tmp_path.rglob("*") if path.is_file() and "examples" not in path.parts]
+    if " -o " in line or (line.startswith(("lrsched fit", "lrsched compare")) and "logger false" not in line):
+        assert written, f"`{line}` wrote nothing into its working directory"
+    if line.startswith("lrsched fit"):
+        assert "Epoch" in out and "final lr" in out
+    if " -o " in line:
+        assert (tmp_path / shlex.split(line)[-1]).is_file()
