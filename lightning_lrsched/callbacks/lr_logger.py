@@ -135,6 +135,13 @@ class LRLogger(Callback):
             maxlen=check_int("history_size", history_size, minimum=1)
         )
         self.mismatches = 0
+        settings = {
+            "logging_interval": logging_interval,
+            "log_momentum": log_momentum,
+            "log_weight_decay": log_weight_decay,
+            "log_planned": log_planned,
+        }
+        self._state_key = f"{type(self).__qualname__}{settings!r}"
         self._tracks: list[_Track] = []
         self._tracks_of: dict[int, list[_Track]] = {}
         # Training batches in which the optimizers stepped: LearningRateMonitor's (and self.log's) step.
@@ -142,7 +149,8 @@ class LRLogger(Callback):
         self._restored_batches: int | None = None
         self._row: dict[str, float] | None = None
         # What this callback last put in callback_metrics: key -> (value, the tensor holding it).
-        self._published: dict[str, tuple[float, torch.Tensor]] = {}
+        self._held: dict[str, tuple[float, torch.Tensor]] = {}
+        self._callback_metrics: dict[str, Any] = {}
         self._to_loggers = True
         self._warned = False
 
@@ -153,9 +161,16 @@ class LRLogger(Callback):
         # A checkpoint without this callback's state: with automatic optimization, global_step is the count.
         self._batches = restored if restored is not None else trainer.global_step
         self._row = None
-        self._published = {}
+        self._held = {}
         self._tracks = []
         self._name(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # `trainer.callback_metrics` gathers the logged results at every read (~5 µs), so it is
+        # read once per epoch; the dict it returns lives for the whole fit (Lightning replaces it
+        # only when a stage starts), and the values held so far are put back in case it did.
+        self._callback_metrics = trainer.callback_metrics
+        self._callback_metrics.update({key: tensor for key, (_, tensor) in self._held.items()})
 
     def _name(self, trainer: pl.Trainer) -> None:
         previous = self._tracks
@@ -231,17 +246,21 @@ class LRLogger(Callback):
             self.history.append((step, row))
             for logger in trainer.loggers:
                 logger.log_metrics(row, step=step)
-        # New tensors only for values that changed: a tensor already handed out may be held by a
-        # consumer (EarlyStopping keeps its best score), so it is never changed in place.
-        metrics = trainer.callback_metrics
-        published = self._published
+        # A new tensor only for a value that changed (one per value: the planned LR shares the LR's),
+        # never an update in place: a consumer may hold the old one (EarlyStopping keeps its best).
+        # float64 on the CPU: the exact value, and no copy to (or sync with) an accelerator.
+        metrics = self._callback_metrics
+        held = self._held
+        made: dict[float, torch.Tensor] = {}
         for key, value in row.items():
-            last = published.get(key)
-            if last is None or last[0] != value or metrics.get(key) is not last[1]:
-                # float64 on the CPU: the exact value, and no copy to (or sync with) an accelerator.
-                tensor = torch.tensor(value, dtype=torch.float64)
-                published[key] = (value, tensor)
-                metrics[key] = tensor
+            last = held.get(key)
+            if last is not None and last[0] == value:
+                continue
+            tensor = made.get(value)
+            if tensor is None:
+                tensor = made[value] = torch.scalar_tensor(value, dtype=torch.float64)
+            held[key] = (value, tensor)
+            metrics[key] = tensor
 
     def _count_mismatch(self, step: int, key: str, actual: float, planned: float) -> None:
         self.mismatches += 1
@@ -250,12 +269,18 @@ class LRLogger(Callback):
             rank_zero_warn(
                 f"LRLogger: at step {step} the LR of {key!r} was {actual!r} but its schedule planned {planned!r}. "
                 "Something else changed it (another scheduler on the same optimizer, a callback, or code that "
-                "sets param_group['lr']); let the schedule own the LR, or use ScheduledLR.rescale() for a lasting "
-                "change. Further mismatches are counted in LRLogger.mismatches, without warnings.",
+                "sets param_group['lr']); let the schedule own the LR (for a reduction on a plateau: the plateau "
+                "schedule, or PlateauDetector(action='reduce')). Further mismatches are counted in "
+                "LRLogger.mismatches, without warnings.",
                 category=RuntimeWarning,
             )
 
     # -- checkpoints ---------------------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        """Two loggers with different settings keep their own state in one checkpoint."""
+        return self._state_key
+
     def state_dict(self) -> dict[str, Any]:
         return {"batches": self._batches, "mismatches": self.mismatches}
 

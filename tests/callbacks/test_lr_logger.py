@@ -287,6 +287,14 @@ def test_plateau_schedule_logs_the_reduced_lr_from_the_step_it_applies(tmp_path)
     assert ours.mismatches == 0
 
 
+def test_two_loggers_with_different_settings_live_side_by_side(tmp_path):
+    step, epoch = LRLogger(logging_interval="step"), LRLogger(logging_interval="epoch")
+    assert step.state_key != epoch.state_key
+    trainer(tmp_path, callbacks=[step, epoch])  # Lightning refuses stateful callbacks sharing a state_key
+    with pytest.raises(RuntimeError, match="state_key"):
+        trainer(tmp_path, callbacks=[LRLogger(), LRLogger()])
+
+
 def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="logging_interval"):
         LRLogger(logging_interval="batch")
