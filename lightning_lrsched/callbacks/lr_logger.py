@@ -3,8 +3,8 @@
 Keys, steps and ``trainer.callback_metrics`` entries are LearningRateMonitor's (``lr-SGD``,
 ``lr-SGD/pg1``, ``lr-Adam-momentum``, the scheduler config's ``name`` when set), so dashboards,
 ``EarlyStopping(monitor="lr-SGD")`` and checkpoints keyed on the LR keep working. Values are read
-in ``on_before_optimizer_step``, after every LR change that can precede a step (schedulers, torch
-optimizer pre-hooks such as the ``plateau`` schedule's), so they are the LRs the update used.
+in ``on_before_optimizer_step``, after every LR change that can precede a step (schedulers,
+callbacks, torch optimizer pre-hooks), so they are the LRs the update used.
 """
 
 from __future__ import annotations
