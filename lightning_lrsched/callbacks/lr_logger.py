@@ -418,10 +418,11 @@ def _number(value: Any) -> float:
 def _fill(row: dict[str, float], track: _Track, planned: list[Any] | None) -> None:
     groups = track.groups
     for key, group in zip(track.lr_keys, groups, strict=True):
-        row[key] = _number(group["lr"])
+        lr = group["lr"]
+        row[key] = lr if type(lr) is float else float(lr)  # _number, inlined on the hot path
     if planned is not None:
         for key, value in zip(track.planned_keys, planned, strict=False):
-            row[key] = _number(value)
+            row[key] = value if type(value) is float else float(value)
     if track.uses_betas:
         for key, key2, group in zip(track.momentum_keys, track.beta2_keys, groups, strict=False):
             beta1, beta2 = group["betas"][:2]
