@@ -32,7 +32,8 @@ from torch import optim
 
 from lightning_lrsched import LRLogger
 
-pytestmark = QUIET
+# The original tests run fewer batches than Lightning's default logging interval, on purpose.
+pytestmark = [*QUIET, pytest.mark.filterwarnings("ignore:The number of training batches .* is smaller than.*")]
 
 EXTRA_SUFFIXES = ("-momentum", "-weight_decay", "-beta2", "-planned")
 
@@ -286,18 +287,22 @@ def test_lr_monitor_custom_pg_name(tmp_path):
     assert lr_keys(series) == ["lr-SGD/linear"]
 
 
+class TwoLinear(BoringModel):
+    """BoringModel with two linear layers, for two param groups."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear_a = torch.nn.Linear(32, 16)
+        self.linear_b = torch.nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.linear_b(self.linear_a(x))
+
+
 def test_lr_monitor_duplicate_custom_pg_names(tmp_path):
     """Two param groups with one name are refused, with LearningRateMonitor's exception and message."""
 
-    class TestModel(BoringModel):
-        def __init__(self):
-            super().__init__()
-            self.linear_a = torch.nn.Linear(32, 16)
-            self.linear_b = torch.nn.Linear(16, 2)
-
-        def forward(self, x):
-            return self.linear_b(self.linear_a(x))
-
+    class TestModel(TwoLinear):
         def configure_optimizers(self):
             param_groups = [
                 {"params": list(self.linear_a.parameters()), "name": "linear"},
@@ -404,15 +409,10 @@ def test_multiple_optimizers_basefinetuning(tmp_path):
 def test_lr_monitor_multiple_param_groups_no_lr_scheduler(tmp_path):
     """Keys and values of LR, momentum (Adam's beta1) and weight decay for two groups, no scheduler."""
 
-    class TestModel(BoringModel):
+    class TestModel(TwoLinear):
         def __init__(self, lr, momentum):
             super().__init__()
             self.save_hyperparameters()
-            self.linear_a = torch.nn.Linear(32, 16)
-            self.linear_b = torch.nn.Linear(16, 2)
-
-        def forward(self, x):
-            return self.linear_b(self.linear_a(x))
 
         def configure_optimizers(self):
             param_groups = [
