@@ -1,9 +1,10 @@
 """`LRLogger`: the LR each optimizer step actually used, next to the LR the schedule planned.
 
-Keys are LearningRateMonitor's (``lr-SGD``, ``lr-SGD/pg1``, ``lr-Adam-momentum``, the scheduler
-config's ``name`` when set), so dashboards built on it keep working. Values are read in
-``on_before_optimizer_step``, after every LR change that can precede a step (schedulers, torch
-optimizer pre-hooks such as the ``plateau`` schedule's), so they are the LRs the update used.
+Keys, steps and ``trainer.callback_metrics`` entries are LearningRateMonitor's (``lr-SGD``,
+``lr-SGD/pg1``, ``lr-Adam-momentum``, the scheduler config's ``name`` when set), so dashboards,
+``EarlyStopping(monitor="lr-SGD")`` and checkpoints keyed on the LR keep working. Values are read
+in ``on_before_optimizer_step``, after every LR change that can precede a step (schedulers,
+callbacks, torch optimizer pre-hooks), so they are the LRs the update used.
 """
 
 from __future__ import annotations
@@ -15,20 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch.optim import Optimizer
 
-from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules import GroupScheduledLR
+from lightning_lrsched.validation import check_bool, check_choice, check_int
 
 LOGGING_INTERVALS = (None, "step", "epoch")
 FIGURE_KEY = "lr-schedule"
 
 
 class _Track:
-    """What to read from one optimizer for one scheduler config (or for no scheduler), named once."""
+    """One optimizer under one scheduler config (or under none): its keys, named once, and its cadence."""
 
     __slots__ = (
         "beta2_keys",
@@ -37,44 +39,61 @@ class _Track:
         "groups",
         "last_epoch",
         "lr_keys",
-        "momentum_key",
         "momentum_keys",
+        "optimizer",
         "planned_keys",
         "scheduler",
+        "uses_betas",
         "weight_decay_keys",
     )
 
-    def __init__(self, optimizer: Optimizer, names: list[str], scheduler: GroupScheduledLR | None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        names: list[str],
+        scheduler: GroupScheduledLR | None,
+        interval: str | None,
+        log_momentum: bool,
+        log_weight_decay: bool,
+    ) -> None:
+        self.optimizer = optimizer
         self.groups = optimizer.param_groups
         self.lr_keys = names
         self.scheduler = scheduler
         self.planned_keys = [f"{n}-planned" for n in names]
-        self.momentum_key = (
-            "betas" if "betas" in optimizer.defaults else "momentum" if "momentum" in optimizer.defaults else None
+        self.uses_betas = "betas" in optimizer.defaults
+        has_momentum = self.uses_betas or "momentum" in optimizer.defaults
+        # Empty key lists switch a family off, so the per-step code tests nothing.
+        self.momentum_keys = [f"{n}-momentum" for n in names] if log_momentum and has_momentum else []
+        self.beta2_keys = [f"{n}-beta2" for n in names] if log_momentum and self.uses_betas else []
+        self.weight_decay_keys = (
+            [f"{n}-weight_decay" for n in names] if log_weight_decay and "weight_decay" in optimizer.defaults else []
         )
-        self.momentum_keys = [f"{n}-momentum" for n in names]
-        self.beta2_keys = [f"{n}-beta2" for n in names]
-        self.weight_decay_keys = [f"{n}-weight_decay" for n in names]
-        self.every_step = False
-        self.first_step_of_epoch = False
+        self.every_step = interval in (None, "step")
+        self.first_step_of_epoch = interval in (None, "epoch")
         self.last_epoch = -1
 
 
 class LRLogger(Callback):
-    """Log the LR, momentum and weight decay of every param group at each optimizer step.
+    """Log the LR, momentum and weight decay of every param group, as LearningRateMonitor does, and more.
 
-    Logs under LearningRateMonitor's names, on rank zero, to every logger of the trainer, and
-    keeps the last ``history_size`` logged rows in :attr:`history` (with no logger, that is where
-    they go; :meth:`write_csv` saves them). For schedules from :mod:`lightning_lrsched.schedules`
-    it also logs the planned LR (``<key>-planned``) and counts in :attr:`mismatches` the steps
-    where an LR differs from the plan, which means something else changed it. At the end of fit,
-    loggers that take images (``log_image``, or an ``experiment`` with ``add_figure``) get a
-    figure of the LR curves.
+    Logs under LearningRateMonitor's names and at its steps, to every logger of the trainer (on
+    rank zero), puts the values in ``trainer.callback_metrics`` (on every rank, so
+    ``EarlyStopping(monitor="lr-SGD")`` and ``ModelCheckpoint(monitor="lr-SGD")`` work), and keeps
+    the last ``history_size`` logged rows in :attr:`history` (with no logger, that is where they
+    go; :meth:`write_csv` saves them). For schedules from :mod:`lightning_lrsched.schedules` it also
+    logs the planned LR (``<key>-planned``: what ``scheduler.get_last_lr()`` says the schedule set)
+    and counts in :attr:`mismatches` the optimizer steps where an LR differs from the plan, which
+    means something else changed it. At the end of fit, loggers that take images (``log_image``,
+    or an ``experiment`` with ``add_figure``) get a figure of the LR curves.
 
-    When: a scheduler with ``interval="step"`` is logged every ``Trainer(log_every_n_steps)``
-    steps, one with ``interval="epoch"`` at the first step of each epoch, an optimizer without a
-    scheduler at both (LearningRateMonitor's rule); ``logging_interval`` forces one of the two.
-    The step of a row is ``trainer.global_step`` before the step, as LearningRateMonitor's.
+    When (LearningRateMonitor's rule): a scheduler with ``interval="step"`` is logged every
+    ``Trainer(log_every_n_steps)`` training batches, one with ``interval="epoch"`` at its
+    optimizer's first step of each epoch, an optimizer without a scheduler at both;
+    ``logging_interval`` forces one of the two. The step of a row is the number of training
+    batches that stepped the optimizers before it (``global_step`` with one optimizer, half of it
+    with two optimizers under manual optimization), the step Lightning logs ``self.log`` values at.
+    The values of one batch (several optimizers under manual optimization) go out in one row.
 
     Args:
         logging_interval: ``None`` (each scheduler's own interval), ``"step"`` or ``"epoch"``.
@@ -107,69 +126,93 @@ class LRLogger(Callback):
         history_size: int = 10_000,
         log_figure: bool = True,
     ) -> None:
-        if logging_interval not in LOGGING_INTERVALS:
-            raise InvalidValue(
-                f"`logging_interval` must be None, 'step' or 'epoch': got logging_interval={logging_interval!r}"
-            )
-        for name, value in (
-            ("log_momentum", log_momentum),
-            ("log_weight_decay", log_weight_decay),
-            ("log_planned", log_planned),
-            ("log_figure", log_figure),
-        ):
-            if not isinstance(value, bool):
-                raise InvalidType(f"`{name}` must be True or False: got {name}={value!r}")
-        if not isinstance(history_size, int) or isinstance(history_size, bool) or history_size < 1:
-            raise InvalidValue(f"`history_size` must be a positive int: got history_size={history_size!r}")
-        self.logging_interval = logging_interval
-        self.log_momentum = log_momentum
-        self.log_weight_decay = log_weight_decay
-        self.log_planned = log_planned
-        self.log_figure = log_figure
-        self.history: deque[tuple[int, dict[str, float]]] = deque(maxlen=history_size)
+        self.logging_interval = check_choice("logging_interval", logging_interval, LOGGING_INTERVALS)
+        self.log_momentum = check_bool("log_momentum", log_momentum)
+        self.log_weight_decay = check_bool("log_weight_decay", log_weight_decay)
+        self.log_planned = check_bool("log_planned", log_planned)
+        self.log_figure = check_bool("log_figure", log_figure)
+        self.history: deque[tuple[int, dict[str, float]]] = deque(
+            maxlen=check_int("history_size", history_size, minimum=1)
+        )
         self.mismatches = 0
-        self._tracks: dict[int, list[_Track]] = {}
+        settings = {
+            "logging_interval": logging_interval,
+            "log_momentum": log_momentum,
+            "log_weight_decay": log_weight_decay,
+            "log_planned": log_planned,
+        }
+        self._state_key = f"{type(self).__qualname__}{settings!r}"
+        self._tracks: list[_Track] = []
+        self._tracks_of: dict[int, list[_Track]] = {}
+        # Training batches in which the optimizers stepped: LearningRateMonitor's (and self.log's) step.
+        self._batches = 0
+        self._restored_batches: int | None = None
+        self._row: dict[str, float] | None = None
+        # What this callback last put in callback_metrics: key -> (value, the tensor holding it).
+        self._held: dict[str, tuple[float, torch.Tensor]] = {}
+        self._callback_metrics: dict[str, Any] = {}
+        self._to_loggers = True
         self._warned = False
 
-    # -- names, computed once -------------------------------------------------------------------
+    # -- names, computed once (again when a param group is added) ----------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._to_loggers = trainer.is_global_zero
+        restored, self._restored_batches = self._restored_batches, None
+        # A checkpoint without this callback's state: with automatic optimization, global_step is the count.
+        self._batches = restored if restored is not None else trainer.global_step
+        self._row = None
+        self._held = {}
+        self._tracks = []
         self._name(trainer)
 
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # `trainer.callback_metrics` gathers the logged results at every read (~5 µs), so it is
+        # read once per epoch; the dict it returns lives for the whole fit (Lightning replaces it
+        # only when a stage starts), and the values held so far are put back in case it did.
+        self._callback_metrics = trainer.callback_metrics
+        self._callback_metrics.update({key: tensor for key, (_, tensor) in self._held.items()})
+
     def _name(self, trainer: pl.Trainer) -> None:
-        self._tracks = {}
-        if not trainer.is_global_zero:
-            return
-        for optimizer, config, names in monitor_names(trainer.optimizers, trainer.lr_scheduler_configs):
+        previous = self._tracks
+        self._tracks = []
+        self._tracks_of = {}
+        for i, (optimizer, config, names) in enumerate(monitor_names(trainer.optimizers, trainer.lr_scheduler_configs)):
             scheduler = config.scheduler if config is not None else None
-            track = _Track(optimizer, names, scheduler if isinstance(scheduler, GroupScheduledLR) else None)
-            interval = self.logging_interval or (config.interval if config is not None else None)
-            track.every_step = interval in (None, "step")
-            track.first_step_of_epoch = interval in (None, "epoch")
-            self._tracks.setdefault(id(optimizer), []).append(track)
+            track = _Track(
+                optimizer,
+                names,
+                scheduler if self.log_planned and isinstance(scheduler, GroupScheduledLR) else None,
+                self.logging_interval or (config.interval if config is not None else None),
+                self.log_momentum,
+                self.log_weight_decay,
+            )
+            # Renamed because a group was added: the epoch already logged stays logged.
+            if i < len(previous) and previous[i].optimizer is optimizer:
+                track.last_epoch = previous[i].last_epoch
+            self._tracks.append(track)
+            self._tracks_of.setdefault(id(optimizer), []).append(track)
 
     # -- every optimizer step -------------------------------------------------------------------
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
     ) -> None:
-        tracks = self._tracks.get(id(optimizer))
+        tracks = self._tracks_of.get(id(optimizer))
         if tracks is None:
             return
-        step = trainer.global_step
         every_n = trainer.log_every_n_steps
-        # LearningRateMonitor's cadence (it logs before the step, at `global_step + 1`).
-        on_cadence = every_n > 0 and ((step + 1) % every_n == 0 or trainer.should_stop)
+        # LearningRateMonitor checks before the batch, so at `batches + 1`.
+        on_cadence = every_n > 0 and ((self._batches + 1) % every_n == 0 or trainer.should_stop)
         epoch = trainer.current_epoch
-        row: dict[str, float] | None = None
         mismatch = None
         for track in tracks:
             if len(track.groups) != len(track.lr_keys):
-                # A param group was added (e.g. by BackboneFinetuning): name them all again, as
-                # LearningRateMonitor does, then log this step under the new names.
+                # A param group was added (e.g. by BaseFinetuning): its keys, and the keys of its
+                # siblings, are LearningRateMonitor's new ones from this step on.
                 self._name(trainer)
                 self.on_before_optimizer_step(trainer, pl_module, optimizer)
                 return
-            # What the schedule set at its last step (or rescale / plateau reduction); not recomputed.
-            planned = track.scheduler.get_last_lr() if self.log_planned and track.scheduler is not None else None
+            # What the schedule set at its last step (or a plateau reduction); not recomputed.
+            planned = track.scheduler.get_last_lr() if track.scheduler is not None else None
             if planned is not None and mismatch is None:
                 mismatch = _first_mismatch(track, planned)
             log_now = track.every_step and on_cadence
@@ -177,35 +220,47 @@ class LRLogger(Callback):
                 track.last_epoch = epoch
                 log_now = True
             if log_now:
-                if row is None:
-                    row = {}
-                self._fill(row, track, planned)
+                if self._row is None:
+                    self._row = {}
+                _fill(self._row, track, planned)
         if mismatch is not None:
-            self._count_mismatch(step, *mismatch)
+            self._count_mismatch(self._batches, *mismatch)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        row = self._row
         if row is not None:
+            self._row = None
+            self._publish(trainer, row)
+        accumulate = trainer.accumulate_grad_batches
+        if accumulate > 1 and (batch_idx + 1) % accumulate:
+            # Lightning also steps on the last batch of an epoch, unless the strategy accumulates itself.
+            if trainer.strategy.handles_gradient_accumulation or batch_idx + 1 != trainer.num_training_batches:
+                return
+        self._batches += 1
+
+    def _publish(self, trainer: pl.Trainer, row: dict[str, float]) -> None:
+        step = self._batches
+        if self._to_loggers:
             self.history.append((step, row))
             for logger in trainer.loggers:
                 logger.log_metrics(row, step=step)
-
-    def _fill(self, row: dict[str, float], track: _Track, planned: list[float] | None) -> None:
-        groups, keys = track.groups, track.lr_keys
-        for i, group in enumerate(groups):
-            row[keys[i]] = group["lr"]
-        if planned is not None:
-            row.update(zip(track.planned_keys, planned, strict=False))
-        if self.log_momentum and track.momentum_key is not None:
-            if track.momentum_key == "betas":
-                for i, group in enumerate(groups):
-                    beta1, beta2 = group["betas"][:2]
-                    row[track.momentum_keys[i]] = beta1
-                    row[track.beta2_keys[i]] = beta2
-            else:
-                for i, group in enumerate(groups):
-                    row[track.momentum_keys[i]] = group.get("momentum", 0)
-        if self.log_weight_decay:
-            for i, group in enumerate(groups):
-                if "weight_decay" in group:
-                    row[track.weight_decay_keys[i]] = group["weight_decay"]
+        # A new tensor only for a value that changed (one per value: the planned LR shares the LR's),
+        # never an update in place: a consumer may hold the old one (EarlyStopping keeps its best).
+        # float64 on the CPU: the exact value, and no copy to (or sync with) an accelerator.
+        metrics = self._callback_metrics
+        held = self._held
+        made: dict[float, torch.Tensor] = {}
+        for key, value in row.items():
+            last = held.get(key)
+            if last is not None and last[0] == value:
+                continue
+            tensor = made.get(value)
+            if tensor is None:
+                tensor = made[value] = torch.scalar_tensor(value, dtype=torch.float64)
+            held[key] = (value, tensor)
+            metrics[key] = tensor
 
     def _count_mismatch(self, step: int, key: str, actual: float, planned: float) -> None:
         self.mismatches += 1
@@ -214,10 +269,25 @@ class LRLogger(Callback):
             rank_zero_warn(
                 f"LRLogger: at step {step} the LR of {key!r} was {actual!r} but its schedule planned {planned!r}. "
                 "Something else changed it (another scheduler on the same optimizer, a callback, or code that "
-                "sets param_group['lr']); let the schedule own the LR, or use ScheduledLR.rescale() for a lasting "
-                "change. Further mismatches are counted in LRLogger.mismatches, without warnings.",
+                "sets param_group['lr']); let the schedule own the LR (for a reduction on a plateau: the plateau "
+                "schedule, or PlateauDetector(action='reduce')). Further mismatches are counted in "
+                "LRLogger.mismatches, without warnings.",
                 category=RuntimeWarning,
             )
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        """Two loggers with different settings keep their own state in one checkpoint."""
+        return self._state_key
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"batches": self._batches, "mismatches": self.mismatches}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Older checkpoints have no state: on_train_start falls back to global_step.
+        self._restored_batches = state_dict.get("batches")
+        self.mismatches = state_dict.get("mismatches", self.mismatches)
 
     # -- end of fit ------------------------------------------------------------------------------
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -340,11 +410,38 @@ def monitor_names(optimizers: list[Any], configs: list[Any]) -> list[tuple[Optim
     return out
 
 
-def _first_mismatch(track: _Track, planned: list[float]) -> tuple[str, float, float] | None:
+def _number(value: Any) -> float:
+    """A Python float (exact for float64 and tensor LRs); most values already are one."""
+    return value if type(value) is float else float(value)
+
+
+def _fill(row: dict[str, float], track: _Track, planned: list[Any] | None) -> None:
+    groups = track.groups
+    for key, group in zip(track.lr_keys, groups, strict=True):
+        lr = group["lr"]
+        row[key] = lr if type(lr) is float else float(lr)  # _number, inlined on the hot path
+    if planned is not None:
+        for key, value in zip(track.planned_keys, planned, strict=False):
+            row[key] = value if type(value) is float else float(value)
+    if track.uses_betas:
+        for key, key2, group in zip(track.momentum_keys, track.beta2_keys, groups, strict=False):
+            beta1, beta2 = group["betas"][:2]
+            row[key] = _number(beta1)
+            row[key2] = _number(beta2)
+    else:
+        for key, group in zip(track.momentum_keys, groups, strict=False):
+            row[key] = _number(group.get("momentum", 0))
+    for key, group in zip(track.weight_decay_keys, groups, strict=False):
+        row[key] = _number(group["weight_decay"])
+
+
+def _first_mismatch(track: _Track, planned: list[Any]) -> tuple[str, float, float] | None:
     for key, group, want in zip(track.lr_keys, track.groups, planned, strict=False):
         have = group["lr"]
-        if have != want and not math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-15):
-            return key, have, want
+        if have != want:
+            have, want = _number(have), _number(want)
+            if not math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-15):
+                return key, have, want
     return None
 
 

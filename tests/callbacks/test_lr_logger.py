@@ -20,8 +20,7 @@ from callback_helpers import (
     sgd,
     trainer,
 )
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 
 from lightning_lrsched import LRLogger
 from lightning_lrsched.callbacks.lr_logger import monitor_names
@@ -112,13 +111,54 @@ def test_planned_series_matches_actual(tmp_path, case):
     assert ours.mismatches == 0
 
 
-def test_adam_logs_both_betas_and_weight_decay(tmp_path):
-    logger, _ = _fit(tmp_path, adam, catalog({"name": "onecycle", "max_lr": 0.05}), [LRLogger()], groups=1)
-    keys = {k for _, metrics, _ in logger.calls for k in metrics}
-    assert {"lr-onecycle", "lr-onecycle-momentum", "lr-onecycle-beta2", "lr-onecycle-weight_decay"} <= keys
-    beta1 = [m["lr-onecycle-momentum"] for _, m, _ in logger.calls if "lr-onecycle-momentum" in m]
-    assert len(set(beta1)) > 1  # onecycle cycles beta1
-    assert {m["lr-onecycle-beta2"] for _, m, _ in logger.calls if "lr-onecycle-beta2" in m} == {0.999}
+class ManualTwoOptimizers(ScriptedModule):
+    """Manual optimization: an SGD and an Adam optimizer, each stepped once per batch."""
+
+    def __init__(self, schedulers: bool) -> None:
+        super().__init__(groups=1)
+        self.automatic_optimization = False
+        self.with_schedulers = schedulers
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        for opt in self.optimizers():
+            loss = torch.nn.functional.cross_entropy(self.layer(x), y)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+        if self.with_schedulers:
+            self.lr_schedulers()[0].step()  # the per-step one
+
+    def on_train_epoch_end(self):
+        if self.with_schedulers:
+            self.lr_schedulers()[1].step()
+
+    def configure_optimizers(self):
+        first, second = sgd(list(self.parameters())), adam(list(self.parameters()))
+        if not self.with_schedulers:
+            return [first, second]
+        per_step = {"scheduler": torch.optim.lr_scheduler.ExponentialLR(first, 0.9), "interval": "step"}
+        return [first, second], [per_step, torch.optim.lr_scheduler.StepLR(second, 1, gamma=0.5)]
+
+
+# LearningRateMonitor's warning when SGD (no betas) sits beside Adam (no momentum).
+@pytest.mark.filterwarnings("ignore:You have set log_momentum=True, but some optimizers do not have momentum")
+@pytest.mark.parametrize("schedulers", [True, False])
+@pytest.mark.parametrize("interval", [None, "step", "epoch"])
+def test_manual_optimization_logs_at_the_monitors_steps(tmp_path, interval, schedulers):
+    # A step counts training batches, not optimizer steps: two optimizers step twice per batch.
+    ours = LRLogger(logging_interval=interval)
+    monitor = TaggedMonitor(logging_interval=interval, log_momentum=True, log_weight_decay=True)
+    logger = RecordingLogger()
+    t = trainer(tmp_path, logger=logger, callbacks=[monitor, ours], log_every_n_steps=2)
+    t.fit(ManualTwoOptimizers(schedulers), data(5))
+    theirs = logger.series("monitor")
+    mine = _lr_series(logger)
+    assert t.global_step == 30 and {step for _, step in mine} <= set(range(15))
+    assert theirs and mine == theirs
+    # One row per batch, whatever the number of optimizers: no (key, step) is logged twice.
+    our_calls = [(metrics, step) for source, metrics, step in logger.calls if source is None and "epoch" not in metrics]
+    assert len({step for _, step in our_calls}) == len(our_calls)
 
 
 def test_group_names_and_accumulation_follow_the_monitor(tmp_path):
@@ -163,9 +203,8 @@ def test_names_follow_learning_rate_monitor_rules():
         Config(torch.optim.lr_scheduler.StepLR(c, 1), name="named"),
     ]
     names = [n for _, _, n in monitor_names([a, b, c, d], configs)]
+    # Duplicate group names are refused: test_lr_monitor_port.py::test_lr_monitor_duplicate_custom_pg_names.
     assert names == [["lr-SGD"], ["lr-SGD-1/pg1", "lr-SGD-1/pg2"], ["named/enc", "named/dec"], ["lr-SGD-2"]]
-    with pytest.raises(MisconfigurationException, match="duplicated parameter group names"):
-        monitor_names([opt(torch.optim.SGD, 2, ["x", "x"])], [])
 
 
 class Meddler(Callback):
@@ -248,6 +287,14 @@ def test_plateau_schedule_logs_the_reduced_lr_from_the_step_it_applies(tmp_path)
     assert ours.mismatches == 0
 
 
+def test_two_loggers_with_different_settings_live_side_by_side(tmp_path):
+    step, epoch = LRLogger(logging_interval="step"), LRLogger(logging_interval="epoch")
+    assert step.state_key != epoch.state_key
+    trainer(tmp_path, callbacks=[step, epoch])  # Lightning refuses stateful callbacks sharing a state_key
+    with pytest.raises(RuntimeError, match="state_key"):
+        trainer(tmp_path, callbacks=[LRLogger(), LRLogger()])
+
+
 def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="logging_interval"):
         LRLogger(logging_interval="batch")
@@ -257,15 +304,19 @@ def test_rejects_bad_arguments():
         LRLogger(log_planned="yes")
 
 
-def test_only_rank_zero_logs(tmp_path, monkeypatch):
-    # Under DDP, ranks other than zero compute no names, so they neither log nor allocate per step.
+def test_only_rank_zero_logs_but_every_rank_has_the_callback_metrics(tmp_path, monkeypatch):
+    # Under DDP every rank must find the LR in callback_metrics (EarlyStopping on the LR runs on all
+    # of them and would fail on a rank without it); only rank zero logs and keeps a history.
     ours = LRLogger()
     monkeypatch.setattr("lightning.pytorch.Trainer.is_global_zero", property(lambda self: False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logger, _ = _fit(tmp_path, sgd, catalog({"name": "cosine"}), [ours])
+        logger, t = _fit(tmp_path, sgd, catalog({"name": "cosine"}), [ours])
     assert not ours.history and not logger.images
     assert not [c for c in logger.calls if any(k.startswith("lr-") for k in c[1])]
+    # The LR the last step used (cosine's last scheduler step then set 0, which no step used).
+    last = t.callback_metrics["lr-cosine/pg1"].item()
+    assert 0 < last < 0.1 and last == t.callback_metrics["lr-cosine/pg1-planned"].item()
 
 
 class AddGroup(Callback):
@@ -282,6 +333,26 @@ def test_a_param_group_added_mid_run_is_named_as_the_monitor_names_it(tmp_path):
     mine = _lr_series(logger)
     assert ("lr-SGD", 0) in mine and ("lr-SGD/pg2", 5) in mine and mine[("lr-SGD/pg2", 5)] == 0.5
     assert mine == logger.series("monitor")
+    # The rename does not restart the epoch: no step is logged twice.
+    our_steps = [step for source, metrics, step in logger.calls if source is None and "lr-SGD/pg1" in metrics]
+    assert len(our_steps) == len(set(our_steps))
+
+
+def test_manual_optimization_resumes_at_the_uninterrupted_runs_steps(tmp_path):
+    # The step (batches that stepped) is not global_step under manual optimization, so it is saved.
+    def fit(root, epochs, ckpt_path=None):
+        ours = LRLogger(logging_interval="step", log_figure=False)
+        checkpoint = ModelCheckpoint(dirpath=root / "ckpt", save_top_k=-1, filename="{epoch}")
+        t = trainer(root, max_epochs=epochs, callbacks=[ours, checkpoint], log_every_n_steps=2)
+        t.fit(ManualTwoOptimizers(schedulers=True), data(5), ckpt_path=ckpt_path)
+        return ours
+
+    whole = fit(tmp_path / "whole", 3)
+    fit(tmp_path / "first", 2)
+    resumed = fit(tmp_path / "first", 3, ckpt_path=tmp_path / "first" / "ckpt" / "epoch=1.ckpt")
+    tail = [(step, row) for step, row in whole.history if step >= 10]
+    assert [step for step, _ in tail] == [11, 13]
+    assert list(resumed.history)[-2:] == tail
 
 
 def test_works_with_csv_logger(tmp_path):
