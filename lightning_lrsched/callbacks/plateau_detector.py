@@ -22,15 +22,16 @@ from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.plateau_driver import local_value, logged_keys, rank_means
 from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
 from lightning_lrsched.schedules.plateau_rule import reduced
-from lightning_lrsched.validation import check_bool, check_choice, per_group
+from lightning_lrsched.validation import check_bool, check_choice, check_int, per_group
 
 ACTIONS = ("log", "reduce", "stop")
 DIVERGENCE_ACTIONS = ("stop", "record")
 # Torch schedulers that recompute the LR from their own base LRs on every step, so a one-off
 # change of param_group["lr"] does not last under them.
 NON_CHAINABLE = (LambdaLR, OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts)
-# A loss check reads the loss on the host; without a logging cadence, check this often.
-DEFAULT_LOSS_CHECK_EVERY = 50
+# A loss check reads the loss on the host (a device sync) and, under DDP, joins a collective: often enough
+# to stop a diverged run early, rarely enough to cost nothing per step. The monitored value is checked too.
+DEFAULT_LOSS_CHECK_EVERY = 25
 
 
 class _MarginJudge(PlateauJudge):
@@ -78,8 +79,9 @@ class PlateauDetector(Callback):
     training loss (``check_finite``), or a value above ``divergence_factor`` × the best value,
     stops training on every process with a warning that names the step (``divergence_action="stop"``)
     or is only recorded (``"record"``: e.g. one of several stacked copies diverged). The training loss is
-    checked every ``Trainer(log_every_n_steps)`` steps (when Lightning reads it for logging
-    anyway), so this costs no extra device sync per step.
+    checked every ``loss_check_every`` optimizer steps (a host read, and a collective under DDP, that
+    would cost more than the rest of the callback if done every step), the monitored value at every
+    validation.
 
     Args:
         monitor: the logged metric to watch.
@@ -99,6 +101,8 @@ class PlateauDetector(Callback):
             :attr:`diverged` and record the event).
         strict: a monitor that no validation run logs is an error instead of a warning (given once,
             at the first validation end, naming the metrics that are logged), as in EarlyStopping.
+        loss_check_every: check the training loss for inf/NaN every this many optimizer steps
+            (averaged over processes); 0: never.
 
     Attributes:
         events: one dict per plateau or divergence: ``step``, ``epoch``, ``value``, ``action``,
@@ -129,9 +133,11 @@ class PlateauDetector(Callback):
         check_finite: bool = True,
         divergence_action: str = "stop",
         strict: bool = False,
+        loss_check_every: int = DEFAULT_LOSS_CHECK_EVERY,
     ) -> None:
         check_choice("divergence_action", divergence_action, DIVERGENCE_ACTIONS)
         check_bool("strict", strict)
+        self.loss_check_every = check_int("loss_check_every", loss_check_every, minimum=0)
         if action not in ACTIONS:
             raise InvalidValue(f"`action` must be one of 'log', 'reduce', 'stop': got action={action!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not 0 <= min_delta < math.inf:
@@ -181,7 +187,6 @@ class PlateauDetector(Callback):
         # or modes live side by side in one checkpoint.
         self._state_key = f"PlateauDetector{{'monitor': {monitor!r}, 'mode': {mode!r}}}"
         self._warned_missing = False
-        self._loss_every = DEFAULT_LOSS_CHECK_EVERY
         self._loss_checked_at = -1
 
     @property
@@ -190,7 +195,6 @@ class PlateauDetector(Callback):
 
     # -- set-up ----------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._loss_every = trainer.log_every_n_steps or DEFAULT_LOSS_CHECK_EVERY
         self._loss_checked_at = -1
         if self.action != "reduce":
             return
@@ -211,7 +215,8 @@ class PlateauDetector(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        if not self.check_finite or step % self._loss_every or step == self._loss_checked_at or self.diverged:
+        every = self.loss_check_every
+        if not every or step % every or not self.check_finite or step == self._loss_checked_at or self.diverged:
             return
         self._loss_checked_at = step
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs

@@ -95,8 +95,8 @@ def fit(out: Path, mode: str) -> None:
         detectors = [PlateauDetector(monitor="val_los", patience=0, strict=True)]
     else:
         detectors = [
-            PlateauDetector(monitor="val_loss", patience=0, action="reduce", factor=0.5),
-            PlateauDetector(monitor="val_acc", mode="max", patience=1, action="stop"),
+            PlateauDetector(monitor="val_loss", patience=0, action="reduce", factor=0.5, loss_check_every=1),
+            PlateauDetector(monitor="val_acc", mode="max", patience=1, action="stop", loss_check_every=1),
         ]
     trainer = pl.Trainer(
         default_root_dir=out,

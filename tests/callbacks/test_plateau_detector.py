@@ -210,13 +210,41 @@ def test_nan_is_judged_like_torch_without_check_finite(tmp_path):
     assert [e["epoch"] for e in detector.events] == torch_reductions(values, patience=0) == [1, 2]
 
 
-def test_non_finite_training_loss_stops(tmp_path):
-    detector = PlateauDetector()
+@pytest.mark.parametrize(("every", "stop"), [(1, 4), (2, 4), (5, 5)])
+def test_non_finite_training_loss_stops_at_the_next_check(tmp_path, every, stop):
+    detector = PlateauDetector(loss_check_every=every)
     t = trainer(tmp_path, max_epochs=3, callbacks=[detector])
-    with pytest.warns(RuntimeWarning, match="diverged at step 4 .*training loss is nan"):
-        t.fit(ScriptedModule(train_loss={3: math.nan}), data(5))
-    assert detector.diverged and t.global_step == 4
+    with pytest.warns(RuntimeWarning, match=f"diverged at step {stop} .*training loss is nan"):
+        t.fit(ScriptedModule(train_loss={k: math.nan for k in range(3, 15)}), data(5))
+    assert detector.diverged and t.global_step == stop
     assert detector.events[-1]["action"] == "diverged"
+
+
+def test_a_record_only_divergence_does_not_stop_training(tmp_path):
+    detector = PlateauDetector(loss_check_every=1, divergence_action="record")
+    t = trainer(tmp_path, max_epochs=2, callbacks=[detector])
+    t.fit(ScriptedModule(train_loss={3: math.nan}), data(5))
+    assert detector.diverged and t.global_step == 10 and detector.events[-1]["action"] == "diverged"
+
+
+def test_a_missing_monitor_is_warned_about_once_naming_the_logged_keys(tmp_path):
+    detector = PlateauDetector(monitor="val_los")
+    t = trainer(tmp_path, max_epochs=3, callbacks=[detector])
+    with pytest.warns(RuntimeWarning, match=r"'val_los' was not logged.*Logged metrics: .*val_loss") as seen:
+        t.fit(ScriptedModule(scripted={"val_loss": [1.0, 1.0, 1.0]}), data(1), data(1))
+    assert sum("was not logged" in str(w.message) for w in seen) == 1
+    with pytest.raises(ValueError, match="'val_los' was not logged"):
+        trainer(tmp_path, max_epochs=1, callbacks=[PlateauDetector(monitor="val_los", strict=True)]).fit(
+            ScriptedModule(scripted={"val_loss": [1.0]}), data(1), data(1)
+        )
+
+
+def test_messages_count_the_validation_runs_since_the_best(tmp_path, caplog):
+    detector = PlateauDetector(patience=1)
+    t = trainer(tmp_path, max_epochs=6, callbacks=[detector])
+    t.fit(ScriptedModule(scripted={"val_loss": [1.0] * 6}), data(1), data(1))
+    # Plateaus after validation runs 3 and 5 (each counts patience + 1 = 2 bad values): 2, then 4 runs.
+    assert [e["reason"].split(" for ")[1] for e in detector.events] == ["2 validation runs", "4 validation runs"]
 
 
 def test_two_detectors_coexist_and_checkpoint_their_state(tmp_path):
