@@ -73,33 +73,6 @@ class Lane:
         return None if rule is None else self.monitor or rule.monitor
 
 
-class _Rows:
-    """A curve's ``(peak, floor, momentum)`` weights at integer times, computed CHUNK steps at a time."""
-
-    __slots__ = ("rows", "start", "weights")
-
-    def __init__(self, curve: Curve) -> None:
-        self.weights = curve.weights
-        self.start = -CHUNK
-        self.rows: list[tuple[float, float, float]] = []
-
-    def __call__(self, t: int) -> tuple[float, float, float]:
-        i = t - self.start
-        if not 0 <= i < CHUNK:
-            self.start, i = t, 0
-            w = self.weights(np.arange(t, t + CHUNK, dtype=np.int64))
-            zeros = np.zeros(CHUNK)
-            self.rows = list(
-                zip(
-                    w.peak.tolist(),
-                    (zeros if w.floor is None else w.floor).tolist(),
-                    (zeros if w.momentum is None else w.momentum).tolist(),
-                    strict=True,
-                )
-            )
-        return self.rows[i]
-
-
 class GroupScheduledLR(LRScheduler):
     """Sets each param group's LR (and momentum, for schedules that cycle it) from its lane's closed form.
 
@@ -144,7 +117,10 @@ class GroupScheduledLR(LRScheduler):
             for g in lane.groups:
                 self._lane_of[g] = i
         self.judges: list[PlateauJudge | None] = [None if lane.rule is None else lane.rule.judge() for lane in lanes]
-        self._rows = [_Rows(lane.curve) for lane in self.lanes]
+        # Per-step values of every group, CHUNK steps at a time (see _fill); start -1 - CHUNK: none yet.
+        self._start = -1 - CHUNK
+        self._values: list[list[float]] = []
+        self._momentum_values: list[list[float]] = []
         # A schedule that cycles momentum does so only when it drives the LR (momentum has its own schedule then).
         cycles = param == "lr" and any(lane.curve.momentum for lane in lanes)
         self._momentum_key = _momentum_key(optimizer) if cycles else None
@@ -210,6 +186,7 @@ class GroupScheduledLR(LRScheduler):
             groups[g].setdefault("initial_lr", _clone(groups[g]["lr"]))
             groups[g].setdefault(self._initial, _clone(self._read(groups[g])))
         self._anchor(self.optimizer, new)
+        self._forget()
         self.base_lrs = [group["initial_lr"] for group in groups]
         log.info(
             "lightning_lrsched: param group(s) %s added after the scheduler was built now follow %r from step %d, "
@@ -222,13 +199,34 @@ class GroupScheduledLR(LRScheduler):
     # -- the closed forms, evaluated a chunk at a time ------------------------------------------------
     def lrs_at(self, t: int) -> list[float]:
         """The value of :attr:`param` (the LR by default) of every group at step ``t``, plateau reductions included."""
-        lrs = [0.0] * len(self.peaks)
-        peaks, floors = self.peaks, self.floors
-        for lane, rows in zip(self.lanes, self._rows, strict=True):
-            a, b, _ = rows(t // lane.stride)
-            for g in lane.groups:
-                lrs[g] = combine(a, b, peaks[g], floors[g])
-        return lrs
+        i = t - self._start
+        if not 0 <= i < CHUNK:
+            self._fill(t)
+            i = 0
+        return self._values[i]
+
+    def _fill(self, t: int) -> None:
+        """Evaluate every lane's closed form for steps ``t .. t + CHUNK - 1`` in one vectorised pass."""
+        steps = np.arange(t, t + CHUNK, dtype=np.int64)
+        n = len(self.peaks)
+        values = np.zeros((CHUNK, n))
+        momenta = np.zeros((CHUNK, n))
+        peaks, floors = np.asarray(self.peaks), np.asarray(self.floors)
+        for lane in self.lanes:
+            w = lane.curve.weights(steps // lane.stride)
+            g = list(lane.groups)
+            floor = 0.0 if w.floor is None else w.floor[:, None]
+            values[:, g] = combine(w.peak[:, None], floor, peaks[g][None, :], floors[g][None, :])
+            if self._momentum_key is not None and w.momentum is not None:
+                for k in g:
+                    if self._momenta[k] is not None:
+                        low, high = self._momenta[k]
+                        momenta[:, k] = w.momentum * low + (1 - w.momentum) * high
+        self._start, self._values, self._momentum_values = t, values.tolist(), momenta.tolist()
+
+    def _forget(self) -> None:
+        """Anchors changed (a reduction, a new group, a load): recompute the values at the next look-up."""
+        self._start = -1 - CHUNK
 
     def get_lr(self) -> list[Any]:
         """The LRs at the current step (torch's hook, called by :meth:`step`)."""
@@ -243,28 +241,27 @@ class GroupScheduledLR(LRScheduler):
         """
         if self.param != "lr":
             return [float(group["lr"]) for group in self.optimizer.param_groups]
-        return self.lrs_at(self.last_epoch)
+        return list(self.lrs_at(self.last_epoch))
 
     def get_last_values(self) -> list[float]:
         """What the schedule set :attr:`param` to for the current step (the planned LR, for ``param="lr"``)."""
-        return self.lrs_at(self.last_epoch)
+        return list(self.lrs_at(self.last_epoch))
 
     def _set_momenta(self) -> None:
-        key = self._momentum_key
-        if key is None:
+        if self._momentum_key is None:
             return
-        groups, momenta, t = self.optimizer.param_groups, self._momenta, self.last_epoch
-        for lane, rows in zip(self.lanes, self._rows, strict=True):
-            _, _, u = rows(t // lane.stride)
-            for g in lane.groups:
-                pair = momenta[g]
-                if pair is None:
-                    continue
-                value = u * pair[0] + (1 - u) * pair[1]
-                if key == "betas":
-                    groups[g]["betas"] = (value, *groups[g]["betas"][1:])
-                else:
-                    groups[g]["momentum"] = value
+        i = self.last_epoch - self._start
+        if not 0 <= i < CHUNK:
+            self._fill(self.last_epoch)
+            i = 0
+        groups, row = self.optimizer.param_groups, self._momentum_values[i]
+        for g, pair in enumerate(self._momenta):
+            if pair is None:
+                continue
+            if self._momentum_key == "betas":
+                groups[g]["betas"] = (row[g], *groups[g]["betas"][1:])
+            else:
+                groups[g]["momentum"] = row[g]
 
     def _set_lrs(self, groups: Sequence[int]) -> None:
         values, param_groups = self.lrs_at(self.last_epoch), self.optimizer.param_groups
@@ -311,11 +308,13 @@ class GroupScheduledLR(LRScheduler):
             if self._updates == 0:
                 return  # the optimizer skipped its update (GradScaler found inf/NaN): time stands still
             self._updates = 0
-        self._adopt_new_groups()
+        if len(self.optimizer.param_groups) != len(self.peaks):
+            self._adopt_new_groups()
         super().step()
         if self.param != "lr":
             self._set_lrs(range(len(self.peaks)))
-        self._set_momenta()
+        if self._momentum_key is not None:
+            self._set_momenta()
 
     # -- plateau lanes and the one mutation besides time ------------------------------------------------
     def reduce(self, groups: Sequence[int], factor: float, min_lrs: Sequence[float], eps: float) -> list[int]:
@@ -339,6 +338,7 @@ class GroupScheduledLR(LRScheduler):
                 self.peaks[g] = new
                 self.floors[g] *= new / peak
                 changed.append(g)
+        self._forget()
         self._set_lrs(changed)
         return changed
 
@@ -415,6 +415,7 @@ class GroupScheduledLR(LRScheduler):
             peaks = [new if fixed else old for new, old, fixed in zip(self.peaks, peaks, absolute, strict=True)]
             floors = self.floors
         self.peaks, self.floors = peaks, floors
+        self._forget()
         self._updates = 0
         self._set_lrs(range(n))
         self._set_momenta()
