@@ -55,5 +55,6 @@ def finder_figure(result: LRFinderResult, title: str | None = None) -> Figure:
     stop = "" if result.diverged_at is None else f", stopped at step {result.diverged_at} (diverged)"
     ax.set_title(title or f"LR range test: {len(result.lrs)} of {result.num_steps} steps{stop}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper left")
+    # the loss is high at low LRs and past the divergence, so the lower left is where it is not
+    ax.legend(fontsize="small", loc="lower left")
     return figure

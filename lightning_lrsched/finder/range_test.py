@@ -9,9 +9,11 @@ an LR from the same curve.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,8 +368,9 @@ def find_lr(
     }
     snapshot = ModuleSnapshot.take(model, datamodule)
     try:
-        trainer = L.Trainer(**settings)
-        trainer.fit(model, datamodule=datamodule)
+        with _lightning_info_silenced():
+            trainer = L.Trainer(**settings)
+            trainer.fit(model, datamodule=datamodule)
     finally:
         test.restore_optimizers()
         snapshot.restore(model, datamodule)
@@ -386,6 +389,19 @@ def find_lr(
         max_lr=float(max_lr),
         diverged_at=test.diverged_at,
     )
+
+
+@contextlib.contextmanager
+def _lightning_info_silenced() -> Iterator[None]:
+    """Lightning's info lines (devices, tips, "`Trainer.fit` stopped: `max_steps=100` reached") describe an
+    internal fit the caller did not start; warnings still show."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = log.level
+    log.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _as_list(callbacks: Any) -> list[Any]:
