@@ -117,9 +117,13 @@ def find_command(argv: list[str]) -> None:
             f"lr {result.min_lr:g} to {result.max_lr:g}"
         )
         if left_out:
-            print(f"(the range test leaves out trainer settings of the real run: {', '.join(left_out)})")
+            print(f"(settings of the real run, not used here: trainer {', '.join(left_out)})")
         print(result.table())
-        print(f"wrote {result.save_figure(args.output)}")
+        subject = args.config.name if args.config is not None else model_class.__name__
+        title = f"LR range test of {subject}: {len(result.lrs)} of {result.num_steps} steps"
+        if result.diverged_at is not None:
+            title += " (stopped: the loss diverged)"
+        print(f"wrote {result.save_figure(args.output, title=title)}")
         if args.json is not None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(result.to_dict(), indent=1))
@@ -230,4 +234,4 @@ def write_config(
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(out, sort_keys=False))
-    return f"wrote {path} ({where} = {lr:.3g}, rule {rule}): lrsched fit --config {path}"
+    return f"wrote {path}: {where} = {lr:.3g} ({rule})\nnext:  lrsched fit --config {path}"

@@ -13,6 +13,7 @@ import contextlib
 import copy
 import logging
 import random
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,9 @@ from lightning_lrsched.validation import check_choice, check_range
 
 DEFAULT_RULE = "valley"
 """The rule :meth:`LRFinderResult.suggestion` and :meth:`LRFinderResult.apply` use unless told (fastai's default)."""
+
+DISAGREEMENT = 1000.0
+"""Suggestions further apart than this factor get a note: the curve is too noisy or too short to trust one blindly."""
 
 OWNED_TRAINER_ARGS = (
     "max_steps",
@@ -242,6 +246,13 @@ class LRFinderResult:
                 f"the loss was still falling at max_lr={self.max_lr:g}: the suggestions may be too low; "
                 "raise `max_lr` to see where it turns"
             )
+        found = [lr for lr in self.suggestions.values() if lr is not None]
+        if found and max(found) / min(found) > DISAGREEMENT:
+            out.append(
+                f"the rules disagree by more than {DISAGREEMENT:g}x ({min(found):.2g} to {max(found):.2g}): look at "
+                "the figure before picking one (noise in the first steps can put the steepest fall where the loss "
+                "has not begun to fall)"
+            )
         return out
 
     def _advice(self) -> str:
@@ -260,7 +271,8 @@ class LRFinderResult:
                 lines.append(f"{rule:<10} {'-':>10} {'':>9}  {self.reasons[rule]}")
             else:
                 lines.append(f"{rule:<10} {lr:>10.3g} {self.loss_at(lr):>9.4f}  {RULES[rule].source}")
-        return "\n".join(lines + [f"note: {note}" for note in self.notes()])
+        notes = [textwrap.fill(f"note: {note}", width=79, subsequent_indent="      ") for note in self.notes()]
+        return "\n".join(lines + notes)
 
     def __str__(self) -> str:
         return self.table()
@@ -338,6 +350,17 @@ def find_lr(
     Raises:
         InvalidValue: a bad range (``min_lr >= max_lr``, not positive), fewer than 25 steps, or a
             Trainer argument the test sets itself.
+
+    Example:
+        >>> from lightning_lrsched import SyntheticClassifier, SyntheticDataModule
+        >>> model = SyntheticClassifier(scheduler=None)
+        >>> before = [p.clone() for p in model.parameters()]
+        >>> result = find_lr(model, SyntheticDataModule(num_samples=200, batch_size=20), num_steps=30,
+        ...                  accelerator="cpu", enable_progress_bar=False)
+        >>> list(result.suggestions)
+        ['valley', 'slide', 'steep', 'minimum', 'lightning']
+        >>> all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+        True
     """
     check_range_args(min_lr, max_lr, num_steps)
     for name in rules:

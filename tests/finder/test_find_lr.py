@@ -19,7 +19,7 @@ from torch import nn
 
 from lightning_lrsched import SyntheticClassifier, SyntheticDataModule, find_lr
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.finder import RULES, with_peak_lr
+from lightning_lrsched.finder import RULES, LRFinderResult, with_peak_lr
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
 pytestmark = [
@@ -273,3 +273,25 @@ def test_figure_marks_every_suggestion(tmp_path):
         assert f"{rule}: {lr:.2e}" in labels
     path = result.save_figure(tmp_path / "out" / "lr_find.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_notes_flag_a_curve_still_falling_at_max_lr_and_rules_that_disagree_by_1000x():
+    lrs = np.geomspace(1e-6, 1.0, 30)
+    falling = np.linspace(2.0, 1.0, 30)
+    result = LRFinderResult(
+        lrs=lrs,
+        losses=falling,
+        smoothed=falling,
+        suggestions={"valley": 1e-2, "steep": 1e-6},
+        reasons={},
+        num_steps=30,
+        min_lr=1e-6,
+        max_lr=1.0,
+    )
+    notes = result.notes()
+    assert any("still falling at max_lr=1" in note for note in notes)
+    assert any("disagree by more than 1000x (1e-06 to 0.01)" in note for note in notes)
+    table = result.table()
+    assert all(len(line) <= 79 for line in table.splitlines()), table  # fits an 80-column terminal
+    result.suggestions["steep"] = 1e-4
+    assert not any("disagree" in note for note in result.notes())
