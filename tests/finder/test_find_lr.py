@@ -171,27 +171,39 @@ def val_loss(model: L.LightningModule, dm: L.LightningDataModule, root: Any) -> 
     return float(trainer.validate(model, datamodule=dm, verbose=False)[0]["val_loss"])
 
 
-def test_training_at_each_suggested_lr_lowers_the_synthetic_classifiers_loss(tmp_path):
-    L.seed_everything(0, verbose=False)
-    dm = SyntheticDataModule()
-    initial = SyntheticClassifier(optimizer="sgd", scheduler=None).state_dict()
-    finder_model = SyntheticClassifier(optimizer="sgd", scheduler=None)
+def check_each_suggestion_trains(make_model: Any, dm: L.LightningDataModule, root: Any, steps: int) -> None:
+    """Training ``steps`` steps at each rule's LR lowers the validation loss; at the test's ``min_lr`` it does not."""
+    initial = make_model(lr=0.1).state_dict()
+    finder_model = make_model(lr=0.1)
     finder_model.load_state_dict(initial)
-    result = find_lr(finder_model, dm, num_steps=100, default_root_dir=tmp_path / "find", **QUIET)
+    result = find_lr(finder_model, dm, num_steps=100, default_root_dir=root / "find", **QUIET)
     assert all(result.suggestions[rule] is not None for rule in RULES), result.reasons
 
     def loss_after_training(lr: float) -> tuple[float, float]:
-        model = SyntheticClassifier(optimizer="sgd", lr=lr, scheduler=None)
+        model = make_model(lr=lr)
         model.load_state_dict(initial)
-        before = val_loss(model, dm, tmp_path)
-        train(model, dm, tmp_path, steps=44)  # two epochs
-        return before, val_loss(model, dm, tmp_path)
+        before = val_loss(model, dm, root)
+        train(model, dm, root, steps=steps)
+        return before, val_loss(model, dm, root)
 
     before, at_min_lr = loss_after_training(result.min_lr)
     assert at_min_lr == pytest.approx(before, abs=1e-4)  # the test's smallest LR does not train: a baseline
     for rule in RULES:
         _, after = loss_after_training(result.suggestion(rule))
         assert after < before - 0.05, f"{rule}: lr={result.suggestion(rule):.3g}, val_loss {before:.4f} -> {after:.4f}"
+
+
+def test_training_at_each_suggested_lr_lowers_the_synthetic_classifiers_loss(tmp_path):
+    L.seed_everything(0, verbose=False)
+    make = lambda lr: SyntheticClassifier(optimizer="sgd", lr=lr, scheduler=None)  # noqa: E731
+    check_each_suggestion_trains(make, SyntheticDataModule(), tmp_path, steps=44)  # two epochs
+
+
+def test_training_at_each_suggested_lr_lowers_the_digits_loss(tmp_path):
+    digits = pytest.importorskip("lightning_lrsched.models.digits", reason="the real-data task is not in this checkout")
+    L.seed_everything(0, verbose=False)
+    make = lambda lr: digits.DigitsClassifier(lr=lr, scheduler=None)  # noqa: E731
+    check_each_suggestion_trains(make, digits.DigitsDataModule(), tmp_path, steps=45)  # one epoch
 
 
 def test_gradient_accumulation_records_one_loss_per_optimizer_step(tmp_path):
