@@ -169,7 +169,23 @@ def resolve_section(config: Mapping[str, Any], section: str) -> tuple[type, dict
         path, init_args = DEFAULT_CLASSES[section], value
     if not isinstance(init_args, Mapping):
         raise UsageError(f"{section}.init_args: must be a mapping of arguments: got {init_args!r}")
-    return import_class(path, section), dict(init_args)
+    found = import_class(path, section)
+    check_arguments(found, init_args, section)
+    return found, dict(init_args)
+
+
+def check_arguments(target: Any, arguments: Mapping[str, Any], section: str) -> None:
+    """Refuse arguments ``target`` does not take, naming those it does (a TypeError later would look like a bug)."""
+    parameters = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = [key for key in arguments if key not in parameters]
+    if unknown:
+        name = getattr(target, "__name__", str(target))
+        raise UsageError(
+            f"{section}: {name} takes no argument {', '.join(repr(k) for k in unknown)}; "
+            f"it takes {', '.join(k for k in parameters if k != 'self')}"
+        )
 
 
 def import_class(path: Any, section: str) -> type:
@@ -198,6 +214,9 @@ def trainer_settings(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
             raise UsageError(f"trainer.{key}: lrsched find takes plain values, not class_path/init_args: got {value!r}")
         else:
             kept[key] = value
+    import lightning as L
+
+    check_arguments(L.Trainer, kept, "trainer")
     return kept, left_out
 
 

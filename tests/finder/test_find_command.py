@@ -102,6 +102,8 @@ def write(tmp_path: Path, text: str) -> Path:
         ),
         (["--config", "{config}"], "model: {class_path: x.Y, lr: 1}", "next to class_path only init_args"),
         (["--config", "{config}"], "data: 3", "data: must be a mapping"),
+        (["--config", "{config}"], "model: {lrr: 0.1}", "model: SyntheticClassifier takes no argument 'lrr'; it takes"),
+        (["--config", "{config}"], "trainer: {gpus: 2}", "trainer: Trainer takes no argument 'gpus'"),
         (
             ["--config", "{config}"],
             "trainer: {strategy: {class_path: lightning.pytorch.strategies.DDPStrategy}}",
