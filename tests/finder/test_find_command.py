@@ -6,29 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
+from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 
 from lightning_lrsched.errors import InvalidValue, UsageError
 from lightning_lrsched.finder.command import find_command
 
-pytestmark = [
-    pytest.mark.filterwarnings(expected)
-    for expected in (
-        "ignore:.*isinstance\\(treespec, LeafSpec\\).*",
-        "ignore:You passed in a `val_dataloader` but have no `validation_step`.*",
-        "ignore:LightningCLI's args parameter is intended to run from within Python.*",
-    )
-]
+pytestmark = QUIET
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def small(example: str, tmp_path: Path, **model_section) -> Path:

@@ -16,17 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ddp_find_run import run
+from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 
 SCRIPT = Path(__file__).with_name("ddp_find_run.py")
 TIMEOUT_S = 300
 
-pytestmark = [
-    pytest.mark.filterwarnings(expected)
-    for expected in (
-        "ignore:.*isinstance\\(treespec, LeafSpec\\).*",
-        "ignore:You passed in a `val_dataloader` but have no `validation_step`.*",
-    )
-]
+pytestmark = QUIET
 
 
 def test_every_rank_gets_the_same_suggestions_from_the_global_batch_loss(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
@@ -22,24 +23,9 @@ from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder import RULES, LRFinderResult, with_peak_lr
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
-pytestmark = [
-    pytest.mark.filterwarnings(expected)
-    for expected in (
-        "ignore:.*isinstance\\(treespec, LeafSpec\\).*",
-        "ignore:You passed in a `val_dataloader` but have no `validation_step`.*",
-        "ignore:Found 1 module\\(s\\) in eval mode.*",
-    )
-]
+pytestmark = QUIET
 
-QUIET: dict[str, Any] = {"accelerator": "cpu", "enable_progress_bar": False}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+CPU: dict[str, Any] = {"accelerator": "cpu", "enable_progress_bar": False}
 
 
 class KeptOptimizerNet(L.LightningModule):
@@ -115,7 +101,7 @@ def test_weights_buffers_grads_modes_optimizer_state_and_rng_are_bit_identical_a
     rng = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
     probe = ChangeProbe(model)
 
-    result = find_lr(model, data(), num_steps=30, default_root_dir=tmp_path, callbacks=[probe], **QUIET)
+    result = find_lr(model, data(), num_steps=30, default_root_dir=tmp_path, callbacks=[probe], **CPU)
 
     assert len(result.losses) == 30 and probe.changed == {"weights": True, "adam_steps": True}
     assert tensors_equal(model.state_dict(), state)  # parameters and BatchNorm running stats
@@ -134,7 +120,7 @@ def test_the_model_is_restored_when_the_range_test_fails(tmp_path):
     model = KeptOptimizerNet(fail_at_step=5)
     state = copy.deepcopy(model.state_dict())
     with pytest.raises(RuntimeError, match="failed on purpose"):
-        find_lr(model, data(), num_steps=30, default_root_dir=tmp_path, **QUIET)
+        find_lr(model, data(), num_steps=30, default_root_dir=tmp_path, **CPU)
     assert tensors_equal(model.state_dict(), state)
     assert model.optimizer.state_dict()["state"] == {}
 
@@ -147,7 +133,7 @@ def train(model: L.LightningModule, dm: L.LightningDataModule, root: Any, steps:
         enable_checkpointing=False,
         enable_model_summary=False,
         limit_val_batches=0,
-        **QUIET,
+        **CPU,
     )
     trainer.fit(model, datamodule=dm)
     return trainer
@@ -158,7 +144,7 @@ def test_training_after_find_lr_is_bit_identical_to_training_without_it(tmp_path
         L.seed_everything(3, verbose=False)
         model, dm = KeptOptimizerNet(), data()
         if with_find_lr:
-            find_lr(model, dm, num_steps=25, max_lr=1.0, default_root_dir=tmp_path / "find", **QUIET)
+            find_lr(model, dm, num_steps=25, max_lr=1.0, default_root_dir=tmp_path / "find", **CPU)
         # dropout draws from the global generator: a leaked RNG state would change these weights
         train(model, dm, tmp_path / str(with_find_lr), steps=12)
         return model.state_dict()
@@ -167,7 +153,7 @@ def test_training_after_find_lr_is_bit_identical_to_training_without_it(tmp_path
 
 
 def val_loss(model: L.LightningModule, dm: L.LightningDataModule, root: Any) -> float:
-    trainer = L.Trainer(default_root_dir=root, logger=False, enable_model_summary=False, **QUIET)
+    trainer = L.Trainer(default_root_dir=root, logger=False, enable_model_summary=False, **CPU)
     return float(trainer.validate(model, datamodule=dm, verbose=False)[0]["val_loss"])
 
 
@@ -176,7 +162,7 @@ def check_each_suggestion_trains(make_model: Any, dm: L.LightningDataModule, roo
     initial = make_model(lr=0.1).state_dict()
     finder_model = make_model(lr=0.1)
     finder_model.load_state_dict(initial)
-    result = find_lr(finder_model, dm, num_steps=100, default_root_dir=root / "find", **QUIET)
+    result = find_lr(finder_model, dm, num_steps=100, default_root_dir=root / "find", **CPU)
     assert all(result.suggestions[rule] is not None for rule in RULES), result.reasons
 
     def loss_after_training(lr: float) -> tuple[float, float]:
@@ -209,7 +195,7 @@ def test_training_at_each_suggested_lr_lowers_the_digits_loss(tmp_path):
 def test_gradient_accumulation_records_one_loss_per_optimizer_step(tmp_path):
     torch.manual_seed(0)
     model = SyntheticClassifier(scheduler=None)
-    result = find_lr(model, data(), num_steps=25, accumulate_grad_batches=2, default_root_dir=tmp_path, **QUIET)
+    result = find_lr(model, data(), num_steps=25, accumulate_grad_batches=2, default_root_dir=tmp_path, **CPU)
     assert len(result.losses) == 25 and len(result.lrs) == 25
     assert result.lrs[0] == 1e-7 and result.lrs[-1] == 10.0
 
@@ -217,7 +203,7 @@ def test_gradient_accumulation_records_one_loss_per_optimizer_step(tmp_path):
 def test_a_diverging_test_stops_and_says_which_rules_lack_points_and_what_to_change(tmp_path):
     torch.manual_seed(0)
     model = SyntheticClassifier(scheduler=None)
-    result = find_lr(model, data(), min_lr=1.0, max_lr=1e8, num_steps=40, default_root_dir=tmp_path, **QUIET)
+    result = find_lr(model, data(), min_lr=1.0, max_lr=1e8, num_steps=40, default_root_dir=tmp_path, **CPU)
     assert result.diverged_at is not None and len(result.losses) == result.diverged_at + 1 < 40
     assert result.suggestions["slide"] is None
     with pytest.raises(InvalidValue, match=r"rule 'slide' has no suggestion: .*diverged after \d+ of 40 steps"):
@@ -251,7 +237,7 @@ def test_bad_arguments_are_refused_before_any_training(kwargs, error, match):
 
 def test_apply_puts_the_suggestion_into_the_schedules_peak(tmp_path):
     torch.manual_seed(0)
-    result = find_lr(SyntheticClassifier(scheduler=None), data(), num_steps=100, default_root_dir=tmp_path, **QUIET)
+    result = find_lr(SyntheticClassifier(scheduler=None), data(), num_steps=100, default_root_dir=tmp_path, **CPU)
     lr = result.suggestion("valley")
     onecycle = result.apply({"optimizer": "sgd", "scheduler": {"name": "onecycle", "max_lr": 0.5}})
     assert onecycle["scheduler"]["max_lr"] == lr and "lr" not in onecycle
@@ -278,7 +264,7 @@ def test_with_peak_lr_checks_the_new_schedule():
 
 def test_figure_marks_every_suggestion(tmp_path):
     torch.manual_seed(0)
-    result = find_lr(SyntheticClassifier(scheduler=None), data(), num_steps=30, default_root_dir=tmp_path, **QUIET)
+    result = find_lr(SyntheticClassifier(scheduler=None), data(), num_steps=30, default_root_dir=tmp_path, **CPU)
     figure = result.figure()
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     for rule, lr in result.suggestions.items():
