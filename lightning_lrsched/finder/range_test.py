@@ -398,7 +398,10 @@ def find_lr(
         test.restore_optimizers()
         snapshot.restore(model, datamodule)
     if not test.losses:
-        raise InvalidValue("the range test ran no optimizer step: the training data is empty")
+        raise InvalidValue(
+            "the range test recorded no optimizer step in this process: the training data is empty, or the "
+            "strategy trained in other processes (ddp_spawn); use strategy='ddp', which runs this script on every rank"
+        )
     recorded, smoothed = lrs[: len(test.losses)], np.asarray(test.smoothed)
     suggestions, reasons = suggest(recorded, smoothed, num_steps, rules)
     return LRFinderResult(
