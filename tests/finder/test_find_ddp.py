@@ -44,10 +44,11 @@ def test_every_rank_gets_the_same_suggestions_from_the_global_batch_loss(tmp_pat
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
     assert ranks[0] == ranks[1]  # curve, suggestions, divergence step: all bit-identical
-    assert ranks[0]["restored"] and len(ranks[0]["losses"]) > 20
+    assert ranks[0]["restored"] and ranks[0]["diverged_at"] is not None and len(ranks[0]["losses"]) > 20
 
     # Each rank trains on half of every global batch; the recorded loss is their mean, which is the
     # loss of the global batch that one process sees (up to float rounding, amplified by high LRs).
     single = run(tmp_path / "single")
     steps = 20
     np.testing.assert_allclose(ranks[0]["losses"][:steps], single["losses"][:steps], rtol=1e-4)
+    assert single["diverged_at"] == ranks[0]["diverged_at"]
