@@ -19,6 +19,7 @@ _EXPORTS = {
     "PlateauDriver": "lightning_lrsched.plateau_driver",
     "ScheduleCheck": "lightning_lrsched.callbacks",
     "compare": "lightning_lrsched.compare",
+    "find_lr": "lightning_lrsched.finder",
     "get_schedule": "lightning_lrsched.schedules",
     "available_schedules": "lightning_lrsched.schedules",
     "preview": "lightning_lrsched.schedules",
