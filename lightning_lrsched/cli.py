@@ -89,6 +89,13 @@ def compare_command(args: Sequence[str]) -> None:
     run(args)
 
 
+def find_command(args: Sequence[str]) -> None:
+    """``lrsched find``: see :mod:`lightning_lrsched.finder.command`."""
+    from lightning_lrsched.finder.command import find_command as run
+
+    run(list(args))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
     "fit": (
         "train with a schedule (default: the synthetic classifier, 20 epochs)",
@@ -97,6 +104,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
     "validate": ("evaluate on the validation set once (options as in fit)", lambda a: lightning_command("validate", a)),
     "test": ("evaluate on the test set once (options as in fit)", lambda a: lightning_command("test", a)),
     "plot": ("draw LR curves before training: lrsched plot cosine --steps 100", plot_command),
+    "find": ("LR range test: 5 suggestion rules, a figure, a config with the LR", find_command),
     "compare": ("train schedules x devices x seeds side by side; report + W&B", compare_command),
 }
 """Every subcommand: its one-line summary and what runs it. A new command is one entry here."""

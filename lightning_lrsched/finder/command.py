@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from lightning_lrsched.errors import UsageError
+from lightning_lrsched.errors import RaisingArgumentParser, UsageError
 from lightning_lrsched.finder.peak import peak_key, with_peak_lr
 from lightning_lrsched.finder.range_test import DEFAULT_RULE, OWNED_TRAINER_ARGS, LRFinderResult, find_lr
 from lightning_lrsched.finder.rules import RULES
@@ -47,7 +47,7 @@ DEFAULT_CLASSES = {"model": "lightning_lrsched.SyntheticClassifier", "data": "li
 
 
 def find_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RaisingArgumentParser(
         prog="lrsched find",
         description=(
             "LR range test of a `lrsched fit` config: the LR rises exponentially from --min-lr to --max-lr "

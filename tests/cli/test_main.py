@@ -44,7 +44,7 @@ def test_unknown_command_exits_2_naming_it_and_the_choices(command: str, capsys)
     assert captured.out == ""
     (line,) = captured.err.splitlines()
     assert line.startswith(
-        f"lrsched: error: unknown command {command!r}: use one of fit, validate, test, plot, compare"
+        f"lrsched: error: unknown command {command!r}: use one of fit, validate, test, plot, find, compare"
     )
 
 
