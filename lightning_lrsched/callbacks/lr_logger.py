@@ -41,6 +41,7 @@ class _Track:
         "lr_keys",
         "momentum_keys",
         "optimizer",
+        "param_key",
         "planned_keys",
         "scheduler",
         "uses_betas",
@@ -62,6 +63,11 @@ class _Track:
         self.scheduler = scheduler
         self.planned_keys = [f"{n}-planned" for n in names]
         self.uses_betas = "betas" in optimizer.defaults
+        # A scheduler of another hyperparameter (weight decay, momentum): its keys log that value, and the
+        # LR, momentum and weight decay of the optimizer are left to the LR's own track.
+        self.param_key = "lr" if scheduler is None or scheduler.param == "lr" else scheduler.key
+        if self.param_key != "lr":
+            log_momentum = log_weight_decay = False
         has_momentum = self.uses_betas or "momentum" in optimizer.defaults
         # Empty key lists switch a family off, so the per-step code tests nothing.
         self.momentum_keys = [f"{n}-momentum" for n in names] if log_momentum and has_momentum else []
@@ -212,7 +218,7 @@ class LRLogger(Callback):
                 self.on_before_optimizer_step(trainer, pl_module, optimizer)
                 return
             # What the schedule set at its last step (or a plateau reduction); not recomputed.
-            planned = track.scheduler.get_last_lr() if track.scheduler is not None else None
+            planned = track.scheduler.get_last_values() if track.scheduler is not None else None
             if planned is not None and mismatch is None:
                 mismatch = _first_mismatch(track, planned)
             log_now = track.every_step and on_cadence
@@ -415,11 +421,21 @@ def _number(value: Any) -> float:
     return value if type(value) is float else float(value)
 
 
+def _value(group: dict[str, Any], key: str) -> float:
+    """The value a track logs for a group: its LR, or the scheduled hyperparameter (Adam's first beta)."""
+    value = group[key]
+    return _number(value[0] if key == "betas" else value)
+
+
 def _fill(row: dict[str, float], track: _Track, planned: list[Any] | None) -> None:
     groups = track.groups
-    for key, group in zip(track.lr_keys, groups, strict=True):
-        lr = group["lr"]
-        row[key] = lr if type(lr) is float else float(lr)  # _number, inlined on the hot path
+    if track.param_key == "lr":
+        for key, group in zip(track.lr_keys, groups, strict=True):
+            lr = group["lr"]
+            row[key] = lr if type(lr) is float else float(lr)  # _number, inlined on the hot path
+    else:
+        for key, group in zip(track.lr_keys, groups, strict=True):
+            row[key] = _value(group, track.param_key)
     if planned is not None:
         for key, value in zip(track.planned_keys, planned, strict=False):
             row[key] = value if type(value) is float else float(value)
@@ -437,7 +453,7 @@ def _fill(row: dict[str, float], track: _Track, planned: list[Any] | None) -> No
 
 def _first_mismatch(track: _Track, planned: list[Any]) -> tuple[str, float, float] | None:
     for key, group, want in zip(track.lr_keys, track.groups, planned, strict=False):
-        have = group["lr"]
+        have = group["lr"] if track.param_key == "lr" else _value(group, track.param_key)
         if have != want:
             have, want = _number(have), _number(want)
             if not math.isclose(have, want, rel_tol=1e-9, abs_tol=1e-15):

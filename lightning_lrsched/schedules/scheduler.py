@@ -98,11 +98,12 @@ class GroupScheduledLR(LRScheduler):
         param: the hyperparameter it drives: ``"lr"``, or any float key of the param groups
             (``"weight_decay"``, ...), each group relative to its own base (``initial_<param>``);
             ``"momentum"`` is SGD's momentum or Adam's first beta. Its values: :meth:`get_last_values`.
+        key: the param-group key it sets (``param``, or ``"momentum"``/``"betas"`` for ``"momentum"``).
     """
 
     def __init__(self, optimizer: Optimizer, lanes: Sequence[Lane], param: str = "lr") -> None:
         self.param = param
-        self._key = param_key(optimizer, param)
+        self.key = param_key(optimizer, param)
         self._initial = "initial_lr" if param == "lr" else f"initial_{param}"
         n = len(optimizer.param_groups)
         covered = sorted(g for lane in lanes for g in lane.groups)
@@ -269,11 +270,11 @@ class GroupScheduledLR(LRScheduler):
             self._write(param_groups[g], values[g])
 
     def _read(self, group: dict[str, Any]) -> Any:
-        value = group[self._key]
-        return value[0] if self._key == "betas" else value
+        value = group[self.key]
+        return value[0] if self.key == "betas" else value
 
     def _write(self, group: dict[str, Any], value: float) -> None:
-        key = self._key
+        key = self.key
         if key == "betas":
             group["betas"] = (value, *group["betas"][1:])
         elif hasattr(group[key], "fill_"):

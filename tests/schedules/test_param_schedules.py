@@ -160,3 +160,30 @@ def test_under_lightning_lr_and_weight_decay_schedules_resume_exactly(tmp_path):
     _fit(tmp_path / "saving", [saves])
     resumed = _fit(tmp_path / "resumed", ckpt_path=tmp_path / "ckpt" / "step=6.ckpt")
     assert resumed == {s: v for s, v in full.items() if s >= 6}
+
+
+def test_lr_logger_logs_the_scheduled_weight_decay_actual_and_planned(tmp_path):
+    from lightning_lrsched import LRLogger
+
+    logger = LRLogger(logging_interval="step")
+    pl.seed_everything(0, verbose=False)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_epochs=1,
+        limit_train_batches=4,
+        limit_val_batches=0,
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[logger],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(WeightDecayScheduled(), SyntheticDataModule(num_samples=200, batch_size=16))
+    rows = dict(logger.history)
+    decay = 0.1 * preview(get_schedule("cosine"), 4)
+    assert [rows[s]["weight_decay-cosine"] for s in range(4)] == pytest.approx(decay.tolist(), rel=1e-12)
+    assert [rows[s]["weight_decay-cosine-planned"] for s in range(4)] == pytest.approx(decay.tolist(), rel=1e-12)
+    assert "lr-warmup_cosine" in rows[0] and logger.mismatches == 0
