@@ -36,6 +36,9 @@ class SyntheticClassifier(L.LightningModule):
         input_dim: input features.
         num_classes: output classes.
         hidden: widths of hidden layers (ReLU between); empty for the linear model.
+        weight_decay_schedule: a schedule (as ``scheduler``) for the optimizer's weight decay, relative to
+            its value (e.g. ``{"name": "cosine"}``), or ``None``.
+        momentum_schedule: a schedule for SGD's momentum or Adam's first beta, or ``None``.
 
     Example:
         >>> model = SyntheticClassifier(optimizer={"name": "sgd", "momentum": 0.9}, scheduler="cosine")
@@ -51,6 +54,8 @@ class SyntheticClassifier(L.LightningModule):
         input_dim: int = 10,
         num_classes: int = 2,
         hidden: Sequence[int] = (),
+        weight_decay_schedule: str | dict[str, Any] | None = None,
+        momentum_schedule: str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         optimizer_spec(optimizer)
@@ -59,7 +64,18 @@ class SyntheticClassifier(L.LightningModule):
         check_int("num_classes", num_classes, minimum=2)
         widths = [check_int(f"hidden[{i}]", h, minimum=1) for i, h in enumerate(hidden)]
         self.schedule: Schedule | None = None if scheduler is None else resolve_schedule(scheduler)
-        self.save_hyperparameters(ignore=[] if not isinstance(scheduler, Schedule) else ["scheduler"])
+        # Hyperparameters other than the LR, each with its own schedule (None: left as the optimizer has it).
+        self.param_schedules: dict[str, Schedule] = {
+            param: resolve_schedule(spec)
+            for param, spec in (("weight_decay", weight_decay_schedule), ("momentum", momentum_schedule))
+            if spec is not None
+        }
+        self.save_hyperparameters()
+        given = {"scheduler": scheduler, "weight_decay_schedule": weight_decay_schedule}
+        given["momentum_schedule"] = momentum_schedule
+        for name, value in given.items():
+            if isinstance(value, Schedule):  # saved as its spec, so load_from_checkpoint rebuilds the same one
+                self.hparams[name] = value.to_dict()
         dims = [input_dim, *widths, num_classes]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(itertools.pairwise(dims)):
@@ -97,6 +113,10 @@ class SyntheticClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)
-        if self.schedule is None:
+        configs = [] if self.schedule is None else [self.schedule.lightning_config(optimizer, self.trainer)]
+        configs += [s.lightning_config(optimizer, self.trainer, param=p) for p, s in self.param_schedules.items()]
+        if not configs:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": self.schedule.lightning_config(optimizer, self.trainer)}
+        if len(configs) == 1:
+            return {"optimizer": optimizer, "lr_scheduler": configs[0]}
+        return [optimizer], configs

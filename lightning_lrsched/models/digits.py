@@ -100,5 +100,16 @@ class DigitsClassifier(SyntheticClassifier):
         lr: float = 0.3,
         scheduler: str | dict[str, Any] | None = "step",
         hidden: Sequence[int] = (128,),
+        weight_decay_schedule: str | dict[str, Any] | None = None,
+        momentum_schedule: str | dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(optimizer, lr, scheduler, DIGITS_FEATURES, DIGITS_CLASSES, hidden)
+        super().__init__(
+            optimizer,
+            lr,
+            scheduler,
+            DIGITS_FEATURES,
+            DIGITS_CLASSES,
+            hidden,
+            weight_decay_schedule=weight_decay_schedule,
+            momentum_schedule=momentum_schedule,
+        )

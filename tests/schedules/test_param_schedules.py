@@ -187,3 +187,35 @@ def test_lr_logger_logs_the_scheduled_weight_decay_actual_and_planned(tmp_path):
     assert [rows[s]["weight_decay-cosine"] for s in range(4)] == pytest.approx(decay.tolist(), rel=1e-12)
     assert [rows[s]["weight_decay-cosine-planned"] for s in range(4)] == pytest.approx(decay.tolist(), rel=1e-12)
     assert "lr-warmup_cosine" in rows[0] and logger.mismatches == 0
+
+
+def test_the_classifier_schedules_weight_decay_and_momentum_by_spec_and_schedule_check_is_silent(tmp_path):
+    from lightning_lrsched import ScheduleCheck
+
+    model = SyntheticClassifier(
+        optimizer={"name": "adamw", "weight_decay": 0.1},
+        scheduler={"name": "warmup_cosine", "warmup": 2},
+        weight_decay_schedule={"name": "cosine", "interval": "step"},
+        momentum_schedule={"name": "linear", "start_factor": 0.9, "total_iters": 4, "interval": "step"},
+    )
+    values = Values()
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_epochs=2,
+        limit_train_batches=4,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[values, ScheduleCheck(strict=True)],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(model, SyntheticDataModule(num_samples=200, batch_size=16))
+    assert [c.scheduler.param for c in trainer.lr_scheduler_configs] == ["lr", "weight_decay", "momentum"]
+    decay = 0.1 * preview(get_schedule("cosine"), 8)
+    assert [values.rows[s][1] for s in range(8)] == pytest.approx(decay.tolist(), rel=1e-12)
+    assert trainer.optimizers[0].param_groups[0]["betas"][0] == pytest.approx(0.9)  # back to full after 4 steps
+    assert model.hparams["weight_decay_schedule"] == {"name": "cosine", "interval": "step"}
