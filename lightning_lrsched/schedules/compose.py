@@ -76,9 +76,10 @@ def join(schedules: list[Any], boundaries: list[int | str]) -> Binder:
                 f"= {counts} {unit}"
             )
         if span is not None and counts[-1] >= span:
+            what = "run" if run.span is None else "span"
             raise InvalidValue(
-                f"`boundaries` must lie inside the run, so that every part runs: got boundaries="
-                f"{[str(m) for m in marks]} = {counts} {unit}, run={span} {unit}"
+                f"`boundaries` must lie inside the {what}, so that every part runs: got boundaries="
+                f"{[str(m) for m in marks]} = {counts} {unit}, {what}={span} {unit}"
             )
         starts, ends = [0, *counts], [*counts, span]
         curves = []

@@ -56,8 +56,8 @@ class Curve:
         warmup: interval units of warmup at the start.
         plateau: the reduce-on-plateau rule, for the metric-driven ``plateau`` schedule (or a
             composite that contains it).
-        parts: for a composite (:func:`join`, :func:`chain`), each part's start in this curve's time
-            and its curve; empty otherwise.
+        parts: for a composite schedule (``join``, ``chain``), each of its parts' start in this curve's
+            time and its curve (a generic warmup in front moves the starts); empty otherwise.
     """
 
     weights: Callable[[np.ndarray], Weights]
@@ -341,7 +341,7 @@ def chain(curves: Sequence[Curve]) -> Curve:
         ("set absolute LRs (max_lr)", [i for i, c in enumerate(curves) if c.peak is not None]),
         ("have a floor LR (eta_min, base_lr)", [i for i, c in enumerate(curves) if _nonzero(c.floor)]),
         ("cycle momentum", [i for i, c in enumerate(curves) if c.momentum is not None]),
-        ("are `plateau`", [i for i, c in enumerate(curves) if c.plateau is not None]),
+        ("be `plateau`", [i for i, c in enumerate(curves) if c.plateau is not None]),
     ):
         if len(which) > 1:
             raise InvalidValue(f"at most one part of a chain may {what}: parts {which} do")

@@ -96,7 +96,9 @@ class Schedule:
         if w == 0:
             return self._binder(run)
         inner = self._binder(replace(run, span=None if run.remaining is None else run.remaining - w))
-        return join([chain([ramp(w), hold(inner)]), inner], [w])
+        warmed = join([chain([ramp(w), hold(inner)]), inner], [w])
+        # `parts` lists this schedule's own parts (a composite's), which the warmup moves later.
+        return replace(warmed, parts=tuple((w + start, part) for start, part in inner.parts))
 
     def build(
         self,
