@@ -85,6 +85,7 @@ class Entry:
         constructor: ``(**params) -> Binder``.
         interval: the interval it is meant to be stepped at: ``"step"`` for schedules meant to change
             the LR every optimizer step (onecycle, cyclic, the warmup family), ``"epoch"`` otherwise.
+            A composite's interval comes from its parts (see ``get_schedule``); this is unused for it.
         own_warmup: ``warmup`` is an argument of its own formula (the warmup family), not a generic
             warmup put in front.
         end_arg: the argument at which its shape is complete (``Curve.length``); a value of ``None``

@@ -60,12 +60,35 @@ class Schedule:
         """Whether metric values drive it: ``plateau``, or a composite with a ``plateau`` part."""
         return self.name == "plateau" or any(part.is_plateau for part in self.parts)
 
+    @property
+    def monitor(self) -> str | None:
+        """The metric a ``plateau`` schedule (or a composite's ``plateau`` part) reads; ``None`` if time-driven."""
+        if self.name == "plateau":
+            return self.params.get("monitor", CATALOG["plateau"].parameters()["monitor"])
+        return next((part.monitor for part in self.parts if part.is_plateau), None)
+
     def to_dict(self) -> dict[str, Any]:
         """The spec that :func:`get_schedule` turns back into this schedule."""
         spec: dict[str, Any] = {"name": self.name, **self.params, "interval": self.interval}
         if self.warmup is not None:
             spec["warmup"] = str(self.warmup) if self.warmup.unit != "int" else int(self.warmup.amount)
         return spec
+
+    def describe(self) -> str:
+        """A short form for legends and reports: the name and the arguments given, a composite's parts inline.
+
+        Example:
+            >>> parts = [{"name": "linear", "total_iters": 5}, "cosine"]
+            >>> get_schedule("join", schedules=parts, boundaries=[5]).describe()
+            'join(linear(total_iters=5), cosine(); boundaries=[5])'
+        """
+        args = [f"{k}={v}" for k, v in self.params.items() if k != "schedules"]
+        if self.warmup is not None:
+            args.append(f"warmup={self.warmup}")
+        if self.parts:
+            parts = ", ".join(part.describe() for part in self.parts)
+            return f"{self.name}({parts}{'; ' if args else ''}{', '.join(args)})"
+        return f"{self.name}({', '.join(args)})"
 
     def fingerprint(self) -> str:
         """A short hash of the spec: equal for equal schedules, different when any argument differs."""

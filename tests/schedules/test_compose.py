@@ -197,7 +197,9 @@ METRICS = [1.0 / (1 + t // 7) for t in range(40)]
 
 def test_warmup_then_plateau_is_a_plateau_scheduler(make_optimizer, record):
     schedule = get_schedule("join", **WARMUP_PLATEAU)
-    assert schedule.is_plateau and schedule.interval == "epoch"
+    assert schedule.is_plateau and schedule.interval == "epoch" and schedule.monitor == "val_loss"
+    assert get_schedule("chain", schedules=["cosine", {"name": "plateau", "monitor": "val_acc"}]).monitor == "val_acc"
+    assert get_schedule("cosine").monitor is None
     optimizer = make_optimizer()
     scheduler = schedule.build(optimizer, total_steps=40)
     assert isinstance(scheduler, PlateauLR) and scheduler.rule.patience == 1
