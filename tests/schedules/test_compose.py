@@ -484,3 +484,28 @@ def test_schedule_check_finds_a_per_step_part_stepped_per_epoch():
         "join", schedules=[{"name": "warmup_linear", "warmup": 3}, "cosine"], boundaries=[5], interval="epoch"
     )
     assert [f.code for f in _findings(schedule, plan)] == ["step-schedule-per-epoch"]
+
+
+def test_a_join_lane_among_param_groups(make_optimizer, record):
+    from lightning_lrsched.schedules import GroupSchedules
+
+    join = {"name": "join", "schedules": [{"name": "warmup_constant", "warmup": 3}, "cosine"], "boundaries": [3]}
+    step = {"name": "step", "step_size": 1, "gamma": 0.5}
+    optimizer = make_optimizer()
+    # Mixed intervals: the scheduler steps per optimizer step, the epoch schedule every 4 of them.
+    lrs, _ = record(optimizer, GroupSchedules([join, step]).build(optimizer, total_steps=12, steps_per_epoch=4), 11)
+    np.testing.assert_allclose(lrs[:, 0], preview(get_schedule(join), 12, base_lr=0.1), rtol=1e-12)
+    np.testing.assert_allclose(lrs[:, 1], preview(get_schedule(step), 12, base_lr=0.03, steps_per_epoch=4))
+
+
+def test_compare_grid_takes_nested_specs():
+    from lightning_lrsched.compare.grid import build_grid
+
+    spec = {
+        "name": "join",
+        "schedules": [{"name": "warmup_constant", "warmup": "1ep"}, "plateau"],
+        "boundaries": ["1ep"],
+    }
+    (run,) = build_grid([spec], ["cpu:1"], [0], 3)
+    assert run.label == "join" and get_schedule(run.schedule) == get_schedule(spec)
+    assert run.schedule["schedules"][1] == {"name": "plateau", "interval": "step"}
