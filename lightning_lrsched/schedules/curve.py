@@ -213,7 +213,7 @@ def _nonzero(value: PerGroup) -> bool:
     return any(v != 0 for v in (value if isinstance(value, tuple) else (value,)))
 
 
-def _shared_anchor(what: str, values: list[PerGroup], parts: list[int]) -> tuple[PerGroup | None, list[float]]:
+def _shared_anchor(what: str, values: list[Any], parts: list[int], rescale: bool = True) -> tuple[Any, list[float]]:
     """One anchor for the parts that use one, and the factor that rescales each part's weight onto it.
 
     Equal anchors are shared as they are; scalar anchors that differ are rescaled onto the first one.
@@ -228,10 +228,11 @@ def _shared_anchor(what: str, values: list[PerGroup], parts: list[int]) -> tuple
         value = values[i]
         if value == first:
             continue
-        if isinstance(value, tuple) or isinstance(first, tuple) or first == 0:
+        if not rescale or isinstance(value, tuple) or isinstance(first, tuple) or first == 0:
+            note = " (per-group values must be equal)" if rescale else ""
             raise InvalidValue(
                 f"the parts of a composite schedule must share their {what}: part {parts[0]} has {first!r}, "
-                f"part {i} has {value!r} (per-group values must be equal)"
+                f"part {i} has {value!r}{note}"
             )
         scales[i] = float(value) / float(first)
     return first, scales
@@ -270,7 +271,7 @@ def join(curves: Sequence[Curve], boundaries: Sequence[int]) -> Curve:
     floored = [i for i, c in enumerate(curves) if _nonzero(c.floor)]
     floor, floor_scales = _shared_anchor("floor LR", [c.floor for c in curves], floored)
     cycling = [i for i, c in enumerate(curves) if c.momentum is not None]
-    momentum, _ = _shared_anchor("momentum range", [c.momentum for c in curves], cycling)  # type: ignore[arg-type]
+    momentum, _ = _shared_anchor("momentum range", [c.momentum for c in curves], cycling, rescale=False)
     held = _held_momentum(curves, starts, cycling)
     edges_array = np.asarray(edges, dtype=np.int64)
 
@@ -296,7 +297,7 @@ def join(curves: Sequence[Curve], boundaries: Sequence[int]) -> Curve:
         weights,
         peak=peak,
         floor=0.0 if floor is None else floor,
-        momentum=momentum,  # type: ignore[arg-type]
+        momentum=momentum,
         length=None if last.length is None else starts[-1] + last.length,
         warmup=min(curves[0].warmup, edges[0]) if edges else curves[0].warmup,
         plateau=last.plateau,

@@ -432,6 +432,12 @@ INVALID = {
         r"part 1 of the join sets absolute LRs \(max_lr\) while part 0 scales each group's own LR",
     ),
 }
+CYCLIC = {"name": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3}
+ONECYCLE = {"name": "onecycle", "max_lr": 0.05}
+INVALID["momentum ranges differ"] = (
+    {"schedules": [CYCLIC, ONECYCLE], "boundaries": [12]},
+    r"must share their momentum range: part 0 has \(0\.8, 0\.9\), part 1 has \(0\.85, 0\.95\)$",
+)
 CHAIN_INVALID = {
     "two floors": (
         {"schedules": [{"name": "cosine", "eta_min": 0.01}, {"name": "cosine", "eta_min": 0.02}]},
@@ -509,3 +515,10 @@ def test_compare_grid_takes_nested_specs():
     (run,) = build_grid([spec], ["cpu:1"], [0], 3)
     assert run.label == "join" and get_schedule(run.schedule) == get_schedule(spec)
     assert run.schedule["schedules"][1] == {"name": "plateau", "interval": "step"}
+
+
+def test_join_of_parts_with_different_absolute_lrs_keeps_each_part_as_it_is():
+    parts = [CYCLIC | {"cycle_momentum": False}, ONECYCLE | {"cycle_momentum": False}]
+    lr = preview(get_schedule("join", schedules=parts, boundaries=[12]), 30)
+    np.testing.assert_allclose(lr[:12], preview(get_schedule(parts[0]), 12), rtol=1e-12)
+    np.testing.assert_allclose(lr[12:], preview(get_schedule(parts[1]), 18), rtol=1e-12)
