@@ -9,6 +9,8 @@ where ``peak_g`` is the group's own LR (or an absolute ``max_lr``) and ``floor_g
 floor (``eta_min``, CyclicLR's ``base_lr``; 0 for purely multiplicative schedules). Momentum, for
 the schedules that cycle it, is ``u(t) * low_g + (1 - u(t)) * high_g``. Every formula is written
 once, over NumPy arrays: the torch scheduler reads it in chunks and :func:`preview` in one call.
+Composite schedules are curves made of curves: :func:`join` (one after another, each on its own
+clock), :func:`chain` (a product) and :func:`ramp` (a linear warmup), which every warmup here is.
 """
 
 from __future__ import annotations
