@@ -387,7 +387,7 @@ def join_landmarks(p, lr0, total):
 @st.composite
 def chain_params(draw, total, lr0):
     """ConstantLR times a cosine with a floor: the product scales the floor too."""
-    factor = {"name": "constant", "factor": draw(fractions), "total_iters": draw(st.integers(1, total - 1))}
+    factor = {"name": "constant", "factor": draw(st.floats(0.01, 1.0)), "total_iters": draw(st.integers(1, total - 1))}
     return {"schedules": [factor, {"name": "cosine", "eta_min": draw(fractions) * lr0}]}
 
 
