@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import lightning.pytorch as pl
@@ -75,6 +75,10 @@ class Subject:
         warmup: time units of warmup.
         lr: the planned LR of its first param group at an array of times, when known.
         raises_past_end: its ``step()`` raises past ``length`` (torch's OneCycleLR).
+        parts: for a composite (``join``, ``chain``), each part as a subject of its own, on the part's
+            clock and checked against the part's span (a join's part ends where the next one starts).
+        hands_over: it is a join's part before the last, so its shape may end exactly where its span
+            does (the next part takes over there: a warmup reaching its peak at the boundary).
     """
 
     label: str
@@ -91,6 +95,8 @@ class Subject:
     warmup: int = 0
     lr: Callable[[np.ndarray], np.ndarray] | None = None
     raises_past_end: bool = False
+    parts: tuple[Subject, ...] = ()
+    hands_over: bool = False
 
     @property
     def torch(self) -> bool:
@@ -133,7 +139,7 @@ def check_subject(s: Subject, plan: RunPlan) -> list[Finding]:
     found = [_per_step_schedule_per_epoch(s)]
     if s.used is not None:
         found.append(_warmup_too_long(s) or _raises_past_end(s) or _end_misplaced(s))
-    return [f for f in found if f is not None]
+    return [f for f in found if f is not None] + [f for part in s.parts for f in check_subject(part, plan)]
 
 
 # -- what each schedule is in this run -------------------------------------------------------------
@@ -171,13 +177,43 @@ def _lane_subject(
     label = _label(config) + (
         "" if len(lanes) == 1 else f" lane {i} ({schedule.name}, param groups {list(lane.groups)})"
     )
-    return Subject(
+    subject = Subject(
         label, schedule.name, CATALOG[schedule.name], schedule.params, schedule.interval,
         built_for="step" if stride > 1 else schedule.interval, stepped=stepped,
         used=None if used is None else (used - 1) // stride + 1, calls=None if calls is None else calls // stride,
         start=start // stride, length=curve.length, warmup=curve.warmup,
         lr=_planned_lr(curve, config.scheduler.optimizer, lane.groups[0]),
     )  # fmt: skip
+    return _with_parts(subject, schedule, curve)
+
+
+def _with_parts(s: Subject, schedule: Schedule, curve: Curve) -> Subject:
+    """A composite's subject: its own clock and boundaries, and a subject per part on the part's clock.
+
+    A composite is meant for the clock its parts run on, so only its parts are checked for being
+    per-step schedules; a join's part is checked against its span as if that were the run.
+    """
+    if not schedule.parts:
+        return s
+    entry = CATALOG[schedule.name]
+    starts = [start for start, _ in curve.parts]
+    parts = []
+    for i, (part, (start, part_curve)) in enumerate(zip(schedule.parts, curve.parts, strict=True)):
+        hands_over = entry.parts == "sequence" and i + 1 < len(starts)
+        end = starts[i + 1] if hands_over else s.used
+        used = None if end is None else min(end, s.used if s.used is not None else end) - start
+        if used is not None and used < 1:
+            continue  # the run ends before this part starts
+        span = f"{s.unit} {start}..{'end' if end is None or end == s.used else end}"
+        lr = s.lr
+        part_subject = Subject(
+            f"{s.label} part {i} ({part.name}, {span})", part.name, CATALOG[part.name], part.params, s.interval,
+            built_for=s.stepped, stepped=s.stepped, used=used, calls=None, start=max(0, s.start - start),
+            length=part_curve.length, warmup=part_curve.warmup,
+            lr=None if lr is None else (lambda t, lr=lr, start=start: lr(t + start)), hands_over=hands_over,
+        )  # fmt: skip
+        parts.append(_with_parts(part_subject, part, part_curve))
+    return replace(s, entry=replace(entry, interval=schedule.interval), parts=tuple(parts))
 
 
 def _label(config: Any) -> str:
@@ -303,7 +339,7 @@ def _plain_int(value: Any) -> bool:
 
 
 def _warmup_too_long(s: Subject) -> Finding | None:
-    if not s.warmup or s.warmup < s.used:
+    if not s.warmup or s.warmup < s.used + s.hands_over:
         return None
     return Finding(
         "warmup",
@@ -339,7 +375,7 @@ def _end_misplaced(s: Subject) -> Finding | None:
     else:
         fix = f"Set {arg}={used} (or {arg}='100%')."
     if not s.entry.ends_with_run:
-        if length < used:
+        if length < used + s.hands_over:
             return None
         return Finding(
             "ends-late",

@@ -77,9 +77,9 @@ class Run:
         steps_per_epoch: optimizer steps per epoch (1 when unknown: an epoch is one step).
         base_lr: the optimizer's default learning rate (used by ``warmup_polynomial``'s ``lr_end``).
         num_groups: the optimizer's number of param groups.
-        skip: interval units taken by a warmup in front of the schedule; run-length defaults
-            (``T_max``, ``total_steps``, ``total``) cover what is left, while ``"25%"`` always
-            means a share of the whole run.
+        span: for a part of a composite schedule (``join``), the interval units the part lasts
+            (``None``: to the end of the run); run-length defaults (``T_max``, ``total_steps``,
+            ``total``) cover the span, while ``"25%"`` always means a share of the whole run.
     """
 
     interval: Interval
@@ -87,7 +87,7 @@ class Run:
     steps_per_epoch: int = 1
     base_lr: float = 1.0
     num_groups: int = 1
-    skip: int = 0
+    span: int | None = None
 
     @property
     def length(self) -> int | None:
@@ -100,9 +100,8 @@ class Run:
 
     @property
     def remaining(self) -> int | None:
-        """Interval units left after the warmup in front (the default for run-length arguments)."""
-        length = self.length
-        return None if length is None else length - self.skip
+        """Interval units this schedule lasts (the default for run-length arguments): its span, else the run."""
+        return self.length if self.span is None else self.span
 
     def default_length(self, name: str, value: Duration | None) -> int:
         """Resolve a run-length argument that defaults to the rest of the run."""

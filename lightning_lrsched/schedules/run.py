@@ -190,19 +190,28 @@ def _limit(value: Any) -> int | None:
     return None if value is None or value < 0 else int(value)
 
 
-def durations(schedule: Any) -> Iterator[tuple[str, Duration]]:
+def durations(schedule: Any, prefix: str = "") -> Iterator[tuple[str, Duration]]:
     """``(argument, duration)`` for every duration a schedule was given, its generic warmup included.
 
     ``schedule`` is a :class:`~lightning_lrsched.schedules.Schedule` (anything with ``name``,
-    ``params`` and ``warmup``); list arguments (``milestones``) give one pair per element.
+    ``params``, ``warmup`` and ``parts``); list arguments (``milestones``) give one pair per element,
+    and a composite's parts give theirs under ``schedules[i].``.
+
+    Example:
+        >>> from lightning_lrsched.schedules import get_schedule
+        >>> s = get_schedule("join", schedules=[{"name": "warmup_constant", "warmup": 10}, "cosine"], boundaries=["5%"])
+        >>> [(arg, str(d)) for arg, d in durations(s)]
+        [('boundaries', '5%'), ('schedules[0].warmup', '10')]
     """
     if getattr(schedule, "warmup", None) is not None:
-        yield "warmup", schedule.warmup
+        yield f"{prefix}warmup", schedule.warmup
     for arg in CATALOG[schedule.name].durations:
         value = schedule.params.get(arg)
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if item is not None:
-                yield arg, parse_duration(arg, item)
+                yield f"{prefix}{arg}", parse_duration(arg, item)
+    for i, part in enumerate(getattr(schedule, "parts", ())):
+        yield from durations(part, f"{prefix}schedules[{i}].")
 
 
 def needs_run_length(schedule: Any) -> str | None:
@@ -211,7 +220,8 @@ def needs_run_length(schedule: Any) -> str | None:
     A share of the run (``"25%"``) always does; so does an ``end_arg`` left to default to the run
     (``cosine`` without ``T_max``, ``warmup_cosine`` without ``total``, ``onecycle`` without
     ``total_steps``). Such a schedule cannot be built for a run of unknown length: set that
-    argument, or a run length.
+    argument, or a run length. Inside a ``join`` only the last part reaches the end of the run (the
+    others' defaults cover their own span); every part of a ``chain`` spans the whole run.
 
     Example:
         >>> from lightning_lrsched.schedules import get_schedule
@@ -219,13 +229,28 @@ def needs_run_length(schedule: Any) -> str | None:
         ('T_max', None)
         >>> needs_run_length(get_schedule("warmup_cosine", warmup="5%", total=100))
         'warmup'
+        >>> needs_run_length(get_schedule("join", schedules=["cosine", "cosine"], boundaries=[10]))
+        'schedules[1].T_max'
     """
     for arg, duration in durations(schedule):
         if duration.unit == "%":
             return arg
+    return _end_follows_run(schedule, "")
+
+
+def _end_follows_run(schedule: Any, prefix: str) -> str | None:
     entry = CATALOG[schedule.name]
+    parts = list(getattr(schedule, "parts", ()))
+    if entry.parts == "sequence":
+        parts = [(len(parts) - 1, parts[-1])] if parts else []
+    else:
+        parts = list(enumerate(parts))
+    for i, part in parts:
+        arg = _end_follows_run(part, f"{prefix}schedules[{i}].")
+        if arg is not None:
+            return arg
     if entry.end_defaults_to_run() and schedule.params.get(entry.end_arg) is None:
-        return entry.end_arg
+        return f"{prefix}{entry.end_arg}"
     return None
 
 

@@ -9,15 +9,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 from torch.optim import Optimizer
 
 # Importing the formula modules fills the catalog.
 import lightning_lrsched.schedules.classic
+import lightning_lrsched.schedules.compose
 import lightning_lrsched.schedules.plateau
 import lightning_lrsched.schedules.warmup  # noqa: F401
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, Weights, linear_ramp
+from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, chain, check_warmup, hold, join, ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR, param_key
@@ -35,20 +35,37 @@ class Schedule:
         params: the arguments given (defaults are not repeated here).
         interval: ``"step"`` or ``"epoch"``: what one scheduler step is.
         warmup: the linear warmup in front, for schedules outside the warmup family.
+        parts: for a composite (``join``, ``chain``), its parts as :class:`Schedule` objects, in
+            order (``params["schedules"]`` holds their specs); empty otherwise.
     """
 
     def __init__(
-        self, entry: Entry, params: dict[str, Any], interval: Interval, warmup: Duration | None, binder: Binder
+        self,
+        entry: Entry,
+        params: dict[str, Any],
+        interval: Interval,
+        warmup: Duration | None,
+        binder: Binder,
+        parts: tuple[Schedule, ...] = (),
     ) -> None:
         self.name = entry.name
         self.params = params
         self.interval = interval
         self.warmup = warmup
+        self.parts = parts
         self._binder = binder
 
     @property
     def is_plateau(self) -> bool:
-        return self.name == "plateau"
+        """Whether metric values drive it: ``plateau``, or a composite with a ``plateau`` part."""
+        return self.name == "plateau" or any(part.is_plateau for part in self.parts)
+
+    @property
+    def monitor(self) -> str | None:
+        """The metric a ``plateau`` schedule (or a composite's ``plateau`` part) reads; ``None`` if time-driven."""
+        if self.name == "plateau":
+            return self.params.get("monitor", CATALOG["plateau"].parameters()["monitor"])
+        return next((part.monitor for part in self.parts if part.is_plateau), None)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec that :func:`get_schedule` turns back into this schedule."""
@@ -56,6 +73,22 @@ class Schedule:
         if self.warmup is not None:
             spec["warmup"] = str(self.warmup) if self.warmup.unit != "int" else int(self.warmup.amount)
         return spec
+
+    def describe(self) -> str:
+        """A short form for legends and reports: the name and the arguments given, a composite's parts inline.
+
+        Example:
+            >>> parts = [{"name": "linear", "total_iters": 5}, "cosine"]
+            >>> get_schedule("join", schedules=parts, boundaries=[5]).describe()
+            'join(linear(total_iters=5), cosine(); boundaries=[5])'
+        """
+        args = [f"{k}={v}" for k, v in self.params.items() if k != "schedules"]
+        if self.warmup is not None:
+            args.append(f"warmup={self.warmup}")
+        if self.parts:
+            parts = ", ".join(part.describe() for part in self.parts)
+            return f"{self.name}({parts}{'; ' if args else ''}{', '.join(args)})"
+        return f"{self.name}({', '.join(args)})"
 
     def fingerprint(self) -> str:
         """A short hash of the spec: equal for equal schedules, different when any argument differs."""
@@ -74,27 +107,21 @@ class Schedule:
 
     # -- binding to a run -------------------------------------------------------------------
     def curve(self, run: Run) -> Curve:
-        """Resolve every duration against ``run`` and return the closed form."""
+        """Resolve every duration against ``run`` and return the closed form.
+
+        A generic ``warmup`` is a join: a linear ramp up to the schedule's first value, then the
+        schedule on its own clock, its run-length defaults covering what is left of the run.
+        """
         if self.warmup is None:
             return self._binder(run)
         w = run.count("warmup", self.warmup)
-        length = run.length
-        if length is not None and w >= length:
-            unit = f"{run.interval}s"
-            raise InvalidValue(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={length} {unit}")
-        inner = self._binder(replace(run, skip=w))
+        check_warmup(w, run.remaining, run.interval)
         if w == 0:
-            return inner
-        start = inner.weights(np.zeros(1, dtype=np.int64)).at(0)
-
-        def weights(t: np.ndarray) -> Weights:
-            ramp, before = linear_ramp(t, w), t < w
-            after = inner.weights(np.maximum(t - w, 0))
-            hold = lambda x, x0: None if x is None else np.where(before, ramp * x0, x)  # noqa: E731
-            momentum = None if after.momentum is None else np.where(before, start.momentum, after.momentum)
-            return Weights(hold(after.peak, start.peak), hold(after.floor, start.floor), momentum)
-
-        return replace(inner, weights=weights, warmup=w, length=None if inner.length is None else inner.length + w)
+            return self._binder(run)
+        inner = self._binder(replace(run, span=None if run.remaining is None else run.remaining - w))
+        warmed = join([chain([ramp(w), hold(inner)]), inner], [w])
+        # `parts` lists this schedule's own parts (a composite's), which the warmup moves later.
+        return replace(warmed, parts=tuple((w + start, part) for start, part in inner.parts))
 
     def build(
         self,
@@ -238,7 +265,8 @@ def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
         name: a name from :func:`available_schedules`, or a spec dict ``{"name": ..., **params}``.
         **params: the schedule's arguments (torch's names for torch's schedules, see each one's
             docstring), plus ``interval`` ("step" or "epoch") and, for any schedule outside the
-            warmup family, ``warmup`` (a linear warmup in front).
+            warmup family, ``warmup`` (a linear warmup in front). The parts of a composite
+            (``join``, ``chain``: ``schedules=[...]``) are specs, names or :class:`Schedule` objects.
 
     Raises:
         ValueError: unknown name, or an argument with a bad value.
@@ -258,11 +286,18 @@ def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
         raise InvalidValue(f"unknown schedule {name!r}: use one of {', '.join(available_schedules())}")
     entry = CATALOG[name]
     params = dict(params)
-    interval = check_choice("interval", params.pop("interval", entry.interval), INTERVALS)
-    ramp = None
+    parts: tuple[Schedule, ...] = ()
+    if entry.parts is not None:
+        parts, interval = _parts(name, params.pop("schedules", None), params.pop("interval", None))
+        params = {"schedules": [part.to_dict() for part in parts], **params}
+        if isinstance(params.get("boundaries"), tuple):
+            params["boundaries"] = list(params["boundaries"])
+    else:
+        interval = check_choice("interval", params.pop("interval", entry.interval), INTERVALS)
+    ramp_ = None
     if not entry.own_warmup and "warmup" in params:
         value = params.pop("warmup")
-        ramp = None if value is None else parse_duration("warmup", value)
+        ramp_ = None if value is None else parse_duration("warmup", value)
     accepted = entry.parameters()
     unknown = sorted(set(params) - set(accepted))
     if unknown:
@@ -272,5 +307,70 @@ def get_schedule(name: str | Mapping[str, Any], **params: Any) -> Schedule:
     missing = [k for k, default in accepted.items() if default is inspect.Parameter.empty and k not in params]
     if missing:
         raise InvalidType(f"`{name}` needs the argument(s) {', '.join(missing)}")
-    binder = entry.constructor(**params)
-    return Schedule(entry, params, interval, ramp, binder)
+    binder = entry.constructor(**{**params, "schedules": parts} if parts else params)
+    return Schedule(entry, params, interval, ramp_, binder, parts)
+
+
+def _parts(name: str, specs: Any, interval: Any) -> tuple[tuple[Schedule, ...], Interval]:
+    """A composite's parts as schedules on one clock, and that clock's interval.
+
+    The interval is the composite's own if given, else the one its parts name (they must agree),
+    else ``"step"`` when any part is a per-step schedule and ``"epoch"`` otherwise. A part given
+    without an interval runs on it; a part that names another one is refused.
+    """
+    if isinstance(specs, (str, Mapping, Schedule)) or not isinstance(specs, (list, tuple)) or len(specs) < 2:
+        raise InvalidType(
+            f"`{name}` needs `schedules`: a list of at least two schedules (names, spec dicts or Schedule "
+            f"objects): got schedules={specs!r}"
+        )
+    if interval is not None:
+        interval = check_choice("interval", interval, INTERVALS)
+    named = {i: _named_interval(spec) for i, spec in enumerate(specs)}
+    named = {i: value for i, value in named.items() if value is not None}
+    if interval is None and len(set(named.values())) > 1:
+        raise InvalidValue(
+            f"the parts of `{name}` name different intervals ({_intervals(named)}): a composite runs all its parts "
+            "on one clock; set `interval` on the composite and drop it from the parts"
+        )
+    if interval is None:
+        defaults = {_default_interval(spec) for spec in specs}
+        interval = next(iter(named.values()), "step" if "step" in defaults else "epoch")
+    clashing = {i: value for i, value in named.items() if value != interval}
+    if clashing:
+        raise InvalidValue(
+            f"the parts of `{name}` run on its clock, interval={interval!r}, but {_intervals(clashing)}: drop the "
+            "part's interval, or make it match"
+        )
+    parts = []
+    for i, spec in enumerate(specs):
+        if isinstance(spec, Schedule):
+            parts.append(spec)
+            continue
+        try:
+            parts.append(get_schedule(spec, interval=interval))
+        except (InvalidType, InvalidValue) as error:
+            raise type(error)(f"`schedules[{i}]` of `{name}`: {error}") from error
+    return tuple(parts), interval
+
+
+def _named_interval(spec: Any) -> str | None:
+    if isinstance(spec, Schedule):
+        return spec.interval
+    if isinstance(spec, Mapping):
+        return spec.get("interval")
+    return None
+
+
+def _default_interval(spec: Any) -> str:
+    """The interval a part would have on its own (a composite's from its parts)."""
+    name = spec.get("name") if isinstance(spec, Mapping) else spec
+    entry = CATALOG.get(name) if isinstance(name, str) else None
+    if entry is None:
+        return "epoch"  # an unknown name is reported when the part is made
+    if entry.parts is not None and isinstance(spec, Mapping) and isinstance(spec.get("schedules"), (list, tuple)):
+        return "step" if any(_default_interval(part) == "step" for part in spec["schedules"]) else "epoch"
+    return entry.interval
+
+
+def _intervals(named: dict[int, str]) -> str:
+    return ", ".join(f"schedules[{i}] has interval={value!r}" for i, value in named.items())

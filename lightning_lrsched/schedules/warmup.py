@@ -8,12 +8,13 @@ Each reproduces the curve of ``transformers.get_scheduler`` named in its docstri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from lightning_lrsched.errors import InvalidValue
-from lightning_lrsched.schedules.curve import Binder, Curve, Weights, linear_ramp, register
+from lightning_lrsched.schedules.curve import Binder, Curve, Weights, check_warmup, join, ramp, register
 from lightning_lrsched.schedules.duration import Duration, Run, parse_duration
 from lightning_lrsched.validation import check_choice, check_non_negative, check_positive, check_range
 
@@ -27,14 +28,14 @@ def _phases(run: Run, warmup: Duration, total: Duration | None) -> tuple[int, in
     """Resolve ``warmup`` and ``total`` and check that the warmup fits in the schedule."""
     w = run.count("warmup", warmup)
     n = run.default_length("total", total)
-    if w >= n:
-        unit = f"{run.interval}s"
-        raise InvalidValue(f"`warmup` must be shorter than the run: got warmup={w} {unit}, total={n} {unit}")
+    check_warmup(w, n, run.interval)
     return w, n
 
 
-def _after_warmup(t: np.ndarray, w: int, decay: np.ndarray) -> Weights:
-    return Weights(np.where(t < w, linear_ramp(t, w), decay))
+def _after_warmup(w: int, decay: Callable[[np.ndarray], np.ndarray], n: int | None) -> Curve:
+    """``join([ramp(w), decay], [w])``; ``decay`` is written in the run's time ``t``, ``n`` is where it ends."""
+    after = Curve(lambda s: Weights(decay(s + w)), length=None if n is None else n - w)
+    return join([ramp(w), after], [w])
 
 
 def _progress(t: np.ndarray, w: int, n: int) -> np.ndarray:
@@ -50,11 +51,11 @@ def warmup_constant(warmup: int | str) -> Binder:
         >>> preview(get_schedule("warmup_constant", warmup=2), 4).tolist()
         [0.0, 0.5, 1.0, 1.0]
     """
-    ramp = parse_duration("warmup", warmup)
+    rise = parse_duration("warmup", warmup)
 
     def bind(run: Run) -> Curve:
-        w = run.count("warmup", ramp)
-        return Curve(lambda t: _after_warmup(t, w, np.ones(t.shape)), warmup=w, length=w)
+        w = run.count("warmup", rise)
+        return _after_warmup(w, lambda t: np.ones(t.shape), w)
 
     return bind
 
@@ -70,12 +71,11 @@ def warmup_linear(warmup: int | str, total: int | str | None = None) -> Binder:
         >>> preview(get_schedule("warmup_linear", warmup=1, total=3), 4).tolist()
         [0.0, 1.0, 0.5, 0.0]
     """
-    ramp, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
+    rise, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
 
     def bind(run: Run) -> Curve:
-        w, n = _phases(run, ramp, end)
-        decay = lambda t: np.maximum(0.0, (n - t) / float(max(1, n - w)))  # noqa: E731
-        return Curve(lambda t: _after_warmup(t, w, decay(t)), warmup=w, length=n)
+        w, n = _phases(run, rise, end)
+        return _after_warmup(w, lambda t: np.maximum(0.0, (n - t) / float(max(1, n - w))), n)
 
     return bind
 
@@ -96,18 +96,18 @@ def warmup_cosine(
         >>> preview(get_schedule("warmup_cosine", warmup=1, total=3, min_lr_ratio=0.1), 4).round(4).tolist()
         [0.0, 1.0, 0.55, 0.1]
     """
-    ramp, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
+    rise, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
     cycles = check_positive("num_cycles", num_cycles)
     floor = check_range("min_lr_ratio", min_lr_ratio, 0.0, 1.0)
 
     def bind(run: Run) -> Curve:
-        w, n = _phases(run, ramp, end)
+        w, n = _phases(run, rise, end)
 
-        def weights(t: np.ndarray) -> Weights:
+        def decay(t: np.ndarray) -> np.ndarray:
             factor = 0.5 * (1.0 + np.cos(np.pi * cycles * 2.0 * _progress(t, w, n)))
-            return _after_warmup(t, w, np.maximum(0.0, factor * (1 - floor) + floor))
+            return np.maximum(0.0, factor * (1 - floor) + floor)
 
-        return Curve(weights, warmup=w, length=n)
+        return _after_warmup(w, decay, n)
 
     return bind
 
@@ -124,18 +124,18 @@ def warmup_cosine_restarts(warmup: int | str, total: int | str | None = None, nu
         >>> preview(get_schedule("warmup_cosine_restarts", warmup=1, total=5, num_cycles=2), 6).round(4).tolist()
         [0.0, 1.0, 0.5, 1.0, 0.5, 0.0]
     """
-    ramp, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
+    rise, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
     cycles = check_positive("num_cycles", num_cycles)
 
     def bind(run: Run) -> Curve:
-        w, n = _phases(run, ramp, end)
+        w, n = _phases(run, rise, end)
 
-        def weights(t: np.ndarray) -> Weights:
+        def decay(t: np.ndarray) -> np.ndarray:
             progress = _progress(t, w, n)
-            decay = np.maximum(0.0, 0.5 * (1.0 + np.cos(np.pi * ((cycles * progress) % 1.0))))
-            return _after_warmup(t, w, np.where(progress >= 1.0, 0.0, decay))
+            value = np.maximum(0.0, 0.5 * (1.0 + np.cos(np.pi * ((cycles * progress) % 1.0))))
+            return np.where(progress >= 1.0, 0.0, value)
 
-        return Curve(weights, warmup=w, length=n)
+        return _after_warmup(w, decay, n)
 
     return bind
 
@@ -156,22 +156,21 @@ def warmup_polynomial(
         >>> preview(get_schedule("warmup_polynomial", warmup=1, total=3, lr_end=0.1), 4).round(4).tolist()
         [0.0, 1.0, 0.55, 0.1]
     """
-    ramp, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
+    rise, end = parse_duration("warmup", warmup), None if total is None else parse_duration("total", total)
     lr_end = check_non_negative("lr_end", lr_end)
     power = check_non_negative("power", power)
 
     def bind(run: Run) -> Curve:
-        w, n = _phases(run, ramp, end)
+        w, n = _phases(run, rise, end)
         lr_init = run.base_lr
         if not lr_init > lr_end:
             raise InvalidValue(f"`lr_end` must be below the optimizer's lr: got lr_end={lr_end}, lr={lr_init}")
 
-        def weights(t: np.ndarray) -> Weights:
+        def decay(t: np.ndarray) -> np.ndarray:
             remaining = np.maximum(1 - (t - w) / (n - w), 0.0)
-            decay = np.where(t > n, lr_end / lr_init, ((lr_init - lr_end) * remaining**power + lr_end) / lr_init)
-            return _after_warmup(t, w, decay)
+            return np.where(t > n, lr_end / lr_init, ((lr_init - lr_end) * remaining**power + lr_end) / lr_init)
 
-        return Curve(weights, warmup=w, length=n)
+        return _after_warmup(w, decay, n)
 
     return bind
 
@@ -189,16 +188,15 @@ def inverse_sqrt(warmup: int | str, timescale: int | str | None = None) -> Binde
         >>> preview(get_schedule("inverse_sqrt", warmup=1, timescale=1), 5).round(4).tolist()
         [0.0, 1.0, 0.7071, 0.5774, 0.5]
     """
-    ramp = parse_duration("warmup", warmup)
+    rise = parse_duration("warmup", warmup)
     scale = None if timescale is None else parse_duration("timescale", timescale)
 
     def bind(run: Run) -> Curve:
-        w = run.count("warmup", ramp)
+        w = run.count("warmup", rise)
         tau = (w or 10000) if scale is None else run.count("timescale", scale)
         if tau < 1:
             raise InvalidValue(f"`timescale` must be >= 1: got timescale={tau}")
-        decay = lambda t: 1.0 / np.sqrt(np.maximum(t + (tau - w), 1) / tau)  # noqa: E731
-        return Curve(lambda t: _after_warmup(t, w, decay(t)), warmup=w)
+        return _after_warmup(w, lambda t: 1.0 / np.sqrt(np.maximum(t + (tau - w), 1) / tau), None)
 
     return bind
 
@@ -228,7 +226,7 @@ def wsd(
         >>> preview(s, 6).tolist()
         [0.0, 1.0, 1.0, 1.0, 0.5, 0.0]
     """
-    ramp, fall = parse_duration("warmup", warmup), parse_duration("decay", decay)
+    rise, fall = parse_duration("warmup", warmup), parse_duration("decay", decay)
     end = None if total is None else parse_duration("total", total)
     warmup_type = check_choice("warmup_type", warmup_type, _SHAPES)
     decay_type = check_choice("decay_type", decay_type, _SHAPES)
@@ -236,7 +234,7 @@ def wsd(
     cycles = check_positive("num_cycles", num_cycles)
 
     def bind(run: Run) -> Curve:
-        w, n = _phases(run, ramp, end)
+        w, n = _phases(run, rise, end)
         d = run.count("decay", fall)
         if w + d > n:
             raise InvalidValue(
@@ -246,7 +244,7 @@ def wsd(
 
         def weights(t: np.ndarray) -> Weights:
             up = np.clip(t / float(max(1, w)), 0.0, 1.0)
-            rise = {"linear": up, "cosine": 0.5 * (1.0 - np.cos(np.pi * up)), "1-sqrt": 1.0 - np.sqrt(1.0 - up)}
+            rises = {"linear": up, "cosine": 0.5 * (1.0 - np.cos(np.pi * up)), "1-sqrt": 1.0 - np.sqrt(1.0 - up)}
             down = np.clip((t - stable_end) / float(max(1, d)), 0.0, 1.0)
             fall_ = {
                 "linear": 1.0 - down,
@@ -254,7 +252,7 @@ def wsd(
                 "1-sqrt": 1.0 - np.sqrt(down),
             }
             scaled = lambda f: np.maximum(0.0, f * (1.0 - floor) + floor)  # noqa: E731
-            value = np.where(t < w, scaled(rise[warmup_type]), 1.0)
+            value = np.where(t < w, scaled(rises[warmup_type]), 1.0)
             value = np.where(t >= stable_end, scaled(fall_[decay_type]), value)
             return Weights(np.where(t >= n, floor, value))
 

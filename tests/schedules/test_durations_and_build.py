@@ -137,8 +137,12 @@ MINIMAL = {
     "warmup_polynomial": {"warmup": 10},
     "inverse_sqrt": {"warmup": 10},
     "wsd": {"warmup": 10, "decay": "20%"},
+    "join": {"schedules": [{"name": "warmup_constant", "warmup": "1ep"}, "cosine"], "boundaries": ["10%"]},
+    "chain": {"schedules": [{"name": "constant", "factor": 0.5}, {"name": "exponential", "gamma": 0.9}]},
 }
-STEP_INTERVAL = {"cyclic", "onecycle"} | {n for n in MINIMAL if n.startswith("warmup_")} | {"inverse_sqrt", "wsd"}
+STEP_INTERVAL = (
+    {"cyclic", "onecycle"} | {n for n in MINIMAL if n.startswith("warmup_")} | {"inverse_sqrt", "wsd", "join"}
+)
 
 
 def test_minimal_table_covers_the_catalog():

@@ -41,7 +41,7 @@ CASES = [
     pytest.param(
         make("cosin"), ValueError, r"unknown schedule 'cosin': use one of .*cosine, cosine_restarts", id="unknown-name"
     ),
-    pytest.param(make(""), ValueError, r"unknown schedule '': use one of constant, cosine", id="empty-name"),
+    pytest.param(make(""), ValueError, r"unknown schedule '': use one of chain, constant, cosine", id="empty-name"),
     pytest.param(
         lambda m: get_schedule({"step_size": 3}), ValueError, r"schedule spec needs a `name`", id="spec-without-name"
     ),

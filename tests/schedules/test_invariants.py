@@ -368,6 +368,37 @@ def _last_decay_step(shape: str, decay: int) -> float:
     return {"linear": 1 - x, "cosine": 0.5 * (1 + math.cos(math.pi * x)), "1-sqrt": 1 - math.sqrt(x)}[shape]
 
 
+# -- composites ------------------------------------------------------------------------------------------
+@st.composite
+def join_params(draw, total, lr0):
+    """A LinearLR warmup over the first part, then a cosine over the rest of the run (its own span)."""
+    b = draw(st.integers(1, total - 1))
+    warm = {"name": "linear", "start_factor": draw(st.floats(0.01, 1.0)), "total_iters": b}
+    return {"schedules": [warm, {"name": "cosine", "eta_min": draw(fractions) * lr0}], "boundaries": [b]}
+
+
+def join_landmarks(p, lr0, total):
+    b, s = p["boundaries"][0], p["schedules"][0]["start_factor"]
+    floor = p["schedules"][1]["eta_min"]
+    # The cosine restarts its clock at b and its T_max defaults to its span, total - b.
+    return [(0, s * lr0), (b - 1, lr0 * (s + (1 - s) * (b - 1) / b)), (b, lr0), (total, floor)]
+
+
+@st.composite
+def chain_params(draw, total, lr0):
+    """ConstantLR times a cosine with a floor: the product scales the floor too."""
+    factor = {"name": "constant", "factor": draw(st.floats(0.01, 1.0)), "total_iters": draw(st.integers(1, total - 1))}
+    return {"schedules": [factor, {"name": "cosine", "eta_min": draw(fractions) * lr0}]}
+
+
+def chain_landmarks(p, lr0, total):
+    f, k = p["schedules"][0]["factor"], p["schedules"][0]["total_iters"]
+    floor = p["schedules"][1]["eta_min"]
+    cosine = lambda t: floor + (lr0 - floor) * (1 + math.cos(math.pi * t / total)) / 2  # noqa: E731
+    # Scaled by `factor` (floor included) before k, the plain cosine from k on.
+    return [(0, f * lr0), (k - 1, f * cosine(k - 1)), (k, cosine(k)), (total, floor)]
+
+
 SPECS: dict[str, Spec] = {
     "step": Spec(step_params, lambda p, lr0, t: (lr0 * p["gamma"] ** (t // p["step_size"]),) * 2, step_landmarks),
     "multistep": Spec(multistep_params, _within(0.0, 1.0), multistep_landmarks),
@@ -391,6 +422,16 @@ SPECS: dict[str, Spec] = {
     "warmup_polynomial": Spec(warmup_polynomial_params, warmup_polynomial_bounds, warmup_polynomial_landmarks),
     "inverse_sqrt": Spec(inverse_sqrt_params, _within(0.0, 1.0), inverse_sqrt_landmarks),
     "wsd": Spec(wsd_params, wsd_bounds, wsd_landmarks),
+    "join": Spec(
+        join_params,
+        lambda p, lr0, t: (min(p["schedules"][0]["start_factor"] * lr0, p["schedules"][1]["eta_min"]), lr0),
+        join_landmarks,
+    ),
+    "chain": Spec(
+        chain_params,
+        lambda p, lr0, t: (p["schedules"][0]["factor"] * p["schedules"][1]["eta_min"], lr0),
+        chain_landmarks,
+    ),
 }
 FAMILY = [
     "warmup_constant",

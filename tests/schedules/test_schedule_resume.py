@@ -42,6 +42,20 @@ VALID = {
     "warmup_polynomial": ({"warmup": 5, "lr_end": 0.001, "power": 2.0}, "sgd"),
     "inverse_sqrt": ({"warmup": 8}, "sgd"),
     "wsd": ({"warmup": 5, "decay": "25%", "decay_type": "1-sqrt", "min_lr_ratio": 0.05}, "sgd"),
+    "join": (
+        {
+            "schedules": [
+                {"name": "linear", "start_factor": 0.1, "total_iters": 10},
+                {"name": "cosine", "eta_min": 0.001},
+            ],
+            "boundaries": [10],
+        },
+        "sgd",
+    ),
+    "chain": (
+        {"schedules": [{"name": "constant", "factor": 0.5, "total_iters": 20}, {"name": "exponential", "gamma": 0.95}]},
+        "sgd",
+    ),
 }
 
 CASES = [pytest.param(name, params, kind, {}, None, id=name) for name, (params, kind) in VALID.items()] + [
