@@ -415,9 +415,12 @@ def print_catalog(width: int | None = None) -> None:
     )
     for name in sorted(CATALOG):
         entry = CATALOG[name]
+        interval = "the parts' interval" if entry.parts else entry.interval
         out.append("")
         out += textwrap.wrap(
-            f"{name} ({entry.interval}): {entry.summary.replace('``', '')}", width, subsequent_indent=indent
+            f"{name} ({interval}): {entry.summary.replace('``', '')}",
+            width,
+            subsequent_indent=indent,
         )
         args = [k + ("" if v is inspect.Parameter.empty else f"={v!r}") for k, v in entry.parameters().items()]
         if not entry.own_warmup:

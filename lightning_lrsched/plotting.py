@@ -40,11 +40,10 @@ def schedule_figure(
     axis = np.arange(steps) / (per_epoch if x == "epochs" else 1)
     notes = []
     for schedule in schedules:
-        args = ", ".join(f"{k}={v}" for k, v in schedule.to_dict().items() if k not in ("name", "interval"))
         ax.plot(
             axis,
             preview(schedule, steps, base_lr, steps_per_epoch),
-            label=f"{schedule.name}({args})",
+            label=schedule.describe(),
             drawstyle="steps-post",
         )
         if schedule.is_plateau:
