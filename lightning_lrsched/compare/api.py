@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -226,9 +227,9 @@ def _run_grid(
     if retried:
         console.print(f"{retried} run(s) recorded as failed in {results.path}: training them again")
     for device, reason in skipped:
-        console.print(f"[yellow]skipping {device}: {reason}[/]")
+        console.print(f"[yellow]skipping {device}: {escape(reason)}[/]")
     for note in [*notes, *mode_notes.values()]:
-        console.print(note if note.startswith(mode) else f"[yellow]{note}[/]")
+        console.print(escape(note) if note.startswith(mode) else f"[yellow]{escape(note)}[/]")
     fallback: list[Job] = []
 
     def on_unstackable(job: Job, reason: str) -> None:
@@ -239,7 +240,7 @@ def _run_grid(
             )
         note = f"{mode} → sequential for {_where(job)}: {reason}"
         mode_notes[job_name(job)] = note
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")
         fallback.extend((replace(spec, mode="sequential"),) for spec in job)
 
     epochs_of = {spec.key: spec.max_epochs for spec in todo}
@@ -266,7 +267,8 @@ def _run_grid(
                 results.append(record)
                 detail = f", best val_loss {record.best_val_loss:.4f}" if record.status != "failed" else ""
                 reason = record.reason.strip().splitlines()[-1:] if record.status == "failed" else []
-                progress.console.print(f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason))
+                line = f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason)
+                progress.console.print(escape(line))
             # A run that ended early (diverged, failed) leaves its remaining epochs: the bar skips them.
             progress.advance(task, sum(epochs_of[s.key] for s in job) - counted.pop(job_name(job), 0))
             report()  # once per job: a stacked run's records arrive together
@@ -285,9 +287,9 @@ def _run_grid(
         summary_run(records, settings, layout)
     print_report(records, checks, console)
     outputs = f"{layout.report_md}, {layout.report_csv}" + (f", {layout.report_png}" if records else "")
-    console.print(f"report: {outputs}; results: {results.path}")
+    console.print(escape(f"report: {outputs}; results: {results.path}"))
     if hint:
-        console.print(hint)
+        console.print(escape(hint))
     comparison = Comparison(records, checks, skipped, layout.root, len(grid), [*notes, *mode_notes.values()])
     missing = len(grid) - len(records) + sum(not r.finished for r in records)
     if missing:

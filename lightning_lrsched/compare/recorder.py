@@ -49,6 +49,7 @@ class RunRecorder(Callback):
         suffix: appended to the metric keys read (``"/cosine"`` reads ``val_loss/cosine``: one
             copy of a stacked run).
         loggers: where the LR is logged (rank zero only); ``None``: the Trainer's own loggers.
+        lr_key: the key it is logged under (a stacked run logged as one W&B run: ``lr/<label>``).
         on_overflow: called with the reason before a step whose LR is not finite or would overflow
             the parameters' dtype (that step is not recorded); default: raise :class:`RunDiverged`,
             which ends the run. A stacked run freezes the copy instead.
@@ -65,6 +66,7 @@ class RunRecorder(Callback):
         group: int = 0,
         suffix: str = "",
         loggers: Sequence[Logger] | None = None,
+        lr_key: str = LR_KEY,
         on_overflow: Callable[[str], None] | None = None,
         check_parameters: bool = True,
     ) -> None:
@@ -75,6 +77,7 @@ class RunRecorder(Callback):
         self.group = group
         self.keys = {name: name + suffix for name in ("train_loss", "val_loss", "val_acc")}
         self.loggers = loggers
+        self.lr_key = lr_key
         self.on_overflow = on_overflow or _raise_diverged
         self.check_parameters = check_parameters
         self.stopped = False
@@ -105,7 +108,7 @@ class RunRecorder(Callback):
         step = trainer.global_step
         if trainer.is_global_zero and (self._logged is None or lr != self._logged[1]):
             for logger in self._loggers(trainer):
-                logger.log_metrics({LR_KEY: lr}, step=step)
+                logger.log_metrics({self.lr_key: lr}, step=step)
             self._logged = (step, lr)
         self.final_lr = lr
         self._last_step = step
@@ -117,7 +120,7 @@ class RunRecorder(Callback):
         step = self._last_step
         if step != self._logged[0]:
             for logger in self._loggers(trainer):
-                logger.log_metrics({LR_KEY: self.final_lr}, step=step)
+                logger.log_metrics({self.lr_key: self.final_lr}, step=step)
             self._logged = (step, self.final_lr)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -227,7 +227,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     """
     import torch
 
-    from lightning_lrsched.compare.recorder import RunRecorder
+    from lightning_lrsched.compare.recorder import LR_KEY, RunRecorder
     from lightning_lrsched.compare.stacked import CopyDetector, CopyLogger, StackedModule
     from lightning_lrsched.schedules import get_schedule
 
@@ -267,13 +267,14 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     def lr_loggers(k: int) -> list[Any]:
         if copy_loggers[k] is not None:
             return [copy_loggers[k].inner]  # the copy's own run: its LR under the key a run of its own uses
-        return []
+        return loggers  # one run for the stacked run (or none): lr/<label>
 
     recorders = [
         RunRecorder(
             group=k,
             suffix=f"/{label}",
             loggers=lr_loggers(k),
+            lr_key=LR_KEY if copy_loggers[k] is not None else f"{LR_KEY}/{label}",
             on_overflow=lambda reason, k=k: on_diverge(k, math.nan, reason),
             check_parameters=False,
         )

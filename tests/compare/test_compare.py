@@ -16,6 +16,7 @@ import pytest
 
 from lightning_lrsched.cli import main
 from lightning_lrsched.compare import SEED_SCHEDULES, OutputLayout, compare
+from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, build_grid
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +40,14 @@ def logged_lr(csv_dir: Path, name: str) -> dict[int, float]:
     return {int(row["step"]): float(row["lr"]) for row in csv.DictReader(path.open()) if row.get("lr")}
 
 
+GRID = ["--schedules", "step,cyclic", "--max-epochs", "2", "--logger", "csv"]
+
+
 @pytest.fixture(scope="module")
 def sequential_grid(tmp_path_factory):
-    """Two schedules on cpu:1 and cpu:2 (DDP), one Lightning run each, CSV logs."""
+    """Two schedules, one Lightning run each, CSV logs (the cross-device check runs in test_stacked.py's grid)."""
     out = tmp_path_factory.mktemp("grid") / "tutorial"
-    args = ["--schedules", "step,cyclic", "--devices", "cpu:1,cpu:2", "--max-epochs", "2", "--output", str(out)]
-    code = exit_code([*args, "--mode", "sequential", "--logger", "csv"])
+    code = exit_code([*GRID, "--output", str(out), "--mode", "sequential"])
     return out, code
 
 
@@ -52,16 +55,12 @@ def test_sequential_grid_writes_every_run_and_its_report(sequential_grid):
     out, code = sequential_grid
     assert code == 0
     records = lines(out / "results.jsonl")
-    assert {(r["schedule"], r["device"]) for r in records} == {
-        (s, d) for s in ("step", "cyclic") for d in ("cpu:1", "cpu:2")
-    }
+    assert [r["schedule"] for r in records] == ["step", "cyclic"]
     assert all(r["status"] == "ok" and r["epochs"] == 2 and r["mode"] == "sequential" for r in records)
-    assert len((out / "report.csv").read_text().splitlines()) == 5
+    assert len((out / "report.csv").read_text().splitlines()) == 3
     image = mpimg.imread(out / "report.png")
     assert image.shape[0] > 300 and image.std() > 0.01
-    report = (out / "report.md").read_text()
-    rows = [line for line in report.splitlines() if "| cpu:1 | cpu:2 |" in line]
-    assert len(rows) == 2 and all(line.endswith("| pass |") for line in rows), rows
+    assert "Nothing to compare: each schedule ran on one device config only." in (out / "report.md").read_text()
 
 
 def test_every_optimizer_step_lr_is_in_the_logs_and_final_lr_is_the_last_steps(sequential_grid):
@@ -81,25 +80,31 @@ def test_every_optimizer_step_lr_is_in_the_logs_and_final_lr_is_the_last_steps(s
 def test_rerun_skips_finished_runs_and_keeps_the_file(sequential_grid, capsys):
     out, _ = sequential_grid
     before = (out / "results.jsonl").read_bytes()
-    assert exit_code(["--schedules", "step,cyclic", "--devices", "cpu:1,cpu:2", "--max-epochs", "2",
-                      "--output", str(out), "--logger", "csv"]) == 0  # fmt: skip
+    assert exit_code([*GRID, "--output", str(out)]) == 0  # in another mode: finished runs count in any
     assert (out / "results.jsonl").read_bytes() == before
-    assert "4 of 4 runs already in" in capsys.readouterr().out
+    assert "2 of 2 runs already in" in capsys.readouterr().out
 
 
-def test_a_torn_line_is_set_aside_once_and_its_run_retrained(tmp_path, capsys):
+def test_a_torn_line_is_set_aside_once_its_run_retrained_and_force_keeps_old_lines(tmp_path, capsys):
     out = tmp_path / "torn"
-    compare(["step", "cosine"], max_epochs=1, output=out, logger="none", mode="sequential")
     layout = OutputLayout(out)
-    first, second = layout.results.read_text().splitlines()
-    layout.results.write_text(first + "\n" + second[: len(second) // 2])  # the machine died mid-write
+    grid, _ = build_grid(["step", "cosine"], ["cpu:1"], [0], 1, model=DEFAULT_MODEL, data=DEFAULT_DATA, trainer={})
+    step, cosine = (spec.record("ok", "none", best_val_loss=0.5) for spec in grid)
+    torn = cosine.to_json()[:60]
+    out.mkdir()
+    layout.results.write_text(step.to_json() + "\n" + torn)  # the machine died while cosine's line was written
     comparison = compare(["step", "cosine"], max_epochs=1, output=out, logger="none", mode="sequential")
     printed = capsys.readouterr().out
-    assert "1 line(s)" in printed and "results.torn.jsonl" in printed
-    assert layout.torn.read_text() == second[: len(second) // 2] + "\n"
+    assert "1 line(s)" in printed and "results.torn.jsonl" in printed and "1 of 2 runs already in" in printed
+    assert layout.torn.read_text() == torn + "\n"
     records = lines(layout.results)  # every line parses
-    assert [r["label"] for r in records] == ["step", "cosine"] and records[1]["key"] == json.loads(second)["key"]
-    assert comparison.succeeded
+    assert (records[0]["label"], records[0]["best_val_loss"]) == ("step", 0.5)  # skipped, not retrained
+    assert [r["key"] for r in records] == [step.key, cosine.key] and comparison.succeeded
+    # --force retrains finished runs too, keeping their old lines (the newest counts).
+    compare(["step"], max_epochs=1, output=out, logger="none", force=True)
+    assert [r["label"] for r in lines(layout.results)] == ["step", "cosine", "step"]
+    assert ResultsFile(layout).latest()[step.key].best_val_loss != 0.5
+    assert "line(s)" not in capsys.readouterr().out  # the torn line is reported once
 
 
 def test_timeouts_fail_runs_that_the_next_invocation_retrains(tmp_path, capsys):
@@ -110,8 +115,10 @@ def test_timeouts_fail_runs_that_the_next_invocation_retrains(tmp_path, capsys):
     (failed,) = lines(out / "results.jsonl")
     assert failed["status"] == "failed" and "timed out after 0.5 s" in failed["reason"]
     assert "cpu:4096" in (out / "report.md").read_text()
-    assert exit_code([*args, "--output", str(out)]) == 0
-    assert "1 run(s) recorded as failed" in capsys.readouterr().out
+    # Given twice, a schedule and a seed are trained once (with a note).
+    assert exit_code([*args, "--output", str(out), "--seeds", "0,0", "--schedules", "step,step"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 run(s) recorded as failed" in printed and "trained once" in printed
     assert [r["status"] for r in lines(out / "results.jsonl")] == ["failed", "ok"]
 
 
@@ -186,14 +193,6 @@ def test_cross_device_check_flags_a_real_mismatch_with_exit_status_1(tmp_path, m
     assert "LR MISMATCH" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_force_reruns_and_keeps_old_lines(tmp_path):
-    compare(["step"], max_epochs=1, output=tmp_path, logger="none")
-    compare(["step"], max_epochs=1, output=tmp_path, logger="none", force=True)
-    records = list(ResultsFile(OutputLayout(tmp_path)))
-    assert len(records) == 2 and records[0].key == records[1].key
-    assert len(ResultsFile(OutputLayout(tmp_path)).latest()) == 1
-
-
 def test_ray_executor_runs_a_two_by_one_grid(tmp_path):
     pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
     comparison = compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", executor="ray")
@@ -231,12 +230,6 @@ def test_a_second_grid_on_a_busy_output_exits_2(tmp_path, capsys):
         assert exit_code(["--schedules", "step", "--output", str(tmp_path), "--logger", "none"]) == 2
     (err,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert "another lrsched compare" in err and "is running on" in err
-
-
-def test_duplicates_are_trained_once(tmp_path, capsys):
-    comparison = compare(["step", "step"], ["cpu:1", "cpu:1"], max_epochs=1, output=tmp_path, logger="none")
-    assert len(comparison.records) == 1 and comparison.succeeded
-    assert "trained once" in capsys.readouterr().out
 
 
 @pytest.mark.slow

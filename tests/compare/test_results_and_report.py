@@ -191,3 +191,15 @@ def test_figure_uses_a_log_axis_for_wide_values_and_keeps_the_legend_off_the_pan
     box = legend.get_window_extent(renderer)
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
     assert mpimg.imread(tmp_path / "report.png").std() > 0.01
+
+
+def test_wandb_summary_run_copes_with_no_curves(tmp_path):
+    from pathlib import Path
+
+    from lightning_lrsched.compare.grid import RunSettings
+    from lightning_lrsched.compare.tracking import summary_run
+
+    failed = record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
+    folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
+    (log,) = Path(folder).glob("*.wandb")
+    assert b"nothing-summary" in log.read_bytes()

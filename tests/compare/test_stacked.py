@@ -201,6 +201,7 @@ def test_wandb_single_run_has_per_copy_metric_names(tmp_path):
     (stacked,) = [r for r in runs if str(r) == records[0]["wandb_dir"]]
     log = next(stacked.glob("*.wandb")).read_bytes()
     assert b"val_loss/step" in log and b"val_loss/cosine" in log and b"stacked-cpu1-seed0" in log
+    assert b"lr/step" in log and b"lr/cosine" in log
 
 
 @pytest.fixture
