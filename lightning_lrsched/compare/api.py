@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +230,6 @@ def _run_grid(
         console.print(f"[yellow]skipping {device}: {escape(reason)}[/]")
     for note in [*notes, *mode_notes.values()]:
         console.print(escape(note) if note.startswith(mode) else f"[yellow]{escape(note)}[/]")
-    fallback: list[Job] = []
 
     def on_unstackable(job: Job, reason: str) -> None:
         if mode == "stacked":
@@ -240,8 +239,7 @@ def _run_grid(
             )
         note = f"{mode} → sequential for {_where(job)}: {reason}"
         mode_notes[job_name(job)] = note
-        console.print(f"[yellow]{escape(note)}[/]")
-        fallback.extend((replace(spec, mode="sequential"),) for spec in job)
+        console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
 
     epochs_of = {spec.key: spec.max_epochs for spec in todo}
     counted: dict[str, int] = {}
@@ -273,14 +271,9 @@ def _run_grid(
             progress.advance(task, sum(epochs_of[s.key] for s in job) - counted.pop(job_name(job), 0))
             report()  # once per job: a stacked run's records arrive together
 
-        def on_fallback_unstackable(job: Job, reason: str) -> None:
-            raise AssertionError(f"a sequential job was reported unstackable: {reason}")
-
         run = run_ray if executor == "ray" else run_local
         if jobs:
-            run(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout)
-        if fallback:
-            run(fallback, settings, on_result, on_fallback_unstackable, on_epoch, run_timeout)
+            run(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout, fallback=mode == "auto")
     checks = report()
     records = current()
     if settings.logger == "wandb" and todo and records:

@@ -21,13 +21,14 @@ from pathlib import Path
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.worker import read_result, write_batch
+from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
 
 EXECUTORS = ("local", "ray")
 OnResult = Callable[[Job, list[RunRecord]], None]
 """Called once per finished job with one record per spec, in the job's order."""
 OnUnstackable = Callable[[Job, str], None]
-"""Called for a stacked job whose module cannot be stacked (nothing was trained)."""
+"""Called for a stacked job whose module cannot be stacked: the job ends there, or, with
+``fallback``, its specs then train as runs of their own in the same worker and ``OnResult`` follows."""
 OnEpoch = Callable[[Job, int], None]
 """Called at each epoch end of a job with the number of runs that trained through it."""
 
@@ -71,10 +72,12 @@ def run_batch(
     on_unstackable: OnUnstackable,
     on_epoch: OnEpoch,
     timeout: float | None = None,
+    fallback: bool = False,
 ) -> None:
     """Train ``jobs`` in worker processes, one after the other; every job ends in ``on_result`` or ``on_unstackable``.
 
-    ``timeout`` is per run: a stacked job gets it once per spec it holds.
+    ``timeout`` is per run: a stacked job gets it once per spec it holds. ``fallback``: a stacked
+    job whose module cannot be stacked trains its specs as runs of their own (see :data:`OnUnstackable`).
     """
     layout = OutputLayout(settings.output)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,7 @@ def run_batch(
         log = layout.log(job_name(pending[0]))
         with tempfile.TemporaryDirectory(prefix="lrsched-worker-") as tmp:
             out = Path(tmp)
-            write_batch(out / "batch.json", settings, pending)
+            write_batch(out / "batch.json", settings, pending, fallback)
             command = [sys.executable, "-m", "lightning_lrsched.compare.worker", str(out / "batch.json"), str(out)]
             with log.open("a") as handle:
                 process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -94,7 +97,9 @@ def run_batch(
                     start_new_session=True,  # a kill reaches its DDP processes too
                 )
                 try:
-                    done = _watch(process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout)
+                    done = _watch(
+                        process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
+                    )
                 finally:
                     _kill(process)
         pending = pending[done:]
@@ -110,18 +115,23 @@ def _watch(
     on_unstackable: OnUnstackable,
     on_epoch: OnEpoch,
     timeout: float | None,
+    fallback: bool,
 ) -> int:
     """Follow one worker through ``jobs``; return how many jobs ended (with a result, or failed)."""
-    current, started, progress_read = 0, time.monotonic(), 0
+    current, started, progress_read, noted = 0, time.monotonic(), 0, -1
     while current < len(jobs):
         progress_read = _read_progress(out / "progress", progress_read, jobs, on_epoch)
-        result = read_result(out, current)
-        if result is not None:
-            if isinstance(result, str):
-                on_unstackable(jobs[current], result)
-            else:
-                on_result(jobs[current], result)
+        records = read_records(out, current)
+        if records is not None:
+            on_result(jobs[current], records)
             current, started = current + 1, time.monotonic()
+            continue
+        reason = read_unstackable(out, current) if noted != current else None
+        if reason is not None:
+            noted = current
+            on_unstackable(jobs[current], reason)
+            if not fallback:
+                current, started = current + 1, time.monotonic()
             continue
         code = process.poll()
         limit = None if timeout is None else timeout * len(jobs[current])
@@ -130,7 +140,7 @@ def _watch(
             on_result(jobs[current], _failed(jobs[current], settings, f"timed out after {limit:g} s; log: {log}"))
             return current + 1
         if code is not None:
-            if read_result(out, current) is not None:
+            if read_records(out, current) is not None or (noted != current and read_unstackable(out, current)):
                 continue  # written just before the worker exited
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
             reason = f"the worker process exited with status {code} before the run ended; log: {log}\n{tail}"
@@ -170,9 +180,10 @@ def run_local(
     on_unstackable: OnUnstackable,
     on_epoch: OnEpoch,
     timeout: float | None = None,
+    fallback: bool = False,
 ) -> None:
     for batch in worker_batches(jobs):
-        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout)
+        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout, fallback)
 
 
 def ray_available() -> str | None:
@@ -192,6 +203,7 @@ def run_ray(
     on_unstackable: OnUnstackable,
     on_epoch: OnEpoch,
     timeout: float | None = None,
+    fallback: bool = False,
 ) -> None:
     """Run every job as one Ray Tune trial with the resources its device config needs.
 
@@ -215,7 +227,7 @@ def run_ray(
         def unstackable(_: Job, why: str) -> None:
             ended["unstackable"] = why
 
-        run_batch([job], settings, keep, unstackable, lambda job, runs: None, timeout)
+        run_batch([job], settings, keep, unstackable, lambda job, runs: None, timeout, fallback)
         return ended
 
     started_here = not ray.is_initialized()
@@ -240,7 +252,9 @@ def run_ray(
                 metrics = result.metrics or {}
                 if "unstackable" in metrics:
                     on_unstackable(job, metrics["unstackable"])
-                elif result.error is not None or "records" not in metrics:
+                if "unstackable" in metrics and not fallback:
+                    continue
+                if result.error is not None or "records" not in metrics:
                     on_result(job, _failed(job, settings, f"Ray trial failed: {result.error}"))
                 else:
                     on_result(job, [RunRecord.from_json(line) for line in metrics["records"].splitlines()])

@@ -5,7 +5,10 @@
 other in this process (Python, torch and Lightning are imported once) and writes, for job ``i``:
 
 - ``OUT_DIR/i.jsonl``: one :class:`RunRecord` line per spec, when the job ends (atomically: the
-  file appears whole), or ``OUT_DIR/i.unstackable``: why its module cannot be stacked (nothing trained);
+  file appears whole);
+- ``OUT_DIR/i.unstackable``: why a stacked job's module cannot be stacked. Without ``fallback``
+  nothing of the job is trained; with it (``mode="auto"``) the worker then trains each spec as a
+  run of its own, and ``i.jsonl`` follows;
 - ``OUT_DIR/progress``: a line ``i n`` at each epoch end, ``n`` the runs that trained through it.
 
 A failing run becomes ``failed`` records and the worker goes on with the next job; a crash or a
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +29,43 @@ from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, Unstackabl
 from lightning_lrsched.compare.record import RunRecord
 
 
-def write_batch(path: Path, settings: RunSettings, jobs: list[Job]) -> None:
-    payload = {"settings": settings.to_dict(), "jobs": [[spec.to_dict() for spec in job] for job in jobs]}
+def write_batch(path: Path, settings: RunSettings, jobs: list[Job], fallback: bool = False) -> None:
+    payload = {
+        "settings": settings.to_dict(),
+        "jobs": [[spec.to_dict() for spec in job] for job in jobs],
+        "fallback": fallback,
+    }
     path.write_text(json.dumps(payload))
 
 
-def read_batch(path: Path) -> tuple[RunSettings, list[Job]]:
+def read_batch(path: Path) -> tuple[RunSettings, list[Job], bool]:
     payload = json.loads(path.read_text())
     jobs = [tuple(RunSpec.from_dict(spec) for spec in job) for job in payload["jobs"]]
-    return RunSettings(**payload["settings"]), jobs
+    return RunSettings(**payload["settings"]), jobs, bool(payload["fallback"])
 
 
 def write_records(out: Path, index: int, records: list[RunRecord]) -> None:
-    tmp = out / f"{index}.jsonl.tmp"
-    tmp.write_text("".join(record.to_json() + "\n" for record in records))
-    tmp.replace(out / f"{index}.jsonl")
+    _write_atomically(out / f"{index}.jsonl", "".join(record.to_json() + "\n" for record in records))
 
 
-def read_result(out: Path, index: int) -> list[RunRecord] | str | None:
-    """Job ``index``'s records, why it could not be stacked, or ``None`` while it has no result."""
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_records(out: Path, index: int) -> list[RunRecord] | None:
+    """Job ``index``'s records, or ``None`` while it has none."""
     records = out / f"{index}.jsonl"
     if records.exists():
         return [RunRecord.from_json(line) for line in records.read_text().splitlines() if line.strip()]
-    unstackable = out / f"{index}.unstackable"
-    if unstackable.exists():
-        return unstackable.read_text()
     return None
+
+
+def read_unstackable(out: Path, index: int) -> str | None:
+    """Why job ``index``'s module cannot be stacked, or ``None``."""
+    path = out / f"{index}.unstackable"
+    return path.read_text() if path.exists() else None
 
 
 def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord] | None:
@@ -75,7 +90,7 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord]
 
 def main(argv: list[str]) -> int:
     batch_path, out_dir = Path(argv[0]), Path(argv[1])
-    settings, jobs = read_batch(batch_path)
+    settings, jobs, fallback = read_batch(batch_path)
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0
     for index, job in enumerate(jobs):
 
@@ -87,10 +102,12 @@ def main(argv: list[str]) -> int:
             records = train_job(job, settings, on_epoch)
         except Unstackable as error:
             if rank_zero:
-                tmp = out_dir / f"{index}.unstackable.tmp"
-                tmp.write_text(str(error))
-                tmp.replace(out_dir / f"{index}.unstackable")
-            continue
+                _write_atomically(out_dir / f"{index}.unstackable", str(error))
+            if not fallback:
+                continue
+            # In this same process: the solo runs are built from their seeds as in a worker of their own.
+            solos = [train_job((replace(spec, mode="sequential"),), settings, on_epoch) for spec in job]
+            records = None if None in solos else [record for solo in solos for record in solo or []]
         if records is not None and rank_zero:
             write_records(out_dir, index, records)
     return 0
