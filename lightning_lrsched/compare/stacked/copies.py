@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,18 +11,24 @@ from lightning.pytorch.loggers import Logger
 
 from lightning_lrsched.callbacks import PlateauDetector
 
+# PlateauDetector(divergence_action="record") and its public `diverge` are on the lead's branch;
+# until it is merged, the copy detector falls back to overriding the private `_stop`. Once merged,
+# delete this flag, the `else` branch of `diverge` and `_stop`.
+_RECORDS_DIVERGENCE = "divergence_action" in inspect.signature(PlateauDetector).parameters
+
 
 class CopyDetector(PlateauDetector):
     """The run's :class:`PlateauDetector` for one copy: its own loss and ``val_loss/<label>``.
 
-    A divergence calls ``on_diverge(trainer)`` (which freezes the copy) instead of stopping
-    training: the other copies go on.
+    A divergence is recorded (``divergence_action="record"``) and calls ``on_diverge(trainer)``,
+    which freezes the copy, instead of stopping training: the other copies go on.
     """
 
     def __init__(
         self, index: int, label: str, on_diverge: Callable[[L.Trainer], None], divergence_factor: float | None
     ) -> None:
-        super().__init__(monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor)
+        record = {"divergence_action": "record"} if _RECORDS_DIVERGENCE else {}
+        super().__init__(monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor, **record)
         self.index = index
         self.on_diverge = on_diverge
 
@@ -32,14 +39,16 @@ class CopyDetector(PlateauDetector):
         super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
 
     def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
-        """Record a divergence found elsewhere (the module's gradient check) and freeze the copy."""
-        if not self.diverged:
-            self._diverge(trainer, value, reason)
+        """Record a divergence (found by this detector or by the module's gradient check) and freeze the copy."""
+        if self.diverged:
+            return
+        if _RECORDS_DIVERGENCE:
+            super().diverge(trainer, value, reason)
+            self.on_diverge(trainer)
+        else:
+            self._diverge(trainer, value, reason)  # calls _stop below
 
     def _stop(self, trainer: L.Trainer) -> None:
-        # PlateauDetector stops the whole run on a divergence; a copy only freezes. When
-        # PlateauDetector gains `divergence_action="record"` and a public `diverge`, this override
-        # goes: see the compare report to the lead.
         self.on_diverge(trainer)
 
 

@@ -284,6 +284,10 @@ class StackedModule(L.LightningModule):
             else:
                 torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
+    def configure_callbacks(self) -> Any:
+        # What the module asks for (a driver of its plateau schedules, say) serves every copy: one Trainer.
+        return self.copies[0].configure_callbacks()
+
     def configure_optimizers(self) -> Any:
         hparams = self.copies[0].hparams
         pairs = zip(self.copies, self.labels, strict=True)
