@@ -111,7 +111,13 @@ def _load_config(path_text: str) -> dict[str, Any]:
     path = Path(path_text)
     if not path.is_file():
         raise UsageError(f"--config: no such file {path_text!r}")
-    loaded = yaml.safe_load(path.read_text()) or {}
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise UsageError(f"--config: {path_text} is not valid YAML{where}: {problem}") from None
     if not isinstance(loaded, dict):
         raise UsageError(f"--config: {path_text} must hold a mapping of settings")
     keys = config_keys()

