@@ -277,7 +277,13 @@ def _run_grid(
     checks = report()
     records = current()
     if settings.logger == "wandb" and todo and records:
-        summary_run(records, settings, layout)
+        import wandb.errors
+
+        try:
+            summary_run(records, settings, layout)
+        except wandb.errors.Error as error:  # the runs and the report are safe: the summary is a convenience
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            console.print(f"[yellow]W&B summary run not logged: {escape(first)}[/]")
     print_report(records, checks, console)
     outputs = f"{layout.report_md}, {layout.report_csv}" + (f", {layout.report_png}" if records else "")
     console.print(escape(f"report: {outputs}; results: {results.path}"))
