@@ -4,47 +4,69 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from lightning_lrsched.compare.devices import parse_device
 from lightning_lrsched.compare.executors import EXECUTORS, run_local, run_ray
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
+    LOGGERS,
     MODES,
     SEED_SCHEDULES,
     WANDB_RUNS,
     Job,
+    RunSettings,
     build_grid,
     class_config,
     is_stacked,
     job_name,
     plan_jobs,
 )
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
-from lightning_lrsched.compare.results import ResultsFile
-from lightning_lrsched.compare.tracking import summary_run, sync_hint
+from lightning_lrsched.compare.results import GridLock, ResultsFile
+from lightning_lrsched.compare.tracking import summary_run, sync_hint, wandb_login_missing
 from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.validation import check_choice, check_non_negative, check_positive
 
 
 @dataclass
 class Comparison:
-    """What :func:`compare` produced: the records of this grid, the checks and where it all is."""
+    """What :func:`compare` produced: the records of this grid, the checks and where it all is.
 
-    records: list[dict[str, Any]]
+    Attributes:
+        records: the newest record of every run of the grid that has one.
+        expected: how many runs the grid holds (on the device configs this machine can run).
+        notes: how each job trained (stacked or sequential, and why), duplicates dropped, torn lines set aside.
+    """
+
+    records: list[RunRecord]
     checks: list[DeviceCheck]
     skipped: list[tuple[str, str]]
     output: Path
-    mode_notes: list[str] = field(default_factory=list)
+    expected: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
-    def results_path(self) -> Path:
-        return self.output / "results.jsonl"
+    def succeeded(self) -> bool:
+        """Every run finished (``ok`` or ``diverged``) and every cross-device check passed."""
+        finished = len(self.records) == self.expected and all(r.finished for r in self.records)
+        return finished and all(check.passed for check in self.checks)
 
 
 def compare(
@@ -72,23 +94,28 @@ def compare(
 ) -> Comparison:
     """Train every (schedule, device config, seed) and report them side by side.
 
-    Each finished run is appended to ``<output>/results.jsonl`` as it ends and the report
+    Each run's record is appended to ``<output>/results.jsonl`` as it ends and the report
     (``report.csv``, ``report.md``, ``report.png``) is rewritten, so a killed grid keeps what
-    finished; a rerun skips runs already in the file unless ``force``.
+    finished. A rerun skips runs that finished (``ok`` or ``diverged``) unless ``force``, and
+    trains again the ``failed`` ones (an error, a timeout, a killed worker). One grid at a time
+    runs on an output folder.
 
     Args:
         schedules: names (the seed six get the tutorials' arguments) or ``{"name", **params}`` specs.
+            A schedule given twice is trained once (with a note).
         devices: ``"cpu:1"``, ``"cpu:N"`` (DDP), ``"cuda:N"``, ``"mps:1"``, ``"auto"``; configs this
-            machine cannot run are skipped with the reason in the report.
+            machine cannot run are skipped with the reason in the report (none runnable: an error).
         seeds: one run per seed (model init and data).
         max_epochs: epochs per run.
-        output: folder for results, report, logs and W&B runs.
-        logger: ``"wandb"`` (offline unless ``wandb_mode="online"``), ``"csv"`` or ``"none"``.
+        output: folder for results, report, logs and W&B runs (see :class:`OutputLayout`).
+        logger: ``"wandb"`` (offline unless ``wandb_mode="online"``), ``"csv"`` or ``"none"``. Every
+            run logs the LR of every optimizer step as ``lr`` (each change, so the curve is exact).
         model: LightningCLI-style ``{"class_path", "init_args"}`` (or init args of the synthetic
             classifier); the module must take the schedule spec as its ``scheduler`` argument.
         data: the same for the datamodule. Its batch size is the global batch on every config.
         trainer: extra ``Trainer`` arguments for every run.
-        executor: ``"local"`` (one subprocess per run) or ``"ray"`` (Ray Tune trials).
+        executor: ``"local"`` (worker processes: one per single-process device config and seed,
+            one per DDP run) or ``"ray"`` (Ray Tune trials).
         mode: ``"sequential"``: one Lightning run per schedule. ``"stacked"``: the schedules that
             share a device config and seed (and model, optimizer, data) train side by side in one
             run, as copies of the module with identical initial weights and batches
@@ -103,73 +130,106 @@ def compare(
         force: rerun runs already in the results file (their old lines stay; the newest counts).
         tolerance: relative tolerance of the cross-device check on the final validation loss.
         divergence_factor: a run whose val_loss exceeds this × its best is stopped as diverged.
-        run_timeout: seconds before a run is stopped and recorded as failed.
+        run_timeout: seconds before a run is stopped and recorded as failed (a positive number).
+
+    Raises:
+        InvalidValue: bad input, no runnable device config, W&B online without a login, or
+            another grid running on ``output``.
     """
-    if executor not in EXECUTORS:
-        raise InvalidValue(f"`executor` must be one of {', '.join(EXECUTORS)}: got executor={executor!r}")
-    if mode not in MODES:
-        raise InvalidValue(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")
-    if wandb_runs not in WANDB_RUNS:
-        raise InvalidValue(f"`wandb_runs` must be one of {', '.join(WANDB_RUNS)}: got wandb_runs={wandb_runs!r}")
-    if wandb_mode not in ("offline", "online"):
-        raise InvalidValue(f"`wandb_mode` must be 'offline' or 'online': got wandb_mode={wandb_mode!r}")
-    if not (isinstance(tolerance, (int, float)) and tolerance >= 0):
-        raise InvalidValue(f"`tolerance` must be a number >= 0: got tolerance={tolerance!r}")
-    out = Path(output)
-    name = experiment or out.resolve().name
+    check_choice("executor", executor, EXECUTORS)
+    check_choice("mode", mode, MODES)
+    check_choice("wandb_runs", wandb_runs, WANDB_RUNS)
+    check_choice("wandb_mode", wandb_mode, ("offline", "online"))
+    check_choice("logger", logger, LOGGERS)
+    check_non_negative("tolerance", tolerance)
+    if run_timeout is not None:
+        check_positive("run_timeout", run_timeout)
+    layout = OutputLayout(output)
+    name = experiment or layout.root.resolve().name
     configs = [parse_device(d) for d in devices]
     skipped = [(c.label, reason) for c in configs if (reason := c.unavailable())]
     runnable = [c.label for c in configs if not c.unavailable()]
-    grid = build_grid(
+    if not runnable:
+        reasons = "; ".join(reason for _, reason in skipped)
+        raise InvalidValue(f"`devices`: none of {', '.join(c.label for c in configs)} can run here ({reasons})")
+    if logger == "wandb" and wandb_mode == "online" and (missing := wandb_login_missing()):
+        raise InvalidValue(f"`wandb_mode='online'` needs a W&B login: {missing}; or use wandb_mode='offline'")
+    grid, notes = build_grid(
         schedules,
-        runnable or [configs[0].label],
+        runnable,
         seeds,
         max_epochs,
         model=class_config("model", model, DEFAULT_MODEL),
         data=class_config("data", data, DEFAULT_DATA),
         trainer=dict(trainer or {}),
+    )
+    settings = RunSettings(
+        output=str(layout.root),
         logger=logger,
         wandb_mode=wandb_mode,
         experiment=name,
         project=project,
-        output=str(out),
-        divergence_factor=divergence_factor,
         wandb_runs=wandb_runs,
+        divergence_factor=divergence_factor,
     )
-    if not runnable:
-        grid = []
     # Piped output (a log, CI) gets a width that fits the whole table instead of rich's 80 columns.
     console = console or Console(width=None if sys.stdout.isatty() else 160)
-    results = ResultsFile(out / "results.jsonl")
-    done = results.latest()
-    todo = [spec for spec in grid if force or spec.key not in done]
-    keys = {spec.key for spec in grid}
-    hint = sync_hint(out, wandb_mode) if logger == "wandb" else None
+    with GridLock(layout):
+        return _run_grid(grid, notes, settings, layout, skipped, mode, executor, force, tolerance, run_timeout, console)
 
-    def current() -> list[dict[str, Any]]:
+
+def _run_grid(
+    grid: list[Any],
+    notes: list[str],
+    settings: RunSettings,
+    layout: OutputLayout,
+    skipped: list[tuple[str, str]],
+    mode: str,
+    executor: str,
+    force: bool,
+    tolerance: float,
+    run_timeout: float | None,
+    console: Console,
+) -> Comparison:
+    results = ResultsFile(layout)
+    torn = results.set_aside_torn()
+    if torn:
+        notes.append(
+            f"{torn} line(s) of {layout.results} were not whole records (a write cut short): "
+            f"moved to {layout.torn}; their runs train again"
+        )
+    latest = results.latest()
+    todo = [spec for spec in grid if force or spec.key not in latest or not latest[spec.key].finished]
+    retried = sum(spec.key in latest and not latest[spec.key].finished for spec in todo)
+    keys = {spec.key for spec in grid}
+    hint = sync_hint(layout, settings.wandb_mode) if settings.logger == "wandb" else None
+
+    def current() -> list[RunRecord]:
         return [r for k, r in results.latest().items() if k in keys]
 
     jobs = plan_jobs(todo, mode)
-    notes = [_mode_note(job, mode) for job in jobs if is_stacked(job) or mode == "auto"]
+    mode_notes = {job_name(job): _mode_note(job, mode) for job in jobs if is_stacked(job) or mode == "auto"}
 
     def report() -> list[DeviceCheck]:
         return write_report(
             current(),
-            out,
-            title=f"Comparison: {name}",
+            layout,
+            title=f"Comparison: {settings.experiment}",
             tolerance=tolerance,
             skipped=skipped,
             wandb_hint=hint,
-            mode_notes=notes,
+            notes=[*notes, *mode_notes.values()],
         )
 
-    if len(todo) < len(grid):
-        console.print(f"{len(grid) - len(todo)} of {len(grid)} runs already in {results.path}: skipping them")
+    finished = len(grid) - len(todo)
+    if finished:
+        console.print(f"{finished} of {len(grid)} runs already in {results.path}: skipping them")
+    if retried:
+        console.print(f"{retried} run(s) recorded as failed in {results.path}: training them again")
     for device, reason in skipped:
-        console.print(f"[yellow]skipping {device}: {reason}[/]")
-    for note in notes:
-        console.print(f"mode {note}")
-    fallback: list[Job] = []
+        console.print(f"[yellow]skipping {device}: {escape(reason)}[/]")
+    for note in [*notes, *mode_notes.values()]:
+        console.print(escape(note) if note.startswith(mode) else f"[yellow]{escape(note)}[/]")
 
     def on_unstackable(job: Job, reason: str) -> None:
         if mode == "stacked":
@@ -178,40 +238,62 @@ def compare(
                 "Use mode='auto' (falls back to sequential runs) or mode='sequential'"
             )
         note = f"{mode} → sequential for {_where(job)}: {reason}"
-        notes[notes.index(_mode_note(job, mode))] = note
-        console.print(f"[yellow]{note}[/]")
-        fallback.extend((replace(spec, mode="sequential"),) for spec in job)
+        mode_notes[job_name(job)] = note
+        console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
 
+    epochs_of = {spec.key: spec.max_epochs for spec in todo}
+    counted: dict[str, int] = {}
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("run-epochs"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
     )
     with progress:
-        task = progress.add_task("grid", total=len(todo))
+        task = progress.add_task("grid", total=sum(epochs_of.values()))
 
-        def on_result(job: Job, records: list[dict[str, Any]]) -> None:
-            for spec, record in zip(job, records, strict=True):
+        def on_epoch(job: Job, runs: int) -> None:
+            counted[job_name(job)] = counted.get(job_name(job), 0) + runs
+            progress.advance(task, runs)
+
+        def on_result(job: Job, records: list[RunRecord]) -> None:
+            for record in records:
                 results.append(record)
-                progress.console.print(
-                    f"{spec.name}: {record['status']}"
-                    + (f", best val_loss {record['best_val_loss']:.4f}" if record["status"] != "failed" else "")
-                )
-                progress.advance(task)
+                detail = f", best val_loss {record.best_val_loss:.4f}" if record.status != "failed" else ""
+                reason = record.reason.strip().splitlines()[-1:] if record.status == "failed" else []
+                line = f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason)
+                progress.console.print(escape(line))
+            # A run that ended early (diverged, failed) leaves its remaining epochs: the bar skips them.
+            progress.advance(task, sum(epochs_of[s.key] for s in job) - counted.pop(job_name(job), 0))
             report()  # once per job: a stacked run's records arrive together
 
         run = run_ray if executor == "ray" else run_local
         if jobs:
-            run(jobs, on_result, out / "logs", run_timeout, on_unstackable)
-        if fallback:
-            run(fallback, on_result, out / "logs", run_timeout)
+            run(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout, fallback=mode == "auto")
     checks = report()
     records = current()
-    if logger == "wandb" and todo and records:
-        summary_run(records, project=project, experiment=name, output=out, mode=wandb_mode)
+    if settings.logger == "wandb" and todo and records:
+        import wandb.errors
+
+        try:
+            summary_run(records, settings, layout)
+        except wandb.errors.Error as error:  # the runs and the report are safe: the summary is a convenience
+            first = (str(error).splitlines() or [type(error).__name__])[0]
+            console.print(f"[yellow]W&B summary run not logged: {escape(first)}[/]")
     print_report(records, checks, console)
-    console.print(f"report: {out / 'report.md'}, {out / 'report.csv'}, {out / 'report.png'}; results: {results.path}")
+    outputs = f"{layout.report_md}, {layout.report_csv}" + (f", {layout.report_png}" if records else "")
+    console.print(escape(f"report: {outputs}; results: {results.path}"))
     if hint:
-        console.print(hint)
-    return Comparison(records, checks, skipped, out, notes)
+        console.print(escape(hint))
+    comparison = Comparison(records, checks, skipped, layout.root, len(grid), [*notes, *mode_notes.values()])
+    missing = len(grid) - len(records) + sum(not r.finished for r in records)
+    if missing:
+        console.print(f"[red]{missing} of {len(grid)} run(s) did not finish: a rerun trains them again[/]")
+    return comparison
 
 
 def _where(job: Job) -> str:

@@ -1,4 +1,8 @@
-"""``lrsched compare``: the command line of :func:`lightning_lrsched.compare`."""
+"""``lrsched compare``: the command line of :func:`lightning_lrsched.compare`.
+
+Exit status: 0 when every run of the grid finished (``ok`` or ``diverged``) and every cross-device
+check passed; 1 when a run failed or a check did not match; 2 for bad input.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,31 @@ from typing import Any
 import yaml
 
 from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS
-from lightning_lrsched.errors import RaisingArgumentParser
+from lightning_lrsched.errors import InvalidType, InvalidValue, RaisingArgumentParser, UsageError
 
-CONFIG_KEYS = {
-    "schedules", "devices", "seeds", "max_epochs", "output", "logger", "wandb_mode", "project", "experiment",
-    "model", "data", "trainer", "executor", "mode", "wandb_runs", "force", "tolerance", "divergence_factor",
-    "run_timeout",
-}  # fmt: skip
+SCHEDULES_HELP = (
+    "comma-separated schedules, each a name or name(arg=value, ...) with YAML values, e.g. "
+    "'cosine,onecycle(max_lr=0.5),multistep(milestones=[5, 8])' "
+    f"(default: {','.join(SEED_SCHEDULES)}: bare seed names get the tutorials' arguments)"
+)
+
+
+def config_keys() -> list[str]:
+    """The settings a ``--config`` YAML may hold: :func:`compare`'s arguments."""
+    from lightning_lrsched.compare.api import compare
+
+    return [name for name in inspect.signature(compare).parameters if name != "console"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = RaisingArgumentParser(
         prog="lrsched compare",
-        description="Train each schedule on each device config and seed; write results.jsonl and a report.",
+        description="Train each schedule on each device config and seed; write results.jsonl and a report. "
+        "Exit status 0: every run finished and the cross-device check passed; 1: a run failed or a check "
+        "did not match (a rerun trains the failed runs again); 2: bad input.",
     )
-    parser.add_argument("--config", help="YAML with any of: " + ", ".join(sorted(CONFIG_KEYS)))
-    parser.add_argument("--schedules", help=f"comma-separated names (default: {','.join(SEED_SCHEDULES)})")
+    parser.add_argument("--config", help="YAML with any of compare()'s arguments (schedules as a list of specs)")
+    parser.add_argument("--schedules", help=SCHEDULES_HELP)
     parser.add_argument("--devices", help="comma-separated device configs: cpu:1, cpu:2, cuda:1, mps:1, auto")
     parser.add_argument("--seeds", help="comma-separated seeds (default: 0)")
     parser.add_argument("--max-epochs", type=int)
@@ -45,37 +58,97 @@ def _parser() -> argparse.ArgumentParser:
         "--wandb-runs", choices=WANDB_RUNS, help="stacked mode: a W&B run per schedule (default) or one per stacked run"
     )
     parser.add_argument("--tolerance", type=float, help="cross-device relative tolerance on final val loss")
-    parser.add_argument("--run-timeout", type=float, help="seconds before a run is stopped as failed")
+    parser.add_argument("--run-timeout", type=float, help="seconds (> 0) before a run is stopped and recorded failed")
     parser.add_argument("--force", action="store_true", default=None, help="rerun runs already in results.jsonl")
     return parser
 
 
-def compare_command(args: Sequence[str]) -> None:
-    from lightning_lrsched.compare.api import compare
-    from lightning_lrsched.errors import UsageError
-    from lightning_lrsched.validation import make_output_dir
+def split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets.
 
-    opts = _parser().parse_args(list(args))
-    settings: dict[str, Any] = {}
-    if opts.config:
-        path = Path(opts.config)
-        if not path.is_file():
-            raise UsageError(f"--config: no such file {opts.config!r}")
+    Example:
+        >>> split_top_level("step,multistep(milestones=[5, 8], gamma=0.5),cosine")
+        ['step', 'multistep(milestones=[5, 8], gamma=0.5)', 'cosine']
+    """
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def parse_schedule(text: str) -> str | dict[str, Any]:
+    """One ``--schedules`` entry: a name, or ``name(arg=value, ...)`` as a spec dict.
+
+    Example:
+        >>> parse_schedule("onecycle(max_lr=0.5, pct_start=0.3)")
+        {'name': 'onecycle', 'max_lr': 0.5, 'pct_start': 0.3}
+        >>> parse_schedule("warmup_cosine(warmup=2ep)")
+        {'name': 'warmup_cosine', 'warmup': '2ep'}
+    """
+    if "(" not in text:
+        return text
+    name, _, rest = text.partition("(")
+    if not rest.endswith(")") or not name.strip():
+        raise UsageError(f"--schedules: {text!r} must look like name(arg=value, ...), e.g. onecycle(max_lr=0.5)")
+    spec: dict[str, Any] = {"name": name.strip()}
+    for item in split_top_level(rest[:-1]):
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise UsageError(f"--schedules: {item!r} in {text!r} must be arg=value, e.g. onecycle(max_lr=0.5)")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(error, "problem", None) or "not valid YAML"
-            raise UsageError(f"--config: {opts.config} is not valid YAML{where}: {problem}") from None
-        if not isinstance(loaded, dict):
-            raise UsageError(f"--config: {opts.config} must hold a mapping of settings")
-        unknown = sorted(set(loaded) - CONFIG_KEYS)
-        if unknown:
-            raise UsageError(f"--config: unknown setting(s) {', '.join(unknown)}: use {', '.join(sorted(CONFIG_KEYS))}")
-        settings.update(loaded)
-    lists = {"schedules": str, "devices": str, "seeds": int}
-    for key, kind in lists.items():
+            spec[key.strip()] = yaml.safe_load(value.strip())
+        except yaml.YAMLError:
+            raise UsageError(f"--schedules: cannot read the value of {key.strip()} in {text!r}") from None
+    return spec
+
+
+def _load_config(path_text: str) -> dict[str, Any]:
+    path = Path(path_text)
+    if not path.is_file():
+        raise UsageError(f"--config: no such file {path_text!r}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise UsageError(f"--config: {path_text} is not valid YAML{where}: {problem}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--config: {path_text} must hold a mapping of settings")
+    keys = config_keys()
+    unknown = sorted(set(loaded) - set(keys))
+    if unknown:
+        raise UsageError(f"--config: unknown setting(s) {', '.join(unknown)}: use {', '.join(keys)}")
+    return loaded
+
+
+def _check_schedules(schedules: Sequence[Any]) -> None:
+    """Resolve every schedule now, so a missing argument says how to give it."""
+    from lightning_lrsched.schedules.tutorial import resolve_schedule
+
+    for spec in schedules:
+        try:
+            resolve_schedule(spec)
+        except (InvalidValue, InvalidType) as error:
+            name = spec if isinstance(spec, str) else spec.get("name", "?")
+            raise UsageError(
+                f"--schedules: {error} (give arguments inline, e.g. --schedules '{name}(arg=value)', "
+                f"or in --config: schedules: [{{name: {name}, arg: value}}])"
+            ) from None
+
+
+def compare_settings(args: Sequence[str]) -> dict[str, Any]:
+    """The keyword arguments of :func:`compare` that ``args`` (and its ``--config``) give."""
+    opts = _parser().parse_args(list(args))
+    settings: dict[str, Any] = _load_config(opts.config) if opts.config else {}
+    if opts.schedules is not None:
+        settings["schedules"] = [parse_schedule(part) for part in split_top_level(opts.schedules)]
+    for key, kind in (("devices", str), ("seeds", int)):
         value = getattr(opts, key)
         if value is not None:
             try:
@@ -84,24 +157,22 @@ def compare_command(args: Sequence[str]) -> None:
                 raise UsageError(
                     f"--{key}: expected a comma-separated list of {kind.__name__}s: got {value!r}"
                 ) from None
-    for key in (
-        "max_epochs",
-        "output",
-        "logger",
-        "wandb_mode",
-        "experiment",
-        "executor",
-        "mode",
-        "wandb_runs",
-        "tolerance",
-        "run_timeout",
-        "force",
-    ):
-        value = getattr(opts, key)
-        if value is not None:
+    for key in config_keys():
+        value = getattr(opts, key, None)
+        if value is not None and key not in ("schedules", "devices", "seeds"):
             settings[key] = value
-    # A bad output folder is the user's to fix: say so before any run starts, not as a traceback mid-grid.
+    if "schedules" in settings:
+        _check_schedules(settings["schedules"])
+    return settings
+
+
+def compare_command(args: Sequence[str]) -> None:
+    from lightning_lrsched.compare.api import compare
+    from lightning_lrsched.validation import make_output_dir
+
+    settings = compare_settings(args)
+    # An unusable --output (a file, read-only, under /proc) is a one-line error before anything trains.
     make_output_dir("--output", settings.get("output", inspect.signature(compare).parameters["output"].default))
     comparison = compare(**settings)
-    if any(not check.passed for check in comparison.checks):
+    if not comparison.succeeded:
         raise SystemExit(1)

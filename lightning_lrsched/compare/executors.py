@@ -1,95 +1,189 @@
-"""How the runs of a grid are executed: one subprocess each (local), or as Ray Tune trials."""
+"""How the jobs of a grid are executed: worker processes on this machine (local), or Ray Tune trials.
+
+Local: the jobs of a single-process device config and seed share one worker process (the imports
+and start-up are paid once; each run is still built from its seed, so sharing changes no result).
+A DDP job gets a worker of its own (Lightning starts its other processes from the worker's
+command). The caller watches each worker: a job that passes its time limit, or a worker that
+dies, becomes ``failed`` records, and a fresh worker takes the jobs that were still to come.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from lightning_lrsched.compare.grid import Job, RunSpec, Unstackable, is_stacked, job_name
+from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
 
 EXECUTORS = ("local", "ray")
-OnResult = Callable[[Job, list[dict[str, Any]]], None]
+OnResult = Callable[[Job, list[RunRecord]], None]
 """Called once per finished job with one record per spec, in the job's order."""
-
-
 OnUnstackable = Callable[[Job, str], None]
+"""Called for a stacked job whose module cannot be stacked: the job ends there, or, with
+``fallback``, its specs then train as runs of their own in the same worker and ``OnResult`` follows."""
+OnEpoch = Callable[[Job, int], None]
+"""Called at each epoch end of a job with the number of runs that trained through it."""
+
+_POLL_S = 0.1
 
 
-def _environment(spec: RunSpec) -> dict[str, str]:
+def _environment(job: Job) -> dict[str, str]:
     env = dict(os.environ)
     # One BLAS thread per process: N DDP processes on N cores must not each start N threads.
-    threads = max(1, (os.cpu_count() or 1) // spec.device_config.processes)
+    threads = max(1, (os.cpu_count() or 1) // job[0].device_config.processes)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("WANDB_SILENT", "true")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run_in_subprocess(job: Job, log_dir: Path, timeout: float | None = None) -> list[dict[str, Any]]:
-    """Run a job in its own Python process: one record per spec; a crash or hang becomes ``failed`` records.
+def worker_batches(jobs: Sequence[Job]) -> list[list[Job]]:
+    """The jobs each worker process trains: one per (single-process device config, seed); DDP jobs alone."""
+    shared: dict[tuple[str, int], list[Job]] = {}
+    batches: list[list[Job]] = []
+    for job in jobs:
+        if job[0].device_config.processes > 1:
+            batches.append([job])
+        else:
+            key = (job[0].device, job[0].seed)
+            if key not in shared:
+                shared[key] = []
+                batches.append(shared[key])
+            shared[key].append(job)
+    return batches
 
-    A stacked job gets ``timeout`` once per spec it holds.
 
-    Raises:
-        Unstackable: a stacked job whose module cannot be stacked.
+def _failed(job: Job, settings: RunSettings, reason: str) -> list[RunRecord]:
+    return [spec.record("failed", settings.logger, reason) for spec in job]
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    settings: RunSettings,
+    on_result: OnResult,
+    on_unstackable: OnUnstackable,
+    on_epoch: OnEpoch,
+    timeout: float | None = None,
+    fallback: bool = False,
+) -> None:
+    """Train ``jobs`` in worker processes, one after the other; every job ends in ``on_result`` or ``on_unstackable``.
+
+    ``timeout`` is per run: a stacked job gets it once per spec it holds. ``fallback``: a stacked
+    job whose module cannot be stacked trains its specs as runs of their own (see :data:`OnUnstackable`).
     """
-    stacked = is_stacked(job)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{job_name(job)}.log"
-    limit = None if timeout is None else timeout * len(job)
+    layout = OutputLayout(settings.output)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    pending = list(jobs)
+    while pending:
+        log = layout.log(job_name(pending[0]))
+        with tempfile.TemporaryDirectory(prefix="lrsched-worker-") as tmp:
+            out = Path(tmp)
+            write_batch(out / "batch.json", settings, pending, fallback)
+            command = [sys.executable, "-m", "lightning_lrsched.compare.worker", str(out / "batch.json"), str(out)]
+            with log.open("a") as handle:
+                process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    command,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    env=_environment(pending[0]),
+                    start_new_session=True,  # a kill reaches its DDP processes too
+                )
+                try:
+                    done = _watch(
+                        process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
+                    )
+                finally:
+                    _kill(process)
+        pending = pending[done:]
 
-    def failed(reason: str) -> list[dict[str, Any]]:
-        return [spec.failed(reason) for spec in job]
 
-    with tempfile.TemporaryDirectory(prefix="lrsched-run-") as tmp:
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        payload = [spec.to_dict() for spec in job] if stacked else job[0].to_dict()
-        spec_path.write_text(json.dumps(payload))
-        command = [sys.executable, "-m", "lightning_lrsched.compare.worker", str(spec_path), str(result_path)]
-        with log.open("w") as handle:
-            try:
-                code = subprocess.run(  # noqa: S603 - our own interpreter and module
-                    command, stdout=handle, stderr=subprocess.STDOUT, env=_environment(job[0]), timeout=limit
-                ).returncode
-            except subprocess.TimeoutExpired:
-                return failed(f"timed out after {limit} s; log: {log}")
-        if not result_path.exists():
-            tail = log.read_text()[-1500:]
-            return failed(f"the run's process exited with status {code} and no result; log: {log}\n{tail}")
-        result = json.loads(result_path.read_text())
-    if not stacked:
-        return [result]
-    if "unstackable" in result:
-        raise Unstackable(result["unstackable"])
-    return result["records"]
+def _watch(
+    process: subprocess.Popen,
+    jobs: list[Job],
+    out: Path,
+    settings: RunSettings,
+    log: Path,
+    on_result: OnResult,
+    on_unstackable: OnUnstackable,
+    on_epoch: OnEpoch,
+    timeout: float | None,
+    fallback: bool,
+) -> int:
+    """Follow one worker through ``jobs``; return how many jobs ended (with a result, or failed)."""
+    current, started, progress_read, noted = 0, time.monotonic(), 0, -1
+    while current < len(jobs):
+        progress_read = _read_progress(out / "progress", progress_read, jobs, on_epoch)
+        records = read_records(out, current)
+        if records is not None:
+            on_result(jobs[current], records)
+            current, started = current + 1, time.monotonic()
+            continue
+        reason = read_unstackable(out, current) if noted != current else None
+        if reason is not None:
+            noted = current
+            on_unstackable(jobs[current], reason)
+            if not fallback:
+                current, started = current + 1, time.monotonic()
+            continue
+        code = process.poll()
+        limit = None if timeout is None else timeout * len(jobs[current])
+        if code is None and limit is not None and time.monotonic() - started > limit:
+            _kill(process)
+            on_result(jobs[current], _failed(jobs[current], settings, f"timed out after {limit:g} s; log: {log}"))
+            return current + 1
+        if code is not None:
+            if read_records(out, current) is not None or (noted != current and read_unstackable(out, current)):
+                continue  # written just before the worker exited
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            reason = f"the worker process exited with status {code} before the run ended; log: {log}\n{tail}"
+            on_result(jobs[current], _failed(jobs[current], settings, reason))
+            return current + 1
+        time.sleep(_POLL_S)
+    process.wait()
+    return current
+
+
+def _read_progress(path: Path, offset: int, jobs: list[Job], on_epoch: OnEpoch) -> int:
+    if not path.exists():
+        return offset
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        chunk = handle.read()
+    whole = chunk[: chunk.rfind(b"\n") + 1]
+    for line in whole.decode().splitlines():
+        index, runs = (int(v) for v in line.split())
+        on_epoch(jobs[index], runs)
+    return offset + len(whole)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
 
 
 def run_local(
     jobs: Sequence[Job],
+    settings: RunSettings,
     on_result: OnResult,
-    log_dir: Path,
+    on_unstackable: OnUnstackable,
+    on_epoch: OnEpoch,
     timeout: float | None = None,
-    on_unstackable: OnUnstackable | None = None,
+    fallback: bool = False,
 ) -> None:
-    for job in jobs:
-        try:
-            records = run_in_subprocess(job, log_dir, timeout)
-        except Unstackable as error:
-            _unstackable(on_unstackable, job, str(error))
-            continue
-        on_result(job, records)
-
-
-def _unstackable(on_unstackable: OnUnstackable | None, job: Job, reason: str) -> None:
-    if on_unstackable is None:
-        raise Unstackable(reason)
-    on_unstackable(job, reason)
+    for batch in worker_batches(jobs):
+        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout, fallback)
 
 
 def ray_available() -> str | None:
@@ -104,16 +198,18 @@ def ray_available() -> str | None:
 
 def run_ray(
     jobs: Sequence[Job],
+    settings: RunSettings,
     on_result: OnResult,
-    log_dir: Path,
+    on_unstackable: OnUnstackable,
+    on_epoch: OnEpoch,
     timeout: float | None = None,
-    on_unstackable: OnUnstackable | None = None,
+    fallback: bool = False,
 ) -> None:
     """Run every job as one Ray Tune trial with the resources its device config needs.
 
-    Each trial trains in a subprocess of its Ray worker (DDP relaunches its command, which a Ray
-    worker process cannot be) and reports the finished run's metrics to Tune (a stacked run's:
-    its records only).
+    Each trial trains its job through :func:`run_batch` (a worker process of its own: DDP
+    relaunches its command, which a Ray worker process cannot be) and reports the records'
+    JSON lines to Tune. Progress is reported per job, not per epoch.
     """
     reason = ray_available()
     if reason:
@@ -121,16 +217,18 @@ def run_ray(
     import ray
     from ray import tune
 
-    def trainable(config: dict[str, Any]) -> dict[str, Any]:
+    def trainable(config: dict) -> dict:
         job = tuple(RunSpec.from_dict(s) for s in config["job"])
-        try:
-            records = run_in_subprocess(job, Path(config["log_dir"]), timeout)
-        except Unstackable as error:
-            return {"unstackable": str(error)}
-        metrics = {}
-        if len(records) == 1:
-            metrics = {k: v for k, v in records[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        return {**metrics, "records": json.dumps(records, allow_nan=True)}
+        ended: dict[str, str] = {}
+
+        def keep(_: Job, records: list[RunRecord]) -> None:
+            ended["records"] = "\n".join(record.to_json() for record in records)
+
+        def unstackable(_: Job, why: str) -> None:
+            ended["unstackable"] = why
+
+        run_batch([job], settings, keep, unstackable, lambda job, runs: None, timeout, fallback)
+        return ended
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -141,22 +239,25 @@ def run_ray(
             device = job[0].device_config
             gpus = device.processes if device.accelerator == "cuda" else 0
             by_resources.setdefault((device.processes, gpus), []).append(job)
+        storage = OutputLayout(settings.output).logs.resolve() / "ray"
         for (cpus, gpus), group in by_resources.items():
             trials = [[s.to_dict() for s in job] for job in group]
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
-                param_space={"job": tune.grid_search(trials), "log_dir": str(log_dir)},
-                run_config=tune.RunConfig(storage_path=str(log_dir.resolve() / "ray"), name="grid", verbose=0),
+                param_space={"job": tune.grid_search(trials)},
+                run_config=tune.RunConfig(storage_path=str(storage), name="grid", verbose=0),
             )
             for result in tuner.fit():
                 job = tuple(RunSpec.from_dict(s) for s in result.config["job"])
                 metrics = result.metrics or {}
                 if "unstackable" in metrics:
-                    _unstackable(on_unstackable, job, metrics["unstackable"])
-                elif result.error is not None or "records" not in metrics:
-                    on_result(job, [spec.failed(f"Ray trial failed: {result.error}") for spec in job])
+                    on_unstackable(job, metrics["unstackable"])
+                if "unstackable" in metrics and not fallback:
+                    continue
+                if result.error is not None or "records" not in metrics:
+                    on_result(job, _failed(job, settings, f"Ray trial failed: {result.error}"))
                 else:
-                    on_result(job, json.loads(metrics["records"]))
+                    on_result(job, [RunRecord.from_json(line) for line in metrics["records"].splitlines()])
     finally:
         if started_here:
             ray.shutdown()

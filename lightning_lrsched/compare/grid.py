@@ -1,4 +1,4 @@
-"""The grid of a comparison: one `RunSpec` per (schedule, device config, seed)."""
+"""The grid of a comparison: one `RunSpec` per (schedule, device config, seed), and how they group into jobs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lightning_lrsched.compare.devices import DeviceConfig, parse_device
+from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
 
@@ -21,8 +22,24 @@ WANDB_RUNS = ("per-run", "single")
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """What every run of a grid shares and does not change what it trains: logging, output, divergence rule."""
+
+    output: str = "runs/compare"
+    logger: str = "wandb"
+    wandb_mode: str = "offline"
+    experiment: str = "compare"
+    project: str = "lightning-lrsched"
+    wandb_runs: str = "per-run"
+    divergence_factor: float | None = 10.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    """Everything one run of the grid needs, as plain data (it crosses process boundaries)."""
+    """What one run of the grid trains, as plain data (it crosses process boundaries)."""
 
     label: str
     schedule: dict[str, Any]
@@ -32,14 +49,7 @@ class RunSpec:
     model: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_MODEL))
     data: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_DATA))
     trainer: dict[str, Any] = field(default_factory=dict)
-    logger: str = "wandb"
-    wandb_mode: str = "offline"
-    experiment: str = "compare"
-    project: str = "lightning-lrsched"
-    output: str = "runs/compare"
-    divergence_factor: float | None = 10.0
     mode: str = "sequential"
-    wandb_runs: str = "per-run"
 
     @property
     def key(self) -> str:
@@ -55,8 +65,7 @@ class RunSpec:
     @property
     def stack_key(self) -> str:
         """What runs stacked together share: everything but the schedule (model and optimizer included)."""
-        fields = ("device", "seed", "max_epochs", "model", "data", "trainer", "logger", "output", "divergence_factor")
-        return _digest({k: getattr(self, k) for k in fields})
+        return _digest({k: getattr(self, k) for k in ("device", "seed", "max_epochs", "model", "data", "trainer")})
 
     @property
     def name(self) -> str:
@@ -66,23 +75,22 @@ class RunSpec:
     def device_config(self) -> DeviceConfig:
         return parse_device(self.device)
 
-    def identity(self) -> dict[str, Any]:
-        """The fields every result record starts with."""
-        return {
-            "key": self.key,
-            "label": self.label,
-            "schedule": self.schedule["name"],
-            "params": {k: v for k, v in self.schedule.items() if k != "name"},
-            "device": self.device,
-            "seed": self.seed,
-            "max_epochs": self.max_epochs,
-            "mode": self.mode,
-            "logger": self.logger,
-        }
-
-    def failed(self, reason: str) -> dict[str, Any]:
-        """The record of a run that could not finish."""
-        return {**self.identity(), "status": "failed", "reason": reason[-2000:], "events": []}
+    def record(self, status: str, logger: str, reason: str = "", **results: Any) -> RunRecord:
+        """This run's record: its identity, how it ended, and ``results`` (curves, losses, ...)."""
+        return RunRecord(
+            key=self.key,
+            label=self.label,
+            schedule=self.schedule["name"],
+            params={k: v for k, v in self.schedule.items() if k != "name"},
+            device=self.device,
+            seed=self.seed,
+            max_epochs=self.max_epochs,
+            mode=self.mode,
+            logger=logger,
+            status=status,
+            reason=reason,
+            **results,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +131,7 @@ def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
     ``auto``: as ``stacked``, but a group of one runs alone. Each spec's ``mode`` says which it got.
 
     Example:
-        >>> specs = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
+        >>> specs, _ = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
         >>> [[s.name for s in job] for job in plan_jobs(specs, "auto")]
         [['step-cpu1-seed0', 'cosine-cpu1-seed0'], ['step-cpu1-seed1', 'cosine-cpu1-seed1']]
     """
@@ -162,9 +170,16 @@ def build_grid(
     devices: Sequence[str],
     seeds: Sequence[int],
     max_epochs: int,
-    **common: Any,
-) -> list[RunSpec]:
-    """Every (schedule, device config, seed) combination, schedules checked up front."""
+    **what: Any,
+) -> tuple[list[RunSpec], list[str]]:
+    """Every (schedule, device config, seed) combination, schedules checked up front.
+
+    A schedule, device config or seed given twice is trained once: the second list holds a note
+    for each one dropped.
+
+    Args:
+        what: ``model``, ``data`` and ``trainer`` of every run (see :class:`RunSpec`).
+    """
     if not schedules:
         raise InvalidValue("`schedules` is empty: name at least one schedule")
     if not devices:
@@ -173,15 +188,27 @@ def build_grid(
         raise InvalidValue(f"`seeds` must be non-negative ints: got {list(seeds)!r}")
     if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
         raise InvalidValue(f"`max_epochs` must be a positive int: got max_epochs={max_epochs!r}")
-    if common.get("logger", "wandb") not in LOGGERS:
-        raise InvalidValue(f"`logger` must be one of {', '.join(LOGGERS)}: got logger={common['logger']!r}")
-    resolved = [resolve_schedule(s) for s in schedules]
+    notes: list[str] = []
+    resolved = _distinct([resolve_schedule(s) for s in schedules], lambda s: s.fingerprint(), "schedule", notes)
+    configs = _distinct([parse_device(d).label for d in devices], str, "device config", notes)
+    seeds = _distinct(list(seeds), str, "seed", notes)
     names = [s.name for s in resolved]
     labels = [s.name if names.count(s.name) == 1 else f"{s.name}-{s.fingerprint()[:6]}" for s in resolved]
-    configs = [parse_device(d).label for d in devices]
-    return [
-        RunSpec(label, schedule.to_dict(), device, seed, max_epochs, **common)
+    specs = [
+        RunSpec(label, schedule.to_dict(), device, seed, max_epochs, **what)
         for schedule, label in zip(resolved, labels, strict=True)
         for device in configs
         for seed in seeds
     ]
+    return specs, notes
+
+
+def _distinct(items: list[Any], identity: Any, what: str, notes: list[str]) -> list[Any]:
+    seen: dict[str, Any] = {}
+    for item in items:
+        key = identity(item)
+        if key in seen:
+            notes.append(f"{what} {item!r} is given more than once: trained once")
+        else:
+            seen[key] = item
+    return list(seen.values())

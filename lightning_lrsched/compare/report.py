@@ -8,6 +8,7 @@ exactly, and the final validation loss within a stated relative tolerance.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
 
 COLUMNS = (
     ("Scheduler", "label"),
@@ -27,11 +32,22 @@ COLUMNS = (
     ("Val loss", "final_val_loss"),
     ("Best val loss", "best_val_loss"),
     ("Val acc", "final_val_acc"),
-    ("LR", "final_lr"),
+    ("Final LR", "final_lr"),
     ("Status", "status"),
     ("Time (s)", "wall_time"),
     ("Steps/s", "steps_per_s"),
 )
+COMPACT_COLUMNS = (
+    ("Scheduler", "label"),
+    ("Device", "device"),
+    ("Seed", "seed"),
+    ("Best val", "best_val_loss"),
+    ("Val acc", "final_val_acc"),
+    ("Final LR", "final_lr"),
+    ("Status", "status"),
+)
+"""What a terminal narrower than the full table shows (report.md and report.csv keep every column)."""
+FULL_TABLE_WIDTH = 130
 LR_RTOL = 1e-12
 
 
@@ -60,13 +76,13 @@ class DeviceCheck:
         return self.lr_match and self.loss_match
 
 
-def ranked(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def ranked(records: Sequence[RunRecord]) -> list[RunRecord]:
     """Best first: finished runs by best validation loss, then diverged, then failed."""
     order = {"ok": 0, "diverged": 1, "failed": 2}
 
-    def key(r: dict[str, Any]) -> tuple[int, float, str]:
-        loss = r.get("best_val_loss", math.nan)
-        return order.get(r["status"], 3), loss if _finite(loss) else math.inf, r["label"]
+    def key(r: RunRecord) -> tuple[int, float, str, str, int]:
+        loss = r.best_val_loss if _finite(r.best_val_loss) else math.inf
+        return order.get(r.status, 3), loss, r.label, r.device, r.seed
 
     return sorted(records, key=key)
 
@@ -79,30 +95,24 @@ def _relative_lr_diff(a: list[list[float]], b: list[list[float]]) -> float:
     return max((abs(p[1] - q[1]) for p, q in zip(a, b, strict=True)), default=0.0) / scale
 
 
-def cross_device(records: Sequence[dict[str, Any]], tolerance: float) -> list[DeviceCheck]:
+def cross_device(records: Sequence[RunRecord], tolerance: float) -> list[DeviceCheck]:
     """Compare every schedule's runs on each device config with its run on the first config."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[RunRecord]] = defaultdict(list)
     for record in records:
-        if record["status"] != "failed":
-            groups[(record["label"], record["seed"])].append(record)
+        if record.finished:
+            groups[(record.label, record.seed)].append(record)
     checks = []
     for (label, seed), runs in sorted(groups.items()):
-        runs = sorted(runs, key=lambda r: (r["device"] != "cpu:1", r["device"]))
+        runs = sorted(runs, key=lambda r: (r.device != "cpu:1", r.device))
         reference = runs[0]
         for other in runs[1:]:
-            ref_loss, loss = reference.get("final_val_loss", math.nan), other.get("final_val_loss", math.nan)
-            loss_diff = abs(loss - ref_loss) / max(abs(ref_loss), 1e-12) if _finite(loss, ref_loss) else math.inf
-            checks.append(
-                DeviceCheck(
-                    label,
-                    seed,
-                    reference["device"],
-                    other["device"],
-                    _relative_lr_diff(reference.get("lr_curve", []), other.get("lr_curve", [])),
-                    loss_diff,
-                    tolerance,
-                )
-            )
+            ref_loss, loss = reference.final_val_loss, other.final_val_loss
+            if _finite(loss, ref_loss):
+                loss_diff = abs(loss - ref_loss) / max(abs(ref_loss), 1e-12)
+            else:  # two runs without a final loss (both diverged before validating) agree
+                loss_diff = 0.0 if not (_finite(loss) or _finite(ref_loss)) else math.inf
+            lr_diff = _relative_lr_diff(reference.lr_curve, other.lr_curve)
+            checks.append(DeviceCheck(label, seed, reference.device, other.device, lr_diff, loss_diff, tolerance))
     return checks
 
 
@@ -116,50 +126,57 @@ def _cell(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        return f"{value:.4g}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{value:.4f}"
+        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e4 else f"{value:.4f}"
     return str(value)
 
 
-def terminal_table(records: Sequence[dict[str, Any]], title: str = "Comparison") -> Table:
-    table = Table(title=title)
-    for header, _ in COLUMNS:
-        table.add_column(header, justify="left" if header in ("Scheduler", "Device", "Status") else "right")
+def terminal_table(records: Sequence[RunRecord], title: str = "Comparison", width: int = FULL_TABLE_WIDTH) -> Table:
+    """The results, best first; a terminal narrower than the full table gets its main columns."""
+    columns = COLUMNS if width >= FULL_TABLE_WIDTH else COMPACT_COLUMNS
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for header, _ in columns:
+        left = header in ("Scheduler", "Device", "Status")
+        table.add_column(header, justify="left" if left else "right", overflow="fold")
     for record in ranked(records):
-        style = {"diverged": "yellow", "failed": "red"}.get(record["status"])
-        table.add_row(*(_cell(record.get(key, math.nan), key) for _, key in COLUMNS), style=style)
+        style = {"diverged": "yellow", "failed": "red"}.get(record.status)
+        table.add_row(*(_cell(getattr(record, key), key) for _, key in columns), style=style)
     return table
 
 
-def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
+def write_csv(records: Sequence[RunRecord], path: Path) -> None:
+    """One row per run, every column of the table plus the schedule, its params (JSON) and the reason."""
     keys = [key for _, key in COLUMNS] + ["schedule", "params", "best_val_acc", "steps", "mode", "reason"]
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         for record in ranked(records):
-            writer.writerow({k: record.get(k, "") for k in keys})
+            row = {k: getattr(record, k) for k in keys}
+            row["params"] = json.dumps(record.params, sort_keys=True)
+            writer.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
 
 
 def markdown(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[RunRecord],
     checks: Sequence[DeviceCheck],
     skipped: Sequence[tuple[str, str]],
     *,
     title: str,
     tolerance: float,
     wandb_hint: str | None,
-    mode_notes: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> str:
     lines = [f"# {title}", "", f"{len(records)} runs, best first (by best validation loss). {mode_line(records)}", ""]
     lines += ["| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for record in ranked(records):
-        lines.append("| " + " | ".join(_cell(record.get(k, math.nan), k) for _, k in COLUMNS) + " |")
-    problems = [r for r in records if r["status"] != "ok"]
+        lines.append("| " + " | ".join(_cell(getattr(record, k), k) for _, k in COLUMNS) + " |")
+    problems = [r for r in records if r.status != "ok"]
     if problems:
         lines += ["", "## Diverged or failed runs", ""]
         for r in problems:
-            reason = (r.get("reason") or "").strip().splitlines()
+            reason = r.reason.strip().splitlines()
             detail = f": {reason[-1]}" if reason else ""
-            lines.append(f"- {r['label']} on {r['device']}, seed {r['seed']}: **{r['status']}**{detail}")
+            retry = " (trained again by the next run of the grid)" if r.status == "failed" else ""
+            lines.append(f"- {r.label} on {r.device}, seed {r.seed}: **{r.status}**{detail}{retry}")
     lines += ["", "## Cross-device check", ""]
     if checks:
         lines += [
@@ -178,8 +195,8 @@ def markdown(
             )
     else:
         lines.append("Nothing to compare: each schedule ran on one device config only.")
-    if mode_notes:
-        lines += ["", "## Mode", ""] + [f"- {note}" for note in mode_notes]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     if skipped:
         lines += ["", "## Skipped device configs", ""] + [f"- {device}: {reason}" for device, reason in skipped]
     if wandb_hint:
@@ -187,14 +204,9 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def mode_line(records: Sequence[dict[str, Any]]) -> str:
-    """How the runs were trained: stacked (side by side in one Lightning run) or sequential.
-
-    Example:
-        >>> mode_line([{"mode": "stacked"}, {"mode": "stacked"}, {"mode": "sequential"}])
-        'Mode: stacked for 2 runs (schedules side by side in one Lightning run), sequential for 1.'
-    """
-    counts = {m: sum(r.get("mode") == m for r in records) for m in ("stacked", "sequential")}
+def mode_line(records: Sequence[RunRecord]) -> str:
+    """How the runs were trained: stacked (side by side in one Lightning run) or sequential."""
+    counts = {m: sum(r.mode == m for r in records) for m in ("stacked", "sequential")}
     if not counts["stacked"]:
         return "Mode: sequential (one Lightning run per schedule)."
     if not counts["sequential"]:
@@ -205,77 +217,185 @@ def mode_line(records: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def figure(records: Sequence[dict[str, Any]], path: Path) -> None:
-    """LR curves and validation-loss curves by samples seen; best val loss per schedule and device."""
-    import matplotlib
+def figure(records: Sequence[RunRecord], path: Path) -> None:
+    """Three panels by schedule (colour) and device config (line style), seeds as a mean line with a min–max band.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    LR and validation loss by samples seen, and the best validation loss of each run (one dot per
+    seed, the mean with its min–max range). An axis whose values span more than 100× is logarithmic.
+    """
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    fig, (lr_ax, loss_ax, bar_ax) = plt.subplots(1, 3, figsize=(17, 5), layout="constrained")
-    labels = sorted({r["label"] for r in records})
-    devices = sorted({r["device"] for r in records})
-    colors = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    shown = [r for r in records if r.finished]
+    labels = sorted({r.label for r in shown})
+    devices = sorted({r.device for r in shown}, key=lambda d: (d != "cpu:1", d))
+    colors = {label: colormaps["tab10"](i % 10) for i, label in enumerate(labels)}
     styles = {device: ("-", "--", ":", "-.")[i % 4] for i, device in enumerate(devices)}
-    for r in records:
-        if r["status"] == "failed":
-            continue
-        name = f"{r['label']} {r['device']} s{r['seed']}"
-        lr = r.get("lr_curve") or []
-        val = r.get("val_curve") or []
-        style = {"color": colors[r["label"]], "linestyle": styles[r["device"]]}
-        if lr:
-            lr_ax.plot([p[0] for p in lr], [p[1] for p in lr], label=name, drawstyle="steps-post", **style)
-        if val:
-            loss_ax.plot([p[0] for p in val], [p[1] for p in val], marker=".", label=name, **style)
-    lr_ax.set(title="Learning rate", xlabel="samples seen", ylabel="LR")
-    loss_ax.set(title="Validation loss", xlabel="samples seen", ylabel="val_loss")
-    loss_ax.set_yscale("log")
-    width = 0.8 / max(len(devices), 1)
+    fig = Figure(figsize=(16, 5.2), layout="constrained")
+    lr_ax, loss_ax, best_ax = fig.subplots(1, 3)
+    seeds = max((len({r.seed for r in shown if r.label == label}) for label in labels), default=1)
+    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+    for r in shown:
+        groups[(r.label, r.device)].append(r)
+    for (label, device), runs in groups.items():
+        style = {"color": colors[label], "linestyle": styles[device]}
+        _seed_band(lr_ax, [r.lr_curve for r in runs], 1, style, np, steps=True)
+        _seed_band(loss_ax, [r.val_curve for r in runs if r.status == "ok"], 1, style, np)
+        for r in runs:
+            if r.status == "diverged" and r.val_curve:
+                xs, ys = [p[0] for p in r.val_curve], [p[1] for p in r.val_curve]
+                loss_ax.plot(xs, ys, **style, lw=1, alpha=0.6, gid="diverged")
+                loss_ax.plot(xs[-1], ys[-1], marker="x", color=colors[label], markersize=8, gid="diverged")
+    width = 0.7 / max(len(devices), 1)
     for i, device in enumerate(devices):
-        heights = []
-        for label in labels:
-            values = [
-                r.get("best_val_loss", math.nan) for r in records if r["label"] == label and r["device"] == device
-            ]
-            finite = [v for v in values if _finite(v)]
-            heights.append(sum(finite) / len(finite) if finite else 0.0)
-        bar_ax.bar([j + i * width for j in range(len(labels))], heights, width, label=device)
-    bar_ax.set_xticks([j + width * (len(devices) - 1) / 2 for j in range(len(labels))], labels, rotation=30)
-    bar_ax.set(title="Best validation loss (mean over seeds)", ylabel="val_loss")
-    for ax in (lr_ax, loss_ax, bar_ax):
+        offset = (i - (len(devices) - 1) / 2) * width
+        for j, label in enumerate(labels):
+            runs = groups.get((label, device), [])
+            values = [r.best_val_loss for r in runs if r.status == "ok" and _finite(r.best_val_loss)]
+            x = j + offset
+            if runs and not values:
+                best_ax.annotate(
+                    "\n".join(sorted({r.status for r in runs})),
+                    (x, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    fontsize="x-small",
+                    color=colors[label],
+                )
+                continue
+            if not values:
+                continue
+            best_ax.scatter([x] * len(values), values, s=12, color=colors[label], alpha=0.5, linewidths=0)
+            mean = sum(values) / len(values)
+            best_ax.errorbar(
+                x,
+                mean,
+                yerr=[[mean - min(values)], [max(values) - mean]],
+                fmt="o" if styles[device] == "-" else "s",
+                color=colors[label],
+                markerfacecolor="white" if styles[device] != "-" else colors[label],
+                capsize=3,
+            )
+    best_ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    best_ax.margins(y=0.15)  # the axis spans the values, not 0..max: small differences stay visible
+    seeds_text = f"mean over {seeds} seeds, band: min–max" if seeds > 1 else "one seed"
+    lr_ax.set(title="Learning rate", xlabel="samples seen", ylabel="LR")
+    loss_ax.set(title=f"Validation loss ({seeds_text})", xlabel="samples seen", ylabel="val_loss")
+    best_ax.set(title="Best validation loss (dots: seeds, bar: min–max)", ylabel="best val_loss")
+    for ax in (lr_ax, loss_ax, best_ax):
+        _scale_to_healthy(ax)
         ax.grid(alpha=0.3)
-    lr_ax.legend(fontsize="x-small", ncols=2)
-    bar_ax.legend(fontsize="small")
+    handles = [Line2D([], [], color=colors[label], lw=2, label=label) for label in labels]
+    if len(devices) > 1:
+        handles += [
+            Line2D(
+                [],
+                [],
+                color="black",
+                linestyle=styles[d],
+                marker="o" if styles[d] == "-" else "s",
+                markerfacecolor="black" if styles[d] == "-" else "white",
+                label=d,
+            )
+            for d in devices
+        ]
+    if any(r.status == "diverged" for r in shown):
+        handles.append(Line2D([], [], color="black", marker="x", linestyle="none", label="diverged (stopped)"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="schedule / device")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _seed_band(
+    ax: Any, curves: list[list[list[float]]], column: int, style: dict[str, Any], np: Any, steps: bool = False
+) -> None:
+    """One mean line over the seeds' curves with a min–max band; each curve alone where their samples differ."""
+    curves = [c for c in curves if c]
+    if not curves:
+        return
+    draw = {"drawstyle": "steps-post"} if steps else {}
+    xs = [p[0] for p in curves[0]]
+    if all([p[0] for p in c] == xs for c in curves):
+        values = np.array([[p[column] for p in c] for c in curves], dtype=float)
+        with np.errstate(all="ignore"):
+            ax.plot(xs, np.nanmean(values, axis=0), **style, **draw)
+            if len(curves) > 1:
+                step = "post" if steps else None
+                ax.fill_between(
+                    xs, np.nanmin(values, 0), np.nanmax(values, 0), color=style["color"], alpha=0.15, lw=0, step=step
+                )
+        return
+    for curve in curves:
+        ax.plot([p[0] for p in curve], [p[column] for p in curve], **style, **draw, lw=1)
+
+
+def _scale_to_healthy(ax: Any) -> None:
+    """Fit the y axis to the runs that did not diverge (diverged ones run off it), log when they span > 100×.
+
+    A diverged run's loss, thousands of times the others', would otherwise flatten every
+    difference that matters; it is still drawn up to the axis edge, and marked where it stopped.
+    """
+    import numpy as np
+    from matplotlib.collections import PathCollection, PolyCollection
+
+    healthy = [line.get_ydata() for line in ax.get_lines() if line.get_gid() != "diverged"]
+    healthy += [[p[1] for p in c.get_offsets()] for c in ax.collections if isinstance(c, PathCollection)]
+    healthy += [path.vertices[:, 1] for c in ax.collections if isinstance(c, PolyCollection) for path in c.get_paths()]
+    values = np.concatenate([np.asarray(v, dtype=float).ravel() for v in healthy]) if healthy else np.array([])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return
+    low, high = float(values.min()), float(values.max())
+    if low > 0 and high > 100 * low:
+        ax.set_yscale("log")
+        ax.set_ylim(low / 1.5, high * 1.5)
+    elif any(line.get_gid() == "diverged" for line in ax.get_lines()):
+        pad = 0.1 * (high - low) or 0.1 * abs(high) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+    marked: dict[Any, float] = {}
+    for line in ax.get_lines():
+        if line.get_gid() == "diverged" and line.get_marker() == "x":
+            top = ax.get_ylim()[1]
+            x, y = line.get_xdata()[0], line.get_ydata()[0]
+            if y > top:  # off the axis: marked on its top edge, with the largest value of its colour
+                line.set_ydata([top])
+                marked[(line.get_color(), x)] = max(y, marked.get((line.get_color(), x), y))
+    for (color, x), y in marked.items():
+        ax.annotate(
+            f"↑ {y:.3g}",
+            (x, ax.get_ylim()[1]),
+            xytext=(6, -2),
+            textcoords="offset points",
+            fontsize="x-small",
+            color=color,
+            va="top",
+        )
 
 
 def write_report(
-    records: Sequence[dict[str, Any]],
-    output: Path,
+    records: Sequence[RunRecord],
+    layout: OutputLayout,
     *,
     title: str,
     tolerance: float,
     skipped: Sequence[tuple[str, str]] = (),
     wandb_hint: str | None = None,
-    mode_notes: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> list[DeviceCheck]:
-    """Write report.csv, report.md and report.png into ``output``; return the cross-device checks."""
-    output.mkdir(parents=True, exist_ok=True)
+    """Write report.csv, report.md and report.png; return the cross-device checks."""
+    layout.root.mkdir(parents=True, exist_ok=True)
     checks = cross_device(records, tolerance)
-    write_csv(records, output / "report.csv")
-    text = markdown(
-        records, checks, skipped, title=title, tolerance=tolerance, wandb_hint=wandb_hint, mode_notes=mode_notes
-    )
-    (output / "report.md").write_text(text)
-    if records:
-        figure(records, output / "report.png")
+    write_csv(records, layout.report_csv)
+    text = markdown(records, checks, skipped, title=title, tolerance=tolerance, wandb_hint=wandb_hint, notes=notes)
+    layout.report_md.write_text(text)
+    if any(r.finished for r in records):
+        figure(records, layout.report_png)
     return checks
 
 
-def print_report(records: Sequence[dict[str, Any]], checks: Sequence[DeviceCheck], console: Console) -> None:
-    console.print(terminal_table(records))
+def print_report(records: Sequence[RunRecord], checks: Sequence[DeviceCheck], console: Console) -> None:
+    console.print(terminal_table(records, width=console.width))
     if records:
         console.print(mode_line(records))
     failed = [c for c in checks if not c.passed]

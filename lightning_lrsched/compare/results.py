@@ -1,33 +1,40 @@
-"""`results.jsonl`: one JSON line per finished run, appended atomically.
+"""`results.jsonl`: one `RunRecord` per line, appended atomically, and the lock of a grid's folder.
 
-A run's line is written with a single ``write`` on a file opened for appending, under an
-exclusive lock, then flushed to disk, so a grid killed at any moment leaves whole lines only. A
-line that does not parse (a disk that lied) is reported and ignored, never rewritten.
+A record's line is written with a single ``write`` on a file opened for appending, under an
+exclusive lock, then flushed to disk, so a grid killed at any moment leaves whole lines, except
+when the machine itself dies mid-write. Such a torn last line is handled twice: an append first
+ends it (every line starts on a fresh line), and :meth:`ResultsFile.set_aside_torn` moves lines
+that do not parse into a side file, so their runs are trained again and the file parses whole.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from types import TracebackType
+
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.errors import InvalidValue
 
 
 class ResultsFile:
-    """The append-only record of a comparison's finished runs."""
+    """The append-only record of a comparison's runs."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, layout: OutputLayout) -> None:
+        self.layout = layout
+        self.path = layout.results
 
-    def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
+    def append(self, record: RunRecord) -> None:
+        line = (record.to_json() + "\n").encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # the last line was torn: ours must not continue it
             written = os.write(fd, line)
             if written != len(line):
                 raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
@@ -35,18 +42,76 @@ class ResultsFile:
         finally:
             os.close(fd)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[RunRecord]:
+        for _, record in self._lines():
+            if record is not None:
+                yield record
+
+    def _lines(self) -> Iterator[tuple[bytes, RunRecord | None]]:
         if not self.path.exists():
             return
         with self.path.open("rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield json.loads(raw)
-                except json.JSONDecodeError:
-                    warnings.warn(f"{self.path}:{number} is not a whole JSON line; ignoring it", stacklevel=2)
+            for raw in handle:
+                if raw.strip():
+                    try:
+                        yield raw, RunRecord.from_json(raw)
+                    except (ValueError, TypeError):
+                        yield raw, None
 
-    def latest(self) -> dict[str, dict[str, Any]]:
-        """The last record of every run key (a ``--force`` rerun supersedes, never deletes)."""
-        return {record["key"]: record for record in self if "key" in record}
+    def set_aside_torn(self) -> int:
+        """Move the lines that are not whole records into the side file; return how many.
+
+        Call it with the grid's lock held (:class:`GridLock`): the file is rewritten (atomically).
+        """
+        lines = list(self._lines())
+        torn = [raw for raw, record in lines if record is None]
+        if not torn:
+            return 0
+        with self.layout.torn.open("ab") as side:
+            side.write(b"".join(raw.rstrip(b"\n") + b"\n" for raw in torn))
+            side.flush()
+            os.fsync(side.fileno())
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_bytes(b"".join(raw.rstrip(b"\n") + b"\n" for raw, record in lines if record is not None))
+        os.replace(tmp, self.path)
+        return len(torn)
+
+    def latest(self) -> dict[str, RunRecord]:
+        """The last record of every run key (a rerun supersedes, never deletes)."""
+        return {record.key: record for record in self}
+
+
+class GridLock:
+    """Held while a grid runs on an output folder: a second grid on it is an error, not a second copy.
+
+    Raises:
+        InvalidValue: another process holds the folder's lock (its pid is in the message).
+    """
+
+    def __init__(self, layout: OutputLayout) -> None:
+        self.path = layout.lock
+        self._fd: int | None = None
+
+    def __enter__(self) -> GridLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise InvalidValue(
+                f"`output`: another lrsched compare (pid {holder}) is running on {self.path.parent}: "
+                "wait for it to finish (a rerun then skips its runs) or use another --output"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock; the file stays (another grid may hold it now)
+            self._fd = None

@@ -1,53 +1,78 @@
-"""W&B for a comparison: the summary run that closes a grid, and how to upload offline runs."""
+"""W&B for a comparison: the summary run that closes a grid, the login check, and how to upload offline runs."""
 
 from __future__ import annotations
 
+import netrc
+import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from urllib.parse import urlparse
 
+from lightning_lrsched.compare.grid import RunSettings
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import COLUMNS, ranked
 
 
-def sync_hint(output: Path, mode: str) -> str:
+def sync_hint(layout: OutputLayout, mode: str) -> str:
     if mode == "online":
         return "Runs were logged online to W&B."
     return (
-        f"Runs were logged offline (no account or network needed) under `{output / 'wandb'}`. "
-        f"Upload them with `wandb sync {output / 'wandb'}/offline-run-*` (after `wandb login`)."
+        f"Runs were logged offline (no account or network needed) under `{layout.wandb}`. "
+        f"Upload them with `wandb sync {layout.wandb}/offline-run-*` (after `wandb login`)."
     )
 
 
-def summary_run(records: Sequence[dict[str, Any]], *, project: str, experiment: str, output: Path, mode: str) -> str:
-    """Log the results table and an LR-curve overlay to one W&B run in the experiment's group."""
+def wandb_login_missing() -> str | None:
+    """Why online W&B would fail to log in here (no key where `wandb login` puts it), or ``None``."""
+    if os.environ.get("WANDB_API_KEY"):
+        return None
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        if netrc.netrc().authenticators(host):
+            return None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        pass
+    return f"no WANDB_API_KEY and no entry for {host} in ~/.netrc: run `wandb login`"
+
+
+def summary_run(records: Sequence[RunRecord], settings: RunSettings, layout: OutputLayout) -> str:
+    """Log the results table and an LR-curve overlay (when any run has one) to one W&B run in the grid's group."""
     import wandb
 
+    from lightning_lrsched.compare.training import wandb_settings
+
     run = wandb.init(
-        project=project,
-        group=experiment,
+        project=settings.project,
+        group=settings.experiment,
         job_type="summary",
-        name=f"{experiment}-summary",
-        dir=str(output),
-        mode=mode,
-        settings=wandb.Settings(console="off", x_disable_stats=True, x_disable_meta=True, silent=True),
+        name=f"{settings.experiment}-summary",
+        dir=str(layout.wandb_save_dir),
+        mode=settings.wandb_mode,
+        settings=wandb_settings(),
+        reinit="create_new",
     )
     try:
         ordered = ranked(records)
-        table = wandb.Table(columns=[h for h, _ in COLUMNS])
+        table = wandb.Table(columns=[header for header, _ in COLUMNS])
         for record in ordered:
-            table.add_data(*(record.get(key) for _, key in COLUMNS))
-        curves = [r for r in ordered if r.get("lr_curve")]
-        overlay = wandb.plot.line_series(
-            xs=[[p[0] for p in r["lr_curve"]] for r in curves],
-            ys=[[p[1] for p in r["lr_curve"]] for r in curves],
-            keys=[f"{r['label']} {r['device']} s{r['seed']}" for r in curves],
-            title="LR by samples seen",
-            xname="samples seen",
-        )
-        logged: dict[str, Any] = {"results": table, "lr_overlay": overlay}
-        if (output / "report.png").exists():
-            logged["report"] = wandb.Image(str(output / "report.png"))
+            table.add_data(*(_cell(getattr(record, key)) for _, key in COLUMNS))
+        logged: dict[str, object] = {"results": table}
+        curves = [r for r in ordered if r.lr_curve]
+        if curves:  # line_series cannot draw zero series
+            logged["lr_overlay"] = wandb.plot.line_series(
+                xs=[[p[0] for p in r.lr_curve] for r in curves],
+                ys=[[p[1] for p in r.lr_curve] for r in curves],
+                keys=[r.name for r in curves],
+                title="LR by samples seen",
+                xname="samples seen",
+            )
+        if layout.report_png.exists():
+            logged["report"] = wandb.Image(str(layout.report_png))
         run.log(logged)
-        return str(run.dir).removesuffix("/files")
+        return str(run.settings.sync_dir)
     finally:
         run.finish()
+
+
+def _cell(value: object) -> object:
+    return None if isinstance(value, float) and value != value else value

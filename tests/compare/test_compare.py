@@ -1,7 +1,8 @@
-"""`lrsched compare` end to end: real grids of Lightning runs in subprocesses, real offline W&B."""
+"""`lrsched compare` end to end: real grids of Lightning runs in worker processes, faults and mistakes included."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -14,8 +15,9 @@ import matplotlib.image as mpimg
 import pytest
 
 from lightning_lrsched.cli import main
-from lightning_lrsched.compare import SEED_SCHEDULES, compare
-from lightning_lrsched.compare.results import ResultsFile
+from lightning_lrsched.compare import SEED_SCHEDULES, OutputLayout, compare
+from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, build_grid
+from lightning_lrsched.compare.results import GridLock, ResultsFile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,85 +26,137 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def default_grid(tmp_path_factory):
-    """The README's main job, shortened: the six seed schedules on cpu:1 and cpu:2 DDP, one run each.
-
-    Sequential mode, to test one Lightning run per schedule end to end (stacked mode, the default
-    ``auto``'s choice here, is tested in test_stacked.py).
-    """
-    out = tmp_path_factory.mktemp("grid") / "tutorial"
+def exit_code(args: list[str]) -> int:
     try:
-        main(["compare", "--devices", "cpu:1,cpu:2", "--max-epochs", "2", "--output", str(out), "--mode", "sequential"])
-    except SystemExit as exit_info:  # exit status 1 means a cross-device mismatch: the tests below say which
-        assert exit_info.code in (0, 1, None), exit_info
-    return out
+        main(["compare", *args])
+    except SystemExit as exit_info:
+        return 0 if exit_info.code is None else exit_info.code
+    return 0
 
 
-def test_default_grid_writes_every_run_report_and_wandb(default_grid):
-    records = lines(default_grid / "results.jsonl")
-    assert len(records) == 12
-    assert {(r["schedule"], r["device"]) for r in records} == {
-        (s, d) for s in SEED_SCHEDULES for d in ("cpu:1", "cpu:2")
-    }
+def logged_lr(csv_dir: Path, name: str) -> dict[int, float]:
+    """The ``lr`` a run's CSV log holds, by step."""
+    (path,) = (csv_dir / name).glob("version_*/metrics.csv")
+    return {int(row["step"]): float(row["lr"]) for row in csv.DictReader(path.open()) if row.get("lr")}
+
+
+GRID = ["--schedules", "step,cyclic", "--max-epochs", "2", "--logger", "csv"]
+
+
+@pytest.fixture(scope="module")
+def sequential_grid(tmp_path_factory):
+    """Two schedules, one Lightning run each, CSV logs (the cross-device check runs in test_stacked.py's grid)."""
+    out = tmp_path_factory.mktemp("grid") / "tutorial"
+    code = exit_code([*GRID, "--output", str(out), "--mode", "sequential"])
+    return out, code
+
+
+def test_sequential_grid_writes_every_run_and_its_report(sequential_grid):
+    out, code = sequential_grid
+    assert code == 0
+    records = lines(out / "results.jsonl")
+    assert [r["schedule"] for r in records] == ["step", "cyclic"]
     assert all(r["status"] == "ok" and r["epochs"] == 2 and r["mode"] == "sequential" for r in records)
-    for name in ("report.md", "report.csv"):
-        assert (default_grid / name).stat().st_size > 0
-    image = mpimg.imread(default_grid / "report.png")
+    assert len((out / "report.csv").read_text().splitlines()) == 3
+    image = mpimg.imread(out / "report.png")
     assert image.shape[0] > 300 and image.std() > 0.01
-    csv_rows = (default_grid / "report.csv").read_text().splitlines()
-    assert len(csv_rows) == 13
-    runs = sorted((default_grid / "wandb").glob("offline-run-*"))
-    assert len(runs) == 13  # one per run, plus the summary run
-    # Every run, the summary included, is in the experiment's group (the output folder's name).
-    for run in runs:
-        (log,) = run.glob("*.wandb")
-        assert b"tutorial" in log.read_bytes()
-    summaries = [run for run in runs if b"summary" in next(run.glob("*.wandb")).read_bytes()]
-    assert len(summaries) == 1
+    assert "Nothing to compare: each schedule ran on one device config only." in (out / "report.md").read_text()
 
 
-def test_cross_device_check_passes_for_the_seed_schedules(default_grid):
-    report = (default_grid / "report.md").read_text()
-    rows = [line for line in report.splitlines() if "| cpu:1 | cpu:2 |" in line]
-    assert len(rows) == 6
-    assert all(line.endswith("| pass |") for line in rows), rows
-    records = lines(default_grid / "results.jsonl")
-    for schedule in SEED_SCHEDULES:
-        one, two = (
-            next(r for r in records if r["schedule"] == schedule and r["device"] == d) for d in ("cpu:1", "cpu:2")
-        )
-        assert one["lr_curve"] == two["lr_curve"]
-        assert one["samples"] == two["samples"] == 2 * 700
+def test_every_optimizer_step_lr_is_in_the_logs_and_final_lr_is_the_last_steps(sequential_grid):
+    out, _ = sequential_grid
+    for r in lines(out / "results.jsonl"):
+        steps = r["steps"]
+        assert len(r["lr_curve"]) == steps == 44
+        logged = logged_lr(out / "csv", f"{r['label']}-{r['device'].replace(':', '')}-seed0")
+        # Changes only: the LR at step s is the last one logged at or before s, and it must be exact.
+        lrs = [logged[max(k for k in logged if k <= s)] for s in range(steps)]
+        assert lrs == [p[1] for p in r["lr_curve"]]
+        assert max(logged) == steps - 1 and r["final_lr"] == r["lr_curve"][-1][1]
+        if r["schedule"] == "cyclic":
+            assert len(set(lrs)) > 20  # the cycle, not a few points of it (log_every_n_steps is 50)
 
 
-def test_rerun_skips_finished_runs_and_keeps_the_file(default_grid, capsys):
-    before = (default_grid / "results.jsonl").read_bytes()
-    comparison = compare(devices=["cpu:1", "cpu:2"], max_epochs=2, output=default_grid)
-    assert (default_grid / "results.jsonl").read_bytes() == before
-    assert len(comparison.records) == 12
-    assert "12 of 12 runs already in" in capsys.readouterr().out
+def test_rerun_skips_finished_runs_and_keeps_the_file(sequential_grid, capsys):
+    out, _ = sequential_grid
+    before = (out / "results.jsonl").read_bytes()
+    assert exit_code([*GRID, "--output", str(out)]) == 0  # in another mode: finished runs count in any
+    assert (out / "results.jsonl").read_bytes() == before
+    assert "2 of 2 runs already in" in capsys.readouterr().out
 
 
-def test_unavailable_device_is_skipped_with_reason(tmp_path):
-    comparison = compare(["step"], devices=["cpu:1", "cuda:1"], max_epochs=1, output=tmp_path, logger="none")
-    assert [r["device"] for r in comparison.records] == ["cpu:1"]
-    assert comparison.skipped and comparison.skipped[0][0] == "cuda:1"
-    assert "cuda:1" in (tmp_path / "report.md").read_text()
+def test_a_torn_line_is_set_aside_once_its_run_retrained_and_force_keeps_old_lines(tmp_path, capsys):
+    out = tmp_path / "torn"
+    layout = OutputLayout(out)
+    grid, _ = build_grid(["step", "cosine"], ["cpu:1"], [0], 1, model=DEFAULT_MODEL, data=DEFAULT_DATA, trainer={})
+    step, cosine = (spec.record("ok", "none", best_val_loss=0.5) for spec in grid)
+    torn = cosine.to_json()[:60]
+    out.mkdir()
+    layout.results.write_text(step.to_json() + "\n" + torn)  # the machine died while cosine's line was written
+    comparison = compare(["step", "cosine"], max_epochs=1, output=out, logger="none", mode="sequential")
+    printed = capsys.readouterr().out
+    assert "1 line(s)" in printed and "results.torn.jsonl" in printed and "1 of 2 runs already in" in printed
+    assert layout.torn.read_text() == torn + "\n"
+    records = lines(layout.results)  # every line parses
+    assert (records[0]["label"], records[0]["best_val_loss"]) == ("step", 0.5)  # skipped, not retrained
+    assert [r["key"] for r in records] == [step.key, cosine.key] and comparison.succeeded
+    # --force retrains finished runs too, keeping their old lines (the newest counts).
+    compare(["step"], max_epochs=1, output=out, logger="none", force=True)
+    assert [r["label"] for r in lines(layout.results)] == ["step", "cosine", "step"]
+    assert ResultsFile(layout).latest()[step.key].best_val_loss != 0.5
+    assert "line(s)" not in capsys.readouterr().out  # the torn line is reported once
 
 
-def test_diverging_run_is_recorded_and_the_grid_completes(tmp_path):
+def test_timeouts_fail_runs_that_the_next_invocation_retrains(tmp_path, capsys):
+    out = tmp_path / "retry"
+    # 0.5 s cannot even import Lightning: the run times out; an unavailable config is skipped, with its reason.
+    args = ["--schedules", "step", "--devices", "cpu:1,cpu:4096", "--max-epochs", "1", "--logger", "none"]
+    assert exit_code([*args, "--output", str(out), "--run-timeout", "0.5"]) == 1
+    (failed,) = lines(out / "results.jsonl")
+    assert failed["status"] == "failed" and "timed out after 0.5 s" in failed["reason"]
+    assert "cpu:4096" in (out / "report.md").read_text()
+    # Given twice, a schedule and a seed are trained once (with a note).
+    assert exit_code([*args, "--output", str(out), "--seeds", "0,0", "--schedules", "step,step"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 run(s) recorded as failed" in printed and "trained once" in printed
+    assert [r["status"] for r in lines(out / "results.jsonl")] == ["failed", "ok"]
+
+
+def test_an_invalid_schedule_fails_alone_and_the_rest_of_its_stack_trains(tmp_path):
+    out = tmp_path / "invalid"
+    too_long = {"name": "warmup_cosine", "warmup": "50ep"}
+    comparison = compare(["step", too_long, "cyclic"], max_epochs=1, output=out, logger="csv", mode="stacked")
+    status = {r.schedule: (r.status, r.reason) for r in comparison.records}
+    assert status["step"] == status["cyclic"] == ("ok", "")
+    assert (
+        status["warmup_cosine"][0] == "failed" and "`warmup` must be shorter than the run" in status["warmup_cosine"][1]
+    )
+    assert not comparison.succeeded
+    # Stacked copies log the LR of every step under the key a run of its own uses.
+    for r in comparison.records:
+        if r.status == "ok":
+            logged = logged_lr(out / "csv", f"{r.label}-cpu1-seed0")
+            assert [logged[max(k for k in logged if k <= s)] for s in range(r.steps)] == [p[1] for p in r.lr_curve]
+
+
+def test_diverging_runs_are_recorded_in_sequential_mode_and_the_grid_completes(tmp_path):
     # Cyclic with an absurd max_lr: its first val_loss is already far above the untrained model's.
     cyclic = {"name": "cyclic", "base_lr": 10.0, "max_lr": 1e6, "step_size_up": 5, "cycle_momentum": False}
-    # The LR doubles every step: val_loss passes 10 x its best in epoch 2.
-    exploding = {"name": "exponential", "gamma": 2.0, "interval": "step"}
-    comparison = compare([cyclic, exploding, "step"], max_epochs=3, output=tmp_path, logger="none", mode="sequential")
-    status = {r["schedule"]: r["status"] for r in comparison.records}
-    assert status == {"cyclic": "diverged", "exponential": "diverged", "step": "ok"}
-    for record in comparison.records:
-        if record["status"] == "diverged":
-            assert any(e["action"] == "diverged" for e in record["events"])
+    doubling = {"name": "exponential", "gamma": 2.0, "interval": "step"}  # val_loss passes 10 x its best
+    overflowing = {"name": "exponential", "gamma": 100.0, "interval": "step"}  # the LR passes float32's range
+    schedules = [cyclic, doubling, overflowing, "step"]
+    comparison = compare(schedules, max_epochs=3, output=tmp_path, logger="none", mode="sequential")
+    by_params = {(r.schedule, r.params.get("gamma")): r for r in comparison.records}
+    assert by_params[("cyclic", None)].status == "diverged"
+    assert by_params[("exponential", 2.0)].status == "diverged"
+    overflow = by_params[("exponential", 100.0)]
+    assert overflow.status == "diverged" and "overflows" in overflow.reason
+    assert by_params[("step", 0.1)].status == "ok"
+    assert all(any(e["action"] == "diverged" for e in r.events) for r in comparison.records if r.status == "diverged")
+    assert comparison.succeeded  # diverged runs are results
     assert "diverged" in (tmp_path / "report.md").read_text()
+    for line in (tmp_path / "results.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in results.jsonl"))
 
 
 def test_sigkill_mid_grid_then_rerun_gives_every_run_once(tmp_path):
@@ -115,75 +169,78 @@ def test_sigkill_mid_grid_then_rerun_gives_every_run_once(tmp_path):
     results = out / "results.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (results.exists() and results.read_text().count("\n") >= 1):
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     killed = lines(results)
     assert 1 <= len(killed) < 3
-    main(
-        [
-            "compare",
-            "--schedules",
-            "step,cosine,exponential",
-            "--max-epochs",
-            "2",
-            "--logger",
-            "none",
-            "--output",
-            str(out),
-            "--mode",
-            "sequential",
-        ]
-    )
+    assert exit_code(command[4:]) == 0
     final = lines(results)  # every line parses: no torn write
-    assert len(final) == 3
     assert sorted(r["schedule"] for r in final) == ["cosine", "exponential", "step"]
     assert len({r["key"] for r in final}) == 3
     assert final[: len(killed)] == killed  # what finished before the kill is untouched
 
 
-def test_cross_device_check_flags_a_real_mismatch(tmp_path, monkeypatch):
+def test_cross_device_check_flags_a_real_mismatch_with_exit_status_1(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    config = tmp_path / "naive.yaml"
     data = {"class_path": "tests.compare.naive_data.PerDeviceBatchData", "init_args": {"num_samples": 300}}
-    comparison = compare(
-        ["cosine"], devices=["cpu:1", "cpu:2"], max_epochs=1, output=tmp_path, logger="none", data=data
-    )
-    assert all(r["status"] == "ok" for r in comparison.records), comparison.records
-    (check,) = comparison.checks
-    assert not check.passed and not check.lr_match
-    assert "LR MISMATCH" in (tmp_path / "report.md").read_text()
-
-
-def test_force_reruns_and_keeps_old_lines(tmp_path):
-    compare(["step"], max_epochs=1, output=tmp_path, logger="none")
-    compare(["step"], max_epochs=1, output=tmp_path, logger="none", force=True)
-    records = list(ResultsFile(tmp_path / "results.jsonl"))
-    assert len(records) == 2 and records[0]["key"] == records[1]["key"]
-    assert len(ResultsFile(tmp_path / "results.jsonl").latest()) == 1
+    config.write_text(json.dumps({"data": data}))
+    args = ["--schedules", "cosine", "--devices", "cpu:1,cpu:2", "--max-epochs", "1", "--logger", "none"]
+    assert exit_code([*args, "--output", str(tmp_path / "out"), "--config", str(config)]) == 1
+    records = lines(tmp_path / "out" / "results.jsonl")
+    assert all(r["status"] == "ok" for r in records), records
+    assert "LR MISMATCH" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_ray_executor_runs_a_two_by_one_grid(tmp_path):
     pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
     comparison = compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", executor="ray")
-    records = lines(tmp_path / "results.jsonl")
-    assert sorted(r["schedule"] for r in records) == ["cosine", "step"]
-    assert all(r["status"] == "ok" and r["lr_curve"] and "best_val_loss" in r for r in records)
-    assert len(comparison.records) == 2
+    assert sorted(r.schedule for r in comparison.records) == ["cosine", "step"]
+    assert all(r.status == "ok" and r.lr_curve for r in comparison.records)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--devices", "tpu:1"], "`devices`"),
+        (["--devices", "cpu:4096"], "none of cpu:4096 can run here"),
         (["--schedules", "nosuch"], "unknown schedule"),
+        (["--schedules", "onecycle"], "--schedules 'onecycle(arg=value)'"),
+        (["--schedules", "onecycle(max_lr"], "name(arg=value, ...)"),
         (["--seeds", "a"], "--seeds"),
         (["--max-epochs", "0"], "`max_epochs`"),
+        (["--run-timeout", "0"], "`run_timeout` must be > 0"),
+        (["--run-timeout", "-5"], "`run_timeout` must be > 0"),
         (["--config", "missing.yaml"], "--config"),
+        (["--wandb-mode", "online"], "needs a W&B login"),
     ],
 )
-def test_bad_compare_input_is_one_line_error(tmp_path, capsys, args, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["compare", "--output", str(tmp_path), *args])
-    assert exit_info.value.code == 2
+def test_bad_compare_input_is_one_line_error(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in to W&B
+    assert exit_code(["--output", str(tmp_path), *args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and err[0].startswith("lrsched compare: error:") and message in err[0]
+    assert len(err) == 1 and err[0].startswith("lrsched compare: error:") and message in err[0], err
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_a_second_grid_on_a_busy_output_exits_2(tmp_path, capsys):
+    with GridLock(OutputLayout(tmp_path)):
+        assert exit_code(["--schedules", "step", "--output", str(tmp_path), "--logger", "none"]) == 2
+    (err,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert "another lrsched compare" in err and "is running on" in err
+
+
+@pytest.mark.slow
+def test_readme_job_six_tutorial_schedules_on_one_and_two_processes(tmp_path):
+    """The README's main job (scripts/main), shortened to 3 epochs: auto mode stacks each device config's runs."""
+    out = tmp_path / "tutorial"
+    assert exit_code(["--devices", "cpu:1,cpu:2", "--max-epochs", "3", "--output", str(out)]) == 0
+    records = lines(out / "results.jsonl")
+    assert {(r["schedule"], r["device"]) for r in records} == {
+        (s, d) for s in SEED_SCHEDULES for d in ("cpu:1", "cpu:2")
+    }
+    assert all(r["status"] == "ok" and r["mode"] == "stacked" for r in records)
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 13  # one per run, plus the summary run

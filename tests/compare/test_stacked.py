@@ -20,8 +20,16 @@ import pytest
 import torch
 
 from lightning_lrsched.compare import compare
-from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, Unstackable, build_grid, class_config, plan_jobs
-from lightning_lrsched.compare.worker import run, run_stacked
+from lightning_lrsched.compare.grid import (
+    DEFAULT_DATA,
+    DEFAULT_MODEL,
+    RunSettings,
+    Unstackable,
+    build_grid,
+    class_config,
+    plan_jobs,
+)
+from lightning_lrsched.compare.training import train_solo, train_stacked
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -42,11 +50,24 @@ SCHEDULES = [
 BATCHNORM_MODEL = {"class_path": "tests.compare.batchnorm_model.BatchNormClassifier", "init_args": {}}
 
 
-def specs(schedules, tmp_path, epochs, **common):
-    common.setdefault("logger", "none")
-    model = class_config("model", common.pop("model", None), DEFAULT_MODEL)
+def specs(schedules, epochs, **what):
+    model = class_config("model", what.pop("model", None), DEFAULT_MODEL)
     data = class_config("data", None, DEFAULT_DATA)
-    return build_grid(schedules, ["cpu:1"], [0], epochs, model=model, data=data, output=str(tmp_path), **common)
+    return build_grid(schedules, ["cpu:1"], [0], epochs, model=model, data=data, **what)[0]
+
+
+def settings(tmp_path) -> RunSettings:
+    return RunSettings(output=str(tmp_path), logger="none")
+
+
+def run_stacked(grid, tmp_path):
+    (job,) = plan_jobs(grid, "stacked")
+    return train_stacked(job, settings(tmp_path), lambda runs: None)
+
+
+def run(spec, tmp_path):
+    (record,) = train_solo(spec, settings(tmp_path), lambda runs: None)
+    return record
 
 
 def lines(path: Path) -> list[dict]:
@@ -60,118 +81,115 @@ def worst(ours: list[list[float]], solo: list[list[float]], column: int = 1) -> 
     return max(abs(a - b) / abs(b) if b else (0.0 if a == b else math.inf) for a, b in pairs)
 
 
-def test_stacked_copies_match_their_solo_runs(tmp_path):
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    grid = specs(SCHEDULES, tmp_path, 10)
-    (job,) = plan_jobs(grid, "stacked")
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_stacked_copies_match_their_solo_runs(tmp_path, one_thread):
+    grid = specs(SCHEDULES, 10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        stacked = run_stacked(list(job))
-        solos = [run(spec) for spec in grid]
-    assert [r["label"] for r in stacked] == [s.label for s in grid]
+        stacked = run_stacked(grid, tmp_path)
+        solos = [run(spec, tmp_path) for spec in grid]
+    assert [r.label for r in stacked] == [s.label for s in grid]
     for ours, solo in zip(stacked, solos, strict=True):
-        label = ours["label"]
-        assert ours["mode"] == "stacked" and solo["mode"] == "sequential"
-        assert ours["status"] == solo["status"] == "ok", label
-        assert (ours["epochs"], ours["steps"], ours["samples"]) == (solo["epochs"], solo["steps"], solo["samples"])
-        assert len(ours["train_curve"]) == len(ours["val_curve"]) == 10
-        assert len(ours["lr_curve"]) == ours["steps"] == 220
-        assert worst(ours["train_curve"], solo["train_curve"]) <= 1e-5, label
-        assert worst(ours["val_curve"], solo["val_curve"]) <= 1e-5, label
-        assert worst(ours["val_curve"], solo["val_curve"], column=2) <= 1e-5, label
-        assert worst(ours["lr_curve"], solo["lr_curve"]) <= 1e-5, label
-        assert ours["events"] == solo["events"]
-        assert set(ours) == set(solo)
+        label = ours.label
+        assert ours.mode == "stacked" and solo.mode == "sequential"
+        assert ours.status == solo.status == "ok", label
+        assert (ours.epochs, ours.steps, ours.samples) == (solo.epochs, solo.steps, solo.samples)
+        assert len(ours.train_curve) == len(ours.val_curve) == 10
+        assert len(ours.lr_curve) == ours.steps == 220
+        assert worst(ours.train_curve, solo.train_curve) <= 1e-5, label
+        assert worst(ours.val_curve, solo.val_curve) <= 1e-5, label
+        assert worst(ours.val_curve, solo.val_curve, column=2) <= 1e-5, label
+        assert worst(ours.lr_curve, solo.lr_curve) <= 1e-5, label
+        assert ours.final_lr == ours.lr_curve[-1][1] and abs(ours.final_lr - solo.final_lr) <= 1e-5 * solo.final_lr
+        assert ours.events == solo.events
     # Not trivial: the copies really trained differently, and the plateau copy reduced on its own metric.
-    assert len({round(r["final_val_loss"], 6) for r in stacked}) >= 5
+    assert len({round(r.final_val_loss, 6) for r in stacked}) >= 5
     reducing = stacked[SCHEDULES.index(REDUCING_PLATEAU)]
-    assert reducing["final_lr"] < 0.1 and stacked[SCHEDULES.index("plateau")]["final_lr"] == 0.1
+    assert reducing.final_lr < 0.1 and stacked[SCHEDULES.index("plateau")].final_lr == 0.1
 
 
 def test_a_diverging_copy_is_frozen_and_the_others_go_on(tmp_path):
     exploding = {"name": "exponential", "gamma": 2.0, "interval": "step"}
-    grid = specs([exploding, "cosine"], tmp_path, 3, trainer={"gradient_clip_val": 1.0})
+    grid = specs([exploding, "cosine"], 3, trainer={"gradient_clip_val": 1.0})
+    epochs: list[int] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        diverged, healthy = run_stacked(list(plan_jobs(grid, "stacked")[0]))
-        solo = run(grid[1])
-    assert diverged["status"] == "diverged" and "val_loss/exponential" in diverged["reason"]
-    assert [e["action"] for e in diverged["events"]] == ["diverged"]
+        (job,) = plan_jobs(grid, "stacked")
+        diverged, healthy = train_stacked(job, settings(tmp_path), epochs.append)
+        solo = run(grid[1], tmp_path)
+    assert diverged.status == "diverged" and "val_loss/exponential" in diverged.reason
+    assert [e["action"] for e in diverged.events] == ["diverged"]
     # Frozen at the first validation far above the untrained model's value: its curves end there.
-    assert diverged["epochs"] == 1 and diverged["steps"] == 22 and len(diverged["lr_curve"]) == 22
+    assert diverged.epochs == 1 and diverged.steps == 22 and len(diverged.lr_curve) == 22
     # The other copy trained to the end as if alone (per-copy gradient clipping included).
-    assert healthy["status"] == "ok" and healthy["epochs"] == 3 and healthy["steps"] == 66
-    assert worst(healthy["val_curve"], solo["val_curve"]) <= 1e-5
-    assert worst(healthy["lr_curve"], solo["lr_curve"]) <= 1e-12
+    assert healthy.status == "ok" and healthy.epochs == 3 and healthy.steps == 66
+    assert worst(healthy.val_curve, solo.val_curve) <= 1e-5
+    assert worst(healthy.lr_curve, solo.lr_curve) <= 1e-12
+    assert epochs == [1, 1, 1]  # progress: each epoch end, with the copies still training (one, from epoch 1)
 
 
-def test_an_lr_overflow_freezes_only_its_copy(tmp_path):
-    # A run of its own crashes on this one (the update overflows float32); stacked, the others go on.
+def test_an_lr_overflow_is_diverged_in_both_modes_and_freezes_only_its_copy(tmp_path):
+    # The update would overflow float32: a run of its own stops as diverged; stacked, the others go on.
     # The LR passes float32's range at step 20, before the first validation (step 22) could catch it.
     overflowing = {"name": "exponential", "gamma": 100.0, "interval": "step"}
+    grid = specs([overflowing, "cosine"], 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        frozen, healthy = run_stacked(list(plan_jobs(specs([overflowing, "cosine"], tmp_path, 2), "stacked")[0]))
-    assert frozen["status"] == "diverged" and "overflows" in frozen["reason"]
-    assert healthy["status"] == "ok" and healthy["steps"] == 44 and math.isfinite(healthy["final_val_loss"])
-
-
-def test_plan_jobs_groups_what_can_share_a_run():
-    grid = build_grid(["step", "cosine", "cyclic"], ["cpu:1", "cpu:2"], [0, 1], 2)
-    jobs = plan_jobs(grid, "auto")
-    assert len(jobs) == 4 and all(len(job) == 3 for job in jobs)
-    assert {(job[0].device, job[0].seed) for job in jobs} == {(d, s) for d in ("cpu:1", "cpu:2") for s in (0, 1)}
-    assert all(spec.mode == "stacked" for job in jobs for spec in job)
-    assert [len(job) for job in plan_jobs(grid, "sequential")] == [1] * 12
-    single = plan_jobs(build_grid(["step"], ["cpu:1"], [0], 2), "auto")
-    assert [[s.mode for s in job] for job in single] == [["sequential"]]
-    assert [[s.mode for s in job] for job in plan_jobs(build_grid(["step"], ["cpu:1"], [0], 2), "stacked")] == [
-        ["stacked"]
-    ]
-    # Another optimizer is another run; the mode is not part of a run's key.
-    adam = build_grid(["step"], ["cpu:1"], [0], 2, model={"class_path": "x.Y", "init_args": {"optimizer": "adam"}})
-    assert len(plan_jobs([*grid[:1], *adam], "auto")) == 2
-    assert plan_jobs(grid, "stacked")[0][0].key == grid[0].key
-    with pytest.raises(ValueError, match="`mode` must be one of auto, sequential, stacked"):
-        plan_jobs(grid, "parallel")
+        frozen, healthy = run_stacked(grid, tmp_path)
+        solo = run(grid[0], tmp_path)
+    assert frozen.status == solo.status == "diverged"
+    assert "overflows" in frozen.reason and "overflows" in solo.reason
+    # Neither records the step that was not taken: the last LR is the last one applied.
+    assert frozen.lr_curve == solo.lr_curve and frozen.final_lr == solo.final_lr == frozen.lr_curve[-1][1]
+    assert healthy.status == "ok" and healthy.steps == 44 and math.isfinite(healthy.final_val_loss)
 
 
 @pytest.fixture(scope="module")
 def stacked_grid(tmp_path_factory):
-    """``lrsched compare`` in its default mode (auto): three schedules stacked, one W&B run each."""
+    """The main job's path: ``lrsched compare`` in its default mode (auto) on cpu:1 and cpu:2 (DDP), W&B runs."""
     out = tmp_path_factory.mktemp("stacked") / "auto"
-    comparison = compare(["step", "cosine", "plateau"], max_epochs=2, output=out)
+    comparison = compare(["step", "cosine", "plateau"], ["cpu:1", "cpu:2"], max_epochs=2, output=out)
     return out, comparison
 
 
-def test_auto_stacks_and_records_like_sequential(stacked_grid):
+def test_auto_stacks_on_one_and_two_processes_and_records_like_sequential(stacked_grid):
     out, comparison = stacked_grid
+    assert comparison.succeeded and len(comparison.checks) == 3 and all(c.passed for c in comparison.checks)
     records = lines(out / "results.jsonl")
-    assert [r["schedule"] for r in records] == ["step", "cosine", "plateau"]
+    assert sorted((r["schedule"], r["device"]) for r in records) == sorted(
+        (s, d) for s in ("step", "cosine", "plateau") for d in ("cpu:1", "cpu:2")
+    )
     assert all(r["mode"] == "stacked" and r["status"] == "ok" and r["epochs"] == 2 for r in records)
     assert all(r["samples"] == 2 * 700 and len(r["lr_curve"]) == 44 for r in records)
     report = (out / "report.md").read_text()
-    assert "Mode: stacked" in report and "auto → stacked for cpu:1, seed 0: 3 schedule(s) in one run" in report
-    assert len(comparison.mode_notes) == 1
+    assert "Mode: stacked" in report and "auto → stacked for cpu:2, seed 0: 3 schedule(s) in one run" in report
+    assert len(comparison.notes) == 2
     runs = sorted((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 4  # one per schedule, as in sequential mode, plus the summary
+    assert len(runs) == 7  # one per schedule and device config, as in sequential mode, plus the summary
     logs = {str(run): next(run.glob("*.wandb")).read_bytes() for run in runs}
     per_copy = {run for run, log in logs.items() if b"summary" not in log}
     assert {r["wandb_dir"] for r in records} == per_copy
     for record in records:
         log = logs[record["wandb_dir"]]
         # Each run holds its own copy's metrics, named as in a run of its own.
-        assert f"{record['label']}-cpu1-seed0".encode() in log
+        assert f"{record['label']}-{record['device'].replace(':', '')}-seed0".encode() in log
         assert b"val_loss" in log and b"val_loss/" not in log
 
 
 def test_rerun_in_another_mode_skips_finished_schedules(stacked_grid, capsys):
     out, _ = stacked_grid
     before = (out / "results.jsonl").read_bytes()
-    comparison = compare(["step", "cosine", "plateau"], max_epochs=2, output=out, mode="sequential")
+    comparison = compare(["step", "cosine", "plateau"], ["cpu:1", "cpu:2"], max_epochs=2, output=out, mode="sequential")
     assert (out / "results.jsonl").read_bytes() == before
-    assert len(comparison.records) == 3
-    assert "3 of 3 runs already in" in capsys.readouterr().out
+    assert len(comparison.records) == 6
+    assert "6 of 6 runs already in" in capsys.readouterr().out
 
 
 def test_wandb_single_run_has_per_copy_metric_names(tmp_path):
@@ -183,6 +201,7 @@ def test_wandb_single_run_has_per_copy_metric_names(tmp_path):
     (stacked,) = [r for r in runs if str(r) == records[0]["wandb_dir"]]
     log = next(stacked.glob("*.wandb")).read_bytes()
     assert b"val_loss/step" in log and b"val_loss/cosine" in log and b"stacked-cpu1-seed0" in log
+    assert b"lr/step" in log and b"lr/cosine" in log
 
 
 @pytest.fixture
@@ -205,8 +224,8 @@ def test_unstackable_module_falls_back_in_auto_and_is_an_error_in_stacked(tmp_pa
     comparison = compare(
         ["step", "cosine"], max_epochs=1, output=tmp_path / "auto-bn", logger="none", model=BATCHNORM_MODEL
     )
-    assert [(r["mode"], r["status"]) for r in comparison.records] == [("sequential", "ok")] * 2
-    (note,) = comparison.mode_notes
+    assert [(r.mode, r.status) for r in comparison.records] == [("sequential", "ok")] * 2
+    (note,) = comparison.notes
     assert note.startswith("auto → sequential for cpu:1, seed 0: vmap cannot run BatchNormClassifier")
     assert "\n" not in note and note in (tmp_path / "auto-bn" / "report.md").read_text()
     assert "auto → sequential for cpu:1, seed 0: vmap cannot run" in " ".join(capsys.readouterr().out.split())

@@ -20,6 +20,9 @@ A module can be stacked when
 
 Metrics are logged per copy as ``<stage>_<key>/<label>`` (``train_loss/cosine``,
 ``val_loss/cosine``, ``val_acc/cosine``).
+
+A schedule that is invalid for the run (a warmup longer than the run, say) fails alone: its copy is
+built with a placeholder schedule, frozen before the first step, and listed in ``invalid``.
 """
 
 from __future__ import annotations
@@ -31,21 +34,17 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
 from torch.func import functional_call, vmap
 
-from lightning_lrsched.callbacks import PlateauDetector
 from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.models import SyntheticClassifier
 from lightning_lrsched.optim import make_optimizer
-from lightning_lrsched.schedules import GroupSchedules, PlateauRule, Schedule
+from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
-# Suffixes LRLogger puts after a param group's name.
-_LR_SUFFIXES = ("", "-momentum", "-beta2", "-weight_decay", "-planned")
 
 
 def _classifier_metrics(module: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
@@ -59,7 +58,7 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
     own = getattr(type(module), "stacked_metrics", None)
     if callable(own):
         return own
-    steps = ("training_step", "validation_step", "test_step", "_evaluate")
+    steps = ("training_step", "validation_step", "test_step")
     if isinstance(module, SyntheticClassifier) and all(
         getattr(type(module), name) is getattr(SyntheticClassifier, name) for name in steps
     ):
@@ -101,6 +100,7 @@ class StackedModule(L.LightningModule):
     Attributes:
         copy_losses: the copies' training losses of the last step (detached, shape ``(K,)``).
         frozen_at: per copy, ``(epochs, steps)`` when it was frozen, or ``None`` while it trains.
+        invalid: ``{copy: reason}`` for the copies whose schedule cannot run (frozen at ``(0, 0)``).
 
     Raises:
         Unstackable: the module cannot be stacked (see the module docstring).
@@ -139,6 +139,7 @@ class StackedModule(L.LightningModule):
         self.copy_losses = torch.zeros(len(copies))
         self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
         self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
+        self.invalid: dict[int, str] = {}
         self.on_diverge = on_diverge or (lambda index, value, reason: self.freeze(index))
         self.register_buffer("_training", torch.ones(len(copies), dtype=torch.bool), persistent=False)
 
@@ -283,119 +284,40 @@ class StackedModule(L.LightningModule):
             else:
                 torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
 
+    def configure_callbacks(self) -> Any:
+        # What the module asks for (a driver of its plateau schedules, say) serves every copy: one Trainer.
+        return self.copies[0].configure_callbacks()
+
     def configure_optimizers(self) -> Any:
         hparams = self.copies[0].hparams
         pairs = zip(self.copies, self.labels, strict=True)
         groups = [{"params": list(copy.parameters()), "name": label} for copy, label in pairs]
         optimizer = make_optimizer(hparams["optimizer"], groups, hparams["lr"])
+        schedules = list(self.schedules)
+        for k, reason in self._invalid_schedules(float(hparams["lr"])).items():
+            # The copy does not train; a placeholder keeps the others' groups where they are.
+            self.invalid[k] = reason
+            schedules[k] = get_schedule("cosine")
+            self.frozen_at[k] = (0, 0)
+            self._training[k] = False
         monitors = [
-            f"{s.params.get('monitor', PlateauRule.monitor)}/{label}" if s.is_plateau else None
-            for s, label in zip(self.schedules, self.labels, strict=True)
+            f"{s.monitor}/{label}" if s.is_plateau else None for s, label in zip(schedules, self.labels, strict=True)
         ]
-        config = GroupSchedules(self.schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
+        config = GroupSchedules(schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
         return {"optimizer": optimizer, "lr_scheduler": config}
 
-
-class CopyDetector(PlateauDetector):
-    """The run's :class:`PlateauDetector` for one copy: its own loss and ``val_loss/<label>``.
-
-    A divergence calls ``on_diverge(trainer)`` (which freezes the copy) instead of stopping
-    training: the other copies go on.
-    """
-
-    def __init__(
-        self, index: int, label: str, on_diverge: Callable[[L.Trainer], None], divergence_factor: float | None
-    ) -> None:
-        super().__init__(monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor)
-        self.index = index
-        self.on_diverge = on_diverge
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        own = {"loss": pl_module.copy_losses[self.index]}
-        super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
-
-    def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
-        """Record a divergence found elsewhere (the module's gradient check) and freeze the copy."""
-        if not self.diverged:
-            self._diverge(trainer, value, reason)
-
-    def _stop(self, trainer: L.Trainer) -> None:
-        self.on_diverge(trainer)
-
-
-def copy_key(key: str, label: str) -> str | None:
-    """The key a copy's own run logs for the stacked run's ``key``; ``None`` if it is another copy's.
-
-    Example:
-        >>> [copy_key(k, "step") for k in ("val_loss/step", "lr/step-momentum", "val_loss/cosine", "epoch")]
-        ['val_loss', 'lr-momentum', None, 'epoch']
-    """
-    head, slash, tail = key.rpartition("/")
-    if not slash:
-        return key
-    for suffix in _LR_SUFFIXES:
-        if tail == label + suffix:
-            return head + suffix
-    return None
-
-
-class CopyLogger(Logger):
-    """Passes one copy's metrics, under the names a run of its own would use, to that run's logger.
-
-    Args:
-        inner: the copy's own logger (a ``WandbLogger`` or ``CSVLogger``, one run per copy).
-        label: the copy's label.
-        hparams: the copy's hyperparameters, logged in place of the stacked module's.
-    """
-
-    def __init__(self, inner: Logger, label: str, hparams: Mapping[str, Any]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.label = label
-        self.hparams = dict(hparams)
-        self.stopped = False
-
-    @property
-    def name(self) -> str | None:
-        return self.inner.name
-
-    @property
-    def version(self) -> int | str | None:
-        return self.inner.version
-
-    @property
-    def save_dir(self) -> str | None:
-        return self.inner.save_dir
-
-    @property
-    def log_dir(self) -> str | None:
-        return getattr(self.inner, "log_dir", None)
-
-    @property
-    def experiment(self) -> Any:
-        return self.inner.experiment
-
-    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        self.inner.log_hyperparams(self.hparams)
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        if self.stopped:
-            return
-        own: dict[str, float] = {}
-        mine = False
-        for key, value in metrics.items():
-            renamed = copy_key(key, self.label)
-            if renamed is not None:
-                own[renamed] = value
-                mine = mine or renamed != key
-        # Rows with only shared keys (the epoch) or other copies' metrics are not this copy's.
-        if mine:
-            self.inner.log_metrics(own, step)
-
-    def save(self) -> None:
-        self.inner.save()
-
-    def finalize(self, status: str) -> None:
-        self.inner.finalize(status)
+    def _invalid_schedules(self, lr: float) -> dict[int, str]:
+        """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``."""
+        total = self.trainer.estimated_stepping_batches
+        batches = self.trainer.num_training_batches
+        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches) if math.isfinite(batches) else None
+        invalid = {}
+        for k, schedule in enumerate(self.schedules):
+            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+            try:
+                schedule.build(
+                    probe, total_steps=int(total) if math.isfinite(total) else None, steps_per_epoch=per_epoch or None
+                )
+            except (ValueError, TypeError) as error:
+                invalid[k] = f"{self.labels[k]} cannot run here: {error}"
+        return invalid

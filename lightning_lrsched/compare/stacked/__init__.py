@@ -1,0 +1,10 @@
+"""Stacked runs: K copies of a module trained side by side in one Lightning run, one schedule each.
+
+- :mod:`.module`: :class:`StackedModule`, the copies' vectorised training and what can be stacked;
+- :mod:`.copies`: one copy seen as a run of its own (its divergence detector, its logger).
+"""
+
+from lightning_lrsched.compare.stacked.copies import CopyDetector, CopyLogger, copy_key
+from lightning_lrsched.compare.stacked.module import StackedModule, stacked_metrics_of
+
+__all__ = ["CopyDetector", "CopyLogger", "StackedModule", "copy_key", "stacked_metrics_of"]

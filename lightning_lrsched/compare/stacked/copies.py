@@ -1,0 +1,117 @@
+"""One copy of a stacked run seen as a run of its own: its divergence detector and its logger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.loggers import Logger
+
+from lightning_lrsched.callbacks import PlateauDetector
+
+
+class CopyDetector(PlateauDetector):
+    """The run's :class:`PlateauDetector` for one copy: its own loss and ``val_loss/<label>``.
+
+    A divergence is recorded (``divergence_action="record"``) and calls ``on_diverge(trainer)``,
+    which freezes the copy, instead of stopping training: the other copies go on.
+    """
+
+    def __init__(
+        self, index: int, label: str, on_diverge: Callable[[L.Trainer], None], divergence_factor: float | None
+    ) -> None:
+        super().__init__(
+            monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor, divergence_action="record"
+        )
+        self.index = index
+        self.on_diverge = on_diverge
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        own = {"loss": pl_module.copy_losses[self.index]}
+        super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
+
+    def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
+        """Record a divergence (found by this detector or by the module's gradient check) and freeze the copy."""
+        if self.diverged:
+            return
+        super().diverge(trainer, value, reason)
+        self.on_diverge(trainer)
+
+
+def copy_key(key: str, label: str) -> str | None:
+    """The key a copy's own run logs for the stacked run's ``key``; ``None`` if it is another copy's.
+
+    The stacked module logs a copy's metrics as ``<name>/<label>``; keys without a label are the
+    run's (the epoch) and go to every copy.
+
+    Example:
+        >>> [copy_key(k, "step") for k in ("val_loss/step", "diverged-val_loss/step", "val_loss/cosine", "epoch")]
+        ['val_loss', 'diverged-val_loss', None, 'epoch']
+    """
+    head, slash, tail = key.rpartition("/")
+    if not slash:
+        return key
+    return head if tail == label else None
+
+
+class CopyLogger(Logger):
+    """Passes one copy's metrics, under the names a run of its own would use, to that run's logger.
+
+    Args:
+        inner: the copy's own logger (a ``WandbLogger`` or ``CSVLogger``, one run per copy).
+        label: the copy's label.
+        hparams: the copy's hyperparameters, logged in place of the stacked module's.
+    """
+
+    def __init__(self, inner: Logger, label: str, hparams: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.label = label
+        self.hparams = dict(hparams)
+        self.stopped = False
+
+    @property
+    def name(self) -> str | None:
+        return self.inner.name
+
+    @property
+    def version(self) -> int | str | None:
+        return self.inner.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self.inner.save_dir
+
+    @property
+    def log_dir(self) -> str | None:
+        return getattr(self.inner, "log_dir", None)
+
+    @property
+    def experiment(self) -> Any:
+        return self.inner.experiment
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self.inner.log_hyperparams(self.hparams)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if self.stopped:
+            return
+        own: dict[str, float] = {}
+        mine = False
+        for key, value in metrics.items():
+            renamed = copy_key(key, self.label)
+            if renamed is not None:
+                own[renamed] = value
+                mine = mine or renamed != key
+        # Rows with only shared keys (the epoch) or other copies' metrics are not this copy's.
+        if mine:
+            self.inner.log_metrics(own, step)
+
+    def save(self) -> None:
+        self.inner.save()
+
+    def finalize(self, status: str) -> None:
+        self.inner.finalize(status)

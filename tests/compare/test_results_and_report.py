@@ -1,0 +1,205 @@
+"""The parts of `lrsched compare` that need no training: records, results file, lock, grid, CLI parsing, report."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+
+import matplotlib.image as mpimg
+import pytest
+from rich.console import Console
+
+from lightning_lrsched.compare.command import compare_settings, parse_schedule, split_top_level
+from lightning_lrsched.compare.executors import worker_batches
+from lightning_lrsched.compare.grid import build_grid, plan_jobs
+from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.compare.report import cross_device, figure, print_report, write_csv
+from lightning_lrsched.compare.results import GridLock, ResultsFile
+from lightning_lrsched.errors import UsageError
+
+
+def record(label="step", device="cpu:1", seed=0, status="ok", best=0.3, **extra) -> RunRecord:
+    lr = extra.pop("lr_curve", [[0, 0.1], [32, 0.1], [64, 0.01]])
+    val = extra.pop("val_curve", [[32, best + 0.1, 0.8], [64, best, 0.85]])
+    return RunRecord(
+        key=f"{label}-{device}-{seed}",
+        label=label,
+        schedule=label,
+        params={"gamma": 0.1, "milestones": [1, 2]},
+        device=device,
+        seed=seed,
+        max_epochs=2,
+        mode="sequential",
+        logger="none",
+        status=status,
+        best_val_loss=best,
+        final_val_loss=best,
+        final_val_acc=0.85,
+        final_lr=lr[-1][1] if lr else math.nan,
+        lr_curve=lr,
+        val_curve=val,
+        **extra,
+    )
+
+
+def test_record_lines_are_strict_json_and_read_back():
+    diverged = record(status="diverged", reason="val_loss is nan", best=math.nan, lr_curve=[[0, math.inf]])
+    line = diverged.to_json()
+    data = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert data["best_val_loss"] is None and data["lr_curve"] == [[0, None]] and data["status"] == "diverged"
+    back = RunRecord.from_json(line)
+    assert math.isnan(back.best_val_loss) and math.isnan(back.lr_curve[0][1])
+    assert back.to_json() == line
+    with pytest.raises(ValueError, match="needs"):
+        RunRecord.from_json('{"key": "k"}')
+
+
+def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_aside(tmp_path):
+    layout = OutputLayout(tmp_path)
+    results = ResultsFile(layout)
+    results.append(record("step"))
+    torn = record("cosine").to_json()[:40]
+    with layout.results.open("a") as handle:
+        handle.write(torn)  # a crash mid-write: no newline
+    results.append(record("cyclic"))
+    assert [r.label for r in results] == ["step", "cyclic"]  # the next record did not continue the torn line
+    assert results.set_aside_torn() == 1
+    assert layout.torn.read_text() == torn + "\n"
+    assert [json.loads(line)["label"] for line in layout.results.read_text().splitlines()] == ["step", "cyclic"]
+    assert results.set_aside_torn() == 0  # reported once
+
+
+def test_a_second_grid_on_the_same_output_is_refused(tmp_path):
+    layout = OutputLayout(tmp_path)
+    with GridLock(layout):
+        with pytest.raises(ValueError, match=rf"another lrsched compare \(pid {os.getpid()}\) is running"):
+            with GridLock(layout):
+                pass
+    with GridLock(layout):  # released at exit
+        pass
+
+
+def test_duplicates_are_trained_once_with_a_note():
+    specs, notes = build_grid(["cosine", "cosine", {"name": "step", "step_size": 2}], ["cpu:1", "CPU:1"], [0, 0], 1)
+    assert [(s.label, s.device, s.seed) for s in specs] == [("cosine", "cpu:1", 0), ("step", "cpu:1", 0)]
+    assert len(notes) == 3 and all("trained once" in note for note in notes)
+
+
+def test_plan_jobs_groups_what_can_share_a_run_and_workers_are_shared_per_device_and_seed():
+    grid, _ = build_grid(["step", "cosine", "cyclic"], ["cpu:1", "cpu:2"], [0, 1], 2)
+    jobs = plan_jobs(grid, "auto")
+    assert len(jobs) == 4 and all(len(job) == 3 and all(s.mode == "stacked" for s in job) for job in jobs)
+    assert [len(job) for job in plan_jobs(grid, "sequential")] == [1] * 12
+    single, _ = build_grid(["step"], ["cpu:1"], [0], 2)
+    assert [[s.mode for s in job] for job in plan_jobs(single, "auto")] == [["sequential"]]
+    # Another optimizer is another run; the mode is not part of a run's key.
+    adam, _ = build_grid(["step"], ["cpu:1"], [0], 2, model={"class_path": "x.Y", "init_args": {"optimizer": "adam"}})
+    assert len(plan_jobs([*grid[:1], *adam], "auto")) == 2
+    assert plan_jobs(grid, "stacked")[0][0].key == grid[0].key
+    with pytest.raises(ValueError, match="`mode` must be one of auto, sequential, stacked"):
+        plan_jobs(grid, "parallel")
+    batches = worker_batches(plan_jobs(grid, "sequential"))
+    # cpu:1: one worker per seed for its 3 runs; cpu:2 (DDP): one worker per run.
+    assert sorted(len(b) for b in batches) == [1] * 6 + [3, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("step", ["step"]),
+        ("onecycle(max_lr=0.5),cosine", [{"name": "onecycle", "max_lr": 0.5}, "cosine"]),
+        ("multistep(milestones=[5, 8], gamma=0.5)", [{"name": "multistep", "milestones": [5, 8], "gamma": 0.5}]),
+        ("warmup_cosine(warmup=2ep)", [{"name": "warmup_cosine", "warmup": "2ep"}]),
+    ],
+)
+def test_schedules_take_arguments_inline(text, expected):
+    assert [parse_schedule(part) for part in split_top_level(text)] == expected
+
+
+def test_a_missing_schedule_argument_says_how_to_give_it():
+    with pytest.raises(UsageError) as error:
+        compare_settings(["--schedules", "onecycle"])
+    message = str(error.value)
+    assert "max_lr" in message and "--schedules 'onecycle(arg=value)'" in message and "--config" in message
+    assert compare_settings(["--schedules", "onecycle(max_lr=0.5)"])["schedules"] == [
+        {"name": "onecycle", "max_lr": 0.5}
+    ]
+
+
+def test_cross_device_check_treats_two_missing_losses_as_agreeing():
+    nan = math.nan
+    both = [record(device="cpu:1", status="diverged", best=nan), record(device="cpu:2", status="diverged", best=nan)]
+    (check,) = cross_device(both, 1e-3)
+    assert check.passed
+    one = [record(device="cpu:1"), record(device="cpu:2", status="diverged", best=nan)]
+    assert not cross_device(one, 1e-3)[0].passed
+
+
+def test_terminal_table_fits_80_columns_without_cutting_values():
+    records = [record("warmup_cosine", best=0.2934), record("exponential", best=0.3101, status="diverged")]
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_report(records, [], console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    for value in ("warmup_cosine", "exponential", "0.2934", "0.3101", "diverged", "0.0100"):
+        assert value in text
+
+
+def test_report_csv_params_are_json(tmp_path):
+    write_csv([record()], tmp_path / "report.csv")
+    header, row = (tmp_path / "report.csv").read_text().splitlines()[:2]
+    import csv
+
+    (parsed,) = csv.DictReader([header, row])
+    assert json.loads(parsed["params"]) == {"gamma": 0.1, "milestones": [1, 2]}
+
+
+def test_figure_uses_a_log_axis_for_wide_values_and_keeps_the_legend_off_the_panels(tmp_path):
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    original = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    records = [record(label, seed=seed, best=best + seed * 0.01) for seed in (0, 1, 2) for label, best in
+               (("step", 0.29), ("cosine", 0.31))]  # fmt: skip
+    records.append(record("slow_start", best=0.3, val_curve=[[32, 50.0, 0.5], [64, 0.3, 0.8]]))  # spans > 100x
+    records.append(record("exploding", status="diverged", best=0.5, val_curve=[[32, 0.5, 0.5], [64, 9e4, 0.1]]))
+    Figure.savefig = keep
+    try:
+        figure(records, tmp_path / "report.png")
+    finally:
+        Figure.savefig = original
+    (fig,) = saved
+    lr_ax, loss_ax, best_ax = fig.axes
+    assert loss_ax.get_yscale() == "log" and lr_ax.get_yscale() == "linear"
+    assert loss_ax.get_ylim()[1] < 9e4  # the diverged run runs off the axis instead of flattening the others
+    low, high = best_ax.get_ylim()
+    assert 0.2 < low < 0.29 and high < 0.6  # the spread is visible: the axis does not start at 0
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
+    assert mpimg.imread(tmp_path / "report.png").std() > 0.01
+
+
+def test_wandb_summary_run_copes_with_no_curves(tmp_path):
+    from pathlib import Path
+
+    from lightning_lrsched.compare.grid import RunSettings
+    from lightning_lrsched.compare.tracking import summary_run
+
+    failed = record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
+    # It used to raise IndexError in wandb's line_series when no run had an LR curve.
+    folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
+    assert Path(folder).parent == tmp_path / "wandb" and Path(folder).name.startswith("offline-run-")
