@@ -611,12 +611,15 @@ class ScheduleCheck(Callback):
         self._report(findings, f"resuming from the checkpoint at step {step}")
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or trainer.state.fn != "fit" or not self._monitors:
+        # The sanity check logs what validation logs, so a misspelt monitor is reported at fit start; a
+        # module that logs nothing in the sanity check is judged at its first real validation instead.
+        if trainer.state.fn != "fit" or not self._monitors:
+            return
+        if trainer.sanity_checking and not trainer.callback_metrics:
             return
         monitors, self._monitors = self._monitors, []
-        self._report(
-            _unlogged_monitors(monitors, trainer.callback_metrics, "the first validation run"), "the plateau monitor"
-        )
+        when = "the sanity check's validation run" if trainer.sanity_checking else "the first validation run"
+        self._report(_unlogged_monitors(monitors, trainer.callback_metrics, when), "the plateau monitor")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         monitors, self._monitors = self._monitors, []

@@ -496,3 +496,13 @@ def test_run_plan_matches_lightnings_stepping(tmp_path, interval, frequency, acc
 def test_rejects_bad_arguments():
     with pytest.raises(TypeError, match="strict"):
         ScheduleCheck(strict="yes")
+
+
+def test_a_misspelt_plateau_monitor_is_reported_at_fit_start_by_the_sanity_check(tmp_path):
+    from lightning_lrsched import SyntheticClassifier, SyntheticDataModule
+
+    t = trainer(tmp_path, callbacks=[ScheduleCheck(strict=True)], num_sanity_val_steps=1, limit_train_batches=2)
+    model = SyntheticClassifier(scheduler={"name": "plateau", "monitor": "val_los"})
+    with pytest.raises(MisconfigurationException, match=r"the sanity check's validation run did not log.*val_loss"):
+        t.fit(model, SyntheticDataModule(num_samples=100))
+    assert t.global_step == 0  # before any training

@@ -118,7 +118,7 @@ def test_plot_list_shows_every_schedule_default_and_tutorial_value_within_80_col
     flat = " ".join(out.split())
     assert set(CATALOG) == set(available_schedules())
     for name, entry in CATALOG.items():
-        assert f"{name} ({entry.interval})" in flat
+        assert f"{name} ({'the parts' + chr(39) + ' interval' if entry.parts else entry.interval})" in flat
         for key, default in entry.parameters().items():
             if default is not inspect.Parameter.empty:
                 assert " ".join(f"{key}={default!r}".split()) in flat, f"{name}: default of {key} not shown"

@@ -3,12 +3,11 @@
 The lines run in-process through :func:`lightning_lrsched.cli.main` (no subprocess per line), from
 a temporary working directory that sees the checkout's ``examples/``. Lines that do not set their
 run's length train 2 epochs (see ``SHORTER``). The two ``lrsched compare`` lines whose point is a
-big grid (DDP on cpu:2, Ray) are slow: they run only with ``LRSCHED_SLOW=1``.
+big grid (DDP on cpu:2, Ray) are marked ``slow``: they run with ``pytest -m slow``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from pathlib import Path
@@ -29,7 +28,7 @@ def readme_command_lines() -> list[str]:
 
 LINES = readme_command_lines()
 SLOW = ("--devices cpu:1,cpu:2", "--executor ray")
-slow = pytest.mark.skipif(not os.environ.get("LRSCHED_SLOW"), reason="slow (a DDP or Ray grid): set LRSCHED_SLOW=1")
+slow = pytest.mark.slow
 # Lines that do not set the run's length train 2 epochs here: their schedules take their length
 # from the run (cosine's T_max, OneCycleLR's total_steps), so the line means the same.
 SHORTER = {"fit": ("max_epochs", ["--trainer.max_epochs", "2"]), "compare": ("--max-epochs", ["--max-epochs", "2"])}

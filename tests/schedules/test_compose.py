@@ -512,7 +512,7 @@ def test_compare_grid_takes_nested_specs():
         "schedules": [{"name": "warmup_constant", "warmup": "1ep"}, "plateau"],
         "boundaries": ["1ep"],
     }
-    (run,) = build_grid([spec], ["cpu:1"], [0], 3)
+    (run,), _ = build_grid([spec], ["cpu:1"], [0], 3)
     assert run.label == "join" and get_schedule(run.schedule) == get_schedule(spec)
     assert run.schedule["schedules"][1] == {"name": "plateau", "interval": "step"}
 
