@@ -4,9 +4,10 @@ Usage: ``python ddp_plateau_run.py OUT_DIR``. It fits several times in the same 
 (starting them costs far more than training): ``plateau`` (a reducing detector on ``val_loss`` and a
 stopping one on ``val_acc``), ``diverge`` (rank 1's training loss turns NaN at step 3), ``schedule``
 (the ``plateau`` schedule and a logging detector with the same rule, on values the ranks disagree
-on), ``rank_local`` (the same, with ``val_loss`` logged on rank 0 only) and, last because an error in
-DDP ends the processes, ``missing`` (a strict detector whose monitor nobody logs). Each rank writes
-``OUT_DIR/<mode>/rank<r>.json`` at the end of each fit: its step, epoch, LRs and the detectors'
+on), ``rank_local`` (the same, with ``val_loss`` logged on rank 0 only), ``resume`` (the classifier's
+``plateau`` schedule resumed from ModelCheckpoint's file at a validation end, two cadences) and,
+last because an error in DDP ends the processes, ``missing`` (a strict detector whose monitor nobody
+logs). Each rank writes ``OUT_DIR/<mode>/rank<r>.json`` at the end of each fit: its step, epoch, LRs and the detectors'
 events (``missing``: the error each rank got). ``strategy="ddp"`` re-launches this script for
 rank 1, which is why it takes its arguments from the command line.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from callback_helpers import ScriptedModule, catalog, data
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from lightning_lrsched import PlateauDetector, PlateauDriver
+from lightning_lrsched import PlateauDetector, PlateauDriver, SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.errors import InvalidValue
 
 # Per rank, one value per epoch; the detectors see their mean (see test_ddp.py).
@@ -38,7 +40,10 @@ VAL_ACC = {
 }
 EPOCHS = 8
 STRATEGY = "ddp"
-MODES = ("plateau", "diverge", "schedule", "rank_local", "missing")
+MODES = ("plateau", "diverge", "schedule", "rank_local", "resume", "missing")
+# Validation cadences of the resume mode, and the step whose checkpoint it resumes from (4 steps per epoch:
+# after the second validation; mid-epoch for validation twice per epoch).
+CADENCES = {"every-epoch": ({}, 8), "twice-per-epoch": ({"val_check_interval": 2}, 6)}
 NAN_STEP = 3
 
 
@@ -122,7 +127,57 @@ def fit(out: Path, mode: str) -> None:
         raise
 
 
+class UsedLRs(Callback):
+    def __init__(self) -> None:
+        self.used: dict[int, float] = {}
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: Any, optimizer: Any) -> None:
+        self.used[trainer.global_step] = float(optimizer.param_groups[0]["lr"])
+
+
+def resume(out: Path) -> None:
+    """The plateau schedule under DDP, uninterrupted and resumed from ModelCheckpoint's file at a validation end."""
+    out = out / "resume"
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {}
+    for cadence, (kwargs, step) in CADENCES.items():
+        runs = {}
+        for name in ("full", "resumed"):
+            pl.seed_everything(0, verbose=False)
+            used = UsedLRs()
+            saves = ModelCheckpoint(
+                dirpath=out / cadence, save_top_k=-1, filename="{step}", save_on_train_epoch_end=False
+            )
+            trainer = pl.Trainer(
+                default_root_dir=out,
+                accelerator="cpu",
+                devices=2,
+                strategy=STRATEGY,
+                max_epochs=4,
+                limit_train_batches=4,
+                limit_val_batches=2,
+                num_sanity_val_steps=0,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                callbacks=[used, *([saves] if name == "full" else [])],
+                enable_checkpointing=name == "full",
+                **kwargs,
+            )
+            model = SyntheticClassifier(scheduler={"name": "plateau", "patience": 0, "factor": 0.5, "threshold": 0.9})
+            ckpt = out / cadence / f"step={step}.ckpt" if name == "resumed" else None
+            trainer.fit(model, SyntheticDataModule(num_samples=400, batch_size=16, seed=3), ckpt_path=ckpt)
+            weights = [p.detach().flatten().tolist() for p in model.parameters()]
+            runs[name] = {"used": used.used, "weights": weights}
+        result[cadence] = runs
+    rank = int(os.environ.get("LOCAL_RANK", 0))
+    (out / f"rank{rank}.json").write_text(json.dumps(result))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     for mode in MODES:
-        fit(Path(sys.argv[1]), mode)
+        if mode == "resume":
+            resume(Path(sys.argv[1]))
+        else:
+            fit(Path(sys.argv[1]), mode)

@@ -20,7 +20,7 @@ from callback_helpers import (
     one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     torch_reductions,
 )
-from ddp_plateau_run import MODES, NAN_STEP, VAL_ACC, VAL_LOSS
+from ddp_plateau_run import CADENCES, MODES, NAN_STEP, VAL_ACC, VAL_LOSS
 
 pytestmark = QUIET
 
@@ -117,3 +117,16 @@ def test_a_metric_logged_on_rank_zero_only_drives_every_rank_alike(results):
 def test_a_monitor_nobody_logs_stops_with_an_error_naming_it(results):
     error = results["missing"]["error"]
     assert "'val_los' was not logged" in error and "val_loss" in error  # the logged keys are listed
+
+
+@pytest.mark.parametrize("cadence", CADENCES)
+def test_a_plateau_resumed_under_ddp_continues_exactly(results, cadence):
+    _, step = CADENCES[cadence]
+    per_rank = [r[cadence] for r in results["resume"]]
+    for rank in per_rank:
+        full, resumed = rank["full"], rank["resumed"]
+        assert len(set(full["used"].values())) >= 3, "at least two reductions, or the resume proves nothing"
+        assert min(int(s) for s in resumed["used"]) == step
+        assert resumed["used"] == {s: lr for s, lr in full["used"].items() if int(s) >= step}
+        assert resumed["weights"] == full["weights"]  # bit-identical (floats through JSON round-trip exactly)
+    assert per_rank[0] == per_rank[1]
