@@ -581,6 +581,7 @@ class ScheduleCheck(Callback):
         self._checkpoint_plan: RunPlan | None = None
         self._checkpoint: Mapping[str, Any] | None = None
         self._monitors: list[tuple[str, str]] = []
+        self._monitors_reported = False
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
@@ -591,12 +592,16 @@ class ScheduleCheck(Callback):
         # Lightning restores the schedulers' state after this hook, so this is the last moment to
         # say what a changed setting will do.
         self._check_resume(trainer)
+        # Known now, so that the sanity check's validation can already report a misspelt monitor.
+        self._monitors = plateau_monitors(trainer.lr_scheduler_configs)
+        self._monitors_reported = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check_resume(trainer)  # strategies that restore the checkpoint after on_fit_start
         configs = trainer.lr_scheduler_configs
         self.plan = RunPlan.from_trainer(trainer)
-        self._monitors = plateau_monitors(configs)
+        if not self._monitors_reported:
+            self._monitors = plateau_monitors(configs)
         self._report(check_schedulers(configs, self.plan), f"the LR schedule of this run ({self.plan.describe()})")
 
     def _check_resume(self, trainer: pl.Trainer) -> None:
@@ -617,7 +622,7 @@ class ScheduleCheck(Callback):
             return
         if trainer.sanity_checking and not trainer.callback_metrics:
             return
-        monitors, self._monitors = self._monitors, []
+        monitors, self._monitors, self._monitors_reported = self._monitors, [], True
         when = "the sanity check's validation run" if trainer.sanity_checking else "the first validation run"
         self._report(_unlogged_monitors(monitors, trainer.callback_metrics, when), "the plateau monitor")
 
