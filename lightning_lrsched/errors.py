@@ -24,6 +24,13 @@ class UsageError(Exception):
     """Bad command-line input: reported as one line, exit status 2."""
 
 
+class TrainingWarning(RuntimeWarning):
+    """Something in a run the user should know (a plateau monitor never logged, a divergence).
+
+    Its own class, so the ``lrsched`` command prints it as one of its own lines.
+    """
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (InvalidValue, InvalidType, UsageError)
 
 

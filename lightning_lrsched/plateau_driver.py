@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.errors import InvalidValue, TrainingWarning
 from lightning_lrsched.schedules import GroupScheduledLR
 from lightning_lrsched.validation import check_bool
 
@@ -115,4 +115,4 @@ class PlateauDriver(Callback):
             raise InvalidValue(message)
         if metric not in self._warned:
             self._warned.add(metric)
-            rank_zero_warn(message, category=RuntimeWarning)
+            rank_zero_warn(message, category=TrainingWarning)

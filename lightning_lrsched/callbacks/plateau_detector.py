@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, LambdaLR, OneCycleLR
 
-from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.errors import InvalidType, InvalidValue, TrainingWarning
 from lightning_lrsched.plateau_driver import local_value, logged_keys, rank_means
 from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
 from lightning_lrsched.schedules.plateau_rule import reduced
@@ -207,7 +207,7 @@ class PlateauDetector(Callback):
                     f"{type(config.scheduler).__name__} recomputes the LR from its base LRs at every step and will "
                     "undo the reduction. Use a schedule from lightning_lrsched.schedules (its scheduler keeps "
                     "reductions), or action='log'.",
-                    category=RuntimeWarning,
+                    category=TrainingWarning,
                 )
 
     # -- the training loss, at the logging cadence -----------------------------------------------
@@ -258,7 +258,7 @@ class PlateauDetector(Callback):
             raise InvalidValue(message)
         if not self._warned_missing:
             self._warned_missing = True
-            rank_zero_warn(message, category=RuntimeWarning)
+            rank_zero_warn(message, category=TrainingWarning)
 
     def _divergence(self, value: float) -> str | None:
         if self.check_finite and not math.isfinite(value):
@@ -306,7 +306,7 @@ class PlateauDetector(Callback):
         rank_zero_warn(
             f"PlateauDetector: training diverged at step {trainer.global_step} (epoch {trainer.current_epoch}): "
             f"{reason}. Stopping. Lower the LR, add warmup or gradient clipping, or check the data.",
-            category=RuntimeWarning,
+            category=TrainingWarning,
         )
 
     def _record(self, trainer: pl.Trainer, value: float, action: str, reason: str) -> None:
