@@ -144,7 +144,7 @@ def _cell(value: Any, key: str = "") -> str:
 def terminal_table(records: Sequence[RunRecord], title: str = "Comparison", width: int = FULL_TABLE_WIDTH) -> Table:
     """The results, best first; a terminal narrower than the full table gets its main columns."""
     columns = COLUMNS if width >= FULL_TABLE_WIDTH else COMPACT_COLUMNS
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     for header, _ in columns:
         left = header in ("Scheduler", "Device", "Status")
         table.add_column(header, justify="left" if left else "right", overflow="fold")
@@ -220,7 +220,7 @@ def markdown(
 def _estimate_cell(value: Estimate | None) -> str:
     if value is None:
         return "-"
-    return f"{_cell(value.mean)} ± {_cell(value.std)} [{_cell(value.low)}, {_cell(value.high)}]"
+    return f"{_cell(value.mean)} ± {value.std:.2g} [{_cell(value.low)}, {_cell(value.high)}]"
 
 
 def _signed(value: float) -> str:
@@ -234,7 +234,7 @@ def statistics_markdown(statistics: SeedStatistics) -> list[str]:
         return [*lines, statistics.missing]
     level = f"{CONFIDENCE:.0%}"
     lines += [
-        f"Only runs that ended ok count. Each cell: mean ± standard deviation over the seeds "
+        f"Only runs that ended ok count. Each cell: mean ± standard deviation over the seeds (n) "
         f"[{level} Student-t interval of the mean]. Best first on each device config, by mean best validation loss.",
         "",
         "| Scheduler | Device | Seeds | " + " | ".join(h for _, h in METRICS) + " |",
@@ -272,13 +272,14 @@ def statistics_table(statistics: SeedStatistics) -> Table:
     """The terminal's view of the statistics: best val loss per schedule and its paired difference from the best."""
     level = f"{CONFIDENCE:.0%}"
     title = f"Statistics over seeds ({level} intervals)"
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
-    for header in ("Scheduler", "Device", "Seeds", "Best val loss", "Δ vs best", f"{level} interval", "Agree"):
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    # "n" (seeds), std to 2 digits: the seven columns fit an 80-column terminal
+    for header in ("Scheduler", "Device", "n", "Best val loss", "Δ vs best", f"{level} interval", "Agree"):
         table.add_column(header, justify="left" if header in ("Scheduler", "Device") else "right", overflow="fold")
     paired = {(p.label, p.device): p for p in statistics.paired}
     for g in statistics.groups:
         best = g.metrics.get(RANK_METRIC)
-        loss = f"{_cell(best.mean)} ± {_cell(best.std)}" if g.enough and best else f"< {MIN_SEEDS} seeds"
+        loss = f"{_cell(best.mean)} ± {best.std:.2g}" if g.enough and best else f"< {MIN_SEEDS} seeds"
         p = paired.get((g.label, g.device))
         if p is not None:
             cells = [_signed(p.diff), f"[{_signed(p.low)}, {_signed(p.high)}]", f"{p.agree}/{p.seeds}"]

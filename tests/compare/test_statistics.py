@@ -162,7 +162,7 @@ def test_the_report_gives_estimates_paired_table_and_one_verdict_sentence(tmp_pa
     section = text.split("## Statistics over seeds", 1)[1].split("\n## ", 1)[0]
     assert "| Scheduler | Device | Seeds | Best val loss | Final val loss | Best val acc | Final val acc |" in section
     cosine = estimate([0.5 + s for s in SEED_SHIFT])
-    assert f"| cosine | cpu:1 | 4 | {cosine.mean:.4f} ± {cosine.std:.4f} [{cosine.low:.4f}, {cosine.high:.4f}] |" in (
+    assert f"| cosine | cpu:1 | 4 | {cosine.mean:.4f} ± {cosine.std:.2g} [{cosine.low:.4f}, {cosine.high:.4f}] |" in (
         section
     )
     assert "| step | cpu:1 | cosine | +0.0400 |" in section and "| 4/4 | worse |" in section
@@ -253,3 +253,21 @@ def test_a_config_naming_an_unknown_data_module_is_a_one_line_error_with_exit_2(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "`data.class_path` 'lightning_lrsched.NoSuchData'" in err
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_the_wandb_summary_run_logs_the_statistics_table(tmp_path):
+    import json
+    from pathlib import Path
+
+    from lightning_lrsched.compare.grid import RunSettings
+    from lightning_lrsched.compare.tracking import STATISTICS_COLUMNS, summary_run
+
+    records = grid({"cosine": [0.0] * 4, "step": [0.05] * 4})
+    folder = summary_run(records, RunSettings(output=str(tmp_path), experiment="stats"), OutputLayout(tmp_path))
+    (table,) = (Path(folder) / "files" / "media" / "table").glob("statistics_*.table.json")
+    logged = json.loads(table.read_text())
+    assert logged["columns"] == list(STATISTICS_COLUMNS)
+    rows = {row[0]: dict(zip(logged["columns"], row, strict=True)) for row in logged["data"]}
+    assert rows["cosine"]["Verdict"] == "best" and rows["cosine"]["Seeds"] == 4
+    assert rows["step"]["Verdict"] == "worse" and rows["step"]["Agree"] == 4
+    assert rows["step"]["Δ best val loss"] == pytest.approx(0.05)
