@@ -271,3 +271,25 @@ def test_the_wandb_summary_run_logs_the_statistics_table(tmp_path):
     assert rows["cosine"]["Verdict"] == "best" and rows["cosine"]["Seeds"] == 4
     assert rows["step"]["Verdict"] == "worse" and rows["step"]["Agree"] == 4
     assert rows["step"]["Δ best val loss"] == pytest.approx(0.05)
+
+
+def test_a_three_seed_grid_reports_its_statistics_end_to_end(tmp_path):
+    """Two schedules × 3 seeds, 1 epoch of the synthetic task, stacked: report.md holds the statistics."""
+    from lightning_lrsched.compare import compare
+
+    comparison = compare(
+        ["step", "cosine"],
+        seeds=[0, 1, 2],
+        max_epochs=1,
+        output=tmp_path,
+        logger="none",
+        mode="stacked",
+        console=Console(file=io.StringIO(), width=80),
+    )
+    assert comparison.succeeded and len(comparison.records) == 6
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Statistics over seeds", 1)[1]
+    stats = seed_statistics(comparison.records)
+    best = stats.best("cpu:1")
+    assert best is not None and [p.seeds for p in stats.paired] == [3]
+    assert f"On cpu:1, the best schedule by mean best validation loss is {best.label}" in section
