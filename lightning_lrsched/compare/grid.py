@@ -6,6 +6,8 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -177,10 +179,18 @@ def _check_class(name: str, config: dict[str, Any]) -> None:
     example = DEFAULT_MODEL["class_path"] if name == "model" else DEFAULT_DATA["class_path"]
     if not module or not isinstance(path, str):
         raise InvalidValue(f"`{name}.class_path` must be a dotted import path like {example}: got {path!r}")
+    # The workers run `python -m` here, so they import from this directory first: the check does too.
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
         cls = getattr(importlib.import_module(module), attr, None)
     except ImportError as error:
         raise InvalidValue(f"`{name}.class_path` {path!r}: cannot import {module} ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
     if not inspect.isclass(cls):
         raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
     try:

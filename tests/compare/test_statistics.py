@@ -244,6 +244,20 @@ def test_an_unknown_model_class_or_argument_is_refused_before_training(config, m
         class_config("model", config, DIGITS_MODEL)
 
 
+def test_a_model_in_the_working_directory_is_found_as_the_workers_find_it(tmp_path, monkeypatch):
+    """``python -m`` workers import from the directory the grid runs in; a console script's sys.path lacks it."""
+    import sys
+
+    (tmp_path / "stats_user_model.py").write_text(
+        "from lightning_lrsched.models import DigitsClassifier\n\nclass Mine(DigitsClassifier):\n    pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    assert class_config("model", {"class_path": "stats_user_model.Mine"}, DIGITS_MODEL)["class_path"].endswith("Mine")
+    assert sys.path == before
+
+
 def test_a_config_naming_an_unknown_data_module_is_a_one_line_error_with_exit_2(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"schedules": ["cosine"], "data": {"class_path": "lightning_lrsched.NoSuchData"}}))
