@@ -2,7 +2,8 @@
 
 What it adds to the stock LightningCLI:
 
-- the synthetic classifier and data as the default model and data;
+- the synthetic classifier and data as the default model and data, and any other model or data class
+  given with its own defaults (not the synthetic ones: see :meth:`LRSchedCLI.parse_arguments`);
 - the terminal view of :mod:`lightning_lrsched.console` (one line per epoch, a progress bar in a terminal);
 - ``LRLogger`` and ``ScheduleCheck`` on ``fit`` (``--lr_callbacks false`` leaves them out);
 - torch schedulers given with ``--lr_scheduler`` built when the run is known, so ``OneCycleLR`` gets
@@ -18,13 +19,16 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
+from jsonargparse import Namespace
 from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
@@ -41,6 +45,12 @@ DEFAULT_MAX_EPOCHS = 20
 
 PER_STEP_TORCH_SCHEDULERS = (OneCycleLR, CyclicLR)
 """Torch schedulers whose steps are optimizer steps (stock LightningCLI would step them per epoch)."""
+
+DEFAULT_CLASSES = {
+    "model": "lightning_lrsched.models.SyntheticClassifier",
+    "data": "lightning_lrsched.models.SyntheticDataModule",
+}
+"""The model and data ``lrsched fit`` trains when the command line and config name none."""
 
 CHECKPOINT_KEYWORDS = {"last", "best", "hpc", "registry"}
 """``--ckpt_path`` values that Lightning resolves itself instead of reading a file."""
@@ -80,6 +90,7 @@ class LRSchedCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         given = inspect.signature(LightningCLI.__init__).bind_partial(self, *args, **kwargs).arguments
         kwargs.update({key: value for key, value in self.DEFAULTS.items() if key not in given})
+        self.class_parsers: list[Any] = []  # the parsers that hold the model and data (one per subcommand)
         super().__init__(*args, **kwargs)
 
     @staticmethod
@@ -95,12 +106,40 @@ class LRSchedCLI(LightningCLI):
             help="fit: attach LRLogger (the LR of every optimizer step in the logs) and ScheduleCheck "
             "(warns when the schedule and the run disagree); false leaves them out",
         )
-        parser.set_defaults(
-            {
-                "model": {"class_path": "lightning_lrsched.models.SyntheticClassifier"},
-                "data": {"class_path": "lightning_lrsched.models.SyntheticDataModule"},
-            }
-        )
+        parser.set_defaults({key: {"class_path": path} for key, path in DEFAULT_CLASSES.items()})
+        self.class_parsers.append(parser)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse, then parse again with the chosen model and data classes as the defaults, if they differ.
+
+        jsonargparse keeps a default class's init args that the newly chosen class also accepts
+        (jsonargparse issue #460): ``--model DigitsClassifier`` alone would train with the
+        synthetic classifier's ``lr`` and ``hidden``, not the digits model's own. The first pass
+        only learns which classes the command line and config choose (``--print_config`` waits for
+        the second, which starts from those classes' own defaults).
+        """
+        if isinstance(args, (dict, Namespace)):
+            self.config = parser.parse_object(args)
+            chosen = self._chosen_classes()
+            if not _same_classes(chosen, DEFAULT_CLASSES):
+                self._set_class_defaults(chosen)
+                self.config = parser.parse_object(args)
+            return
+        argv = list(sys.argv[1:] if args is None else args)
+        self.config = parser.parse_args([a for a in argv if not _is_print_config(a)])
+        chosen = self._chosen_classes()
+        if not _same_classes(chosen, DEFAULT_CLASSES) or len(argv) != sum(not _is_print_config(a) for a in argv):
+            self._set_class_defaults(chosen)
+            self.config = parser.parse_args(argv)
+
+    def _chosen_classes(self) -> dict[str, str]:
+        subcommand = self.config.get("subcommand")  # ``self.subcommand`` is set after parsing
+        section = self.config.get(subcommand, self.config) if subcommand else self.config
+        return {key: (section.get(key) or {}).get("class_path", path) for key, path in DEFAULT_CLASSES.items()}
+
+    def _set_class_defaults(self, classes: dict[str, str]) -> None:
+        for parser in self.class_parsers:
+            parser.set_defaults({key: {"class_path": path} for key, path in classes.items()})
 
     def _section(self, config: Any) -> Any:
         """The parsed (or instantiated) settings of the subcommand that runs."""
@@ -191,6 +230,20 @@ def _configure_optimizers(
         return wrap(module, built, instantiate_class(built, init))
 
     return configure_optimizers
+
+
+def _same_classes(a: dict[str, str], b: dict[str, str]) -> bool:
+    """Whether two ``{key: class path}`` name the same classes (jsonargparse may shorten a path)."""
+
+    def resolve(path: str) -> Any:
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module), name, path) if module else path
+
+    return a.keys() == b.keys() and all(resolve(a[key]) is resolve(b[key]) for key in a)
+
+
+def _is_print_config(arg: str) -> bool:
+    return arg == "--print_config" or arg.startswith("--print_config=")
 
 
 def _plain(value: Any) -> Any:

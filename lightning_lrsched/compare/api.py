@@ -105,7 +105,7 @@ def compare(
             A schedule given twice is trained once (with a note).
         devices: ``"cpu:1"``, ``"cpu:N"`` (DDP), ``"cuda:N"``, ``"mps:1"``, ``"auto"``; configs this
             machine cannot run are skipped with the reason in the report (none runnable: an error).
-        seeds: one run per seed (model init and data).
+        seeds: one run per seed (model init and data); 3 or more add statistics over seeds to the report.
         max_epochs: epochs per run.
         output: folder for results, report, logs and W&B runs (see :class:`OutputLayout`).
         logger: ``"wandb"`` (offline unless ``wandb_mode="online"``), ``"csv"`` or ``"none"``. Every

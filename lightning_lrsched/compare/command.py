@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="YAML with any of compare()'s arguments (schedules as a list of specs)")
     parser.add_argument("--schedules", help=SCHEDULES_HELP)
     parser.add_argument("--devices", help="comma-separated device configs: cpu:1, cpu:2, cuda:1, mps:1, auto")
-    parser.add_argument("--seeds", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: 0); 3 or more: statistics over seeds")
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--output", help="output folder (default: runs/compare)")
     parser.add_argument("--logger", choices=LOGGERS)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
+import inspect
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -161,8 +165,38 @@ def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, 
         unknown = set(value) - {"class_path", "init_args"}
         if unknown:
             raise InvalidValue(f"`{name}` has unknown keys {sorted(unknown)}: use class_path and init_args")
-        return {"class_path": value["class_path"], "init_args": dict(value.get("init_args") or {})}
-    return {"class_path": default["class_path"], "init_args": dict(value)}
+        config = {"class_path": value["class_path"], "init_args": dict(value.get("init_args") or {})}
+    else:
+        config = {"class_path": default["class_path"], "init_args": dict(value)}
+    _check_class(name, config)
+    return config
+
+
+def _check_class(name: str, config: dict[str, Any]) -> None:
+    """Refuse, before anything trains, a class path that does not import or init args its class does not take."""
+    path = config["class_path"]
+    module, _, attr = str(path).rpartition(".")
+    example = DEFAULT_MODEL["class_path"] if name == "model" else DEFAULT_DATA["class_path"]
+    if not module or not isinstance(path, str):
+        raise InvalidValue(f"`{name}.class_path` must be a dotted import path like {example}: got {path!r}")
+    # The workers run `python -m` here, so they import from this directory first: the check does too.
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        cls = getattr(importlib.import_module(module), attr, None)
+    except ImportError as error:
+        raise InvalidValue(f"`{name}.class_path` {path!r}: cannot import {module} ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    if not inspect.isclass(cls):
+        raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
+    try:
+        inspect.signature(cls).bind_partial(**config["init_args"])
+    except TypeError as error:
+        raise InvalidValue(f"`{name}.init_args` for {attr}: {error}") from None
 
 
 def build_grid(

@@ -2,7 +2,9 @@
 
 Written after every run from ``results.jsonl``, so it is always current. The cross-device check
 compares each schedule's runs across device configs: the LR by samples seen must match
-exactly, and the final validation loss within a stated relative tolerance.
+exactly, and the final validation loss within a stated relative tolerance. With 3 seeds or more,
+the statistics over seeds (:mod:`lightning_lrsched.compare.statistics`) say which schedule is
+best and which the seeds cannot tell from it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ from rich.table import Table
 
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.compare.statistics import (
+    CONFIDENCE,
+    METRICS,
+    MIN_SEEDS,
+    RANK_METRIC,
+    Estimate,
+    SeedStatistics,
+    seed_statistics,
+)
 
 COLUMNS = (
     ("Scheduler", "label"),
@@ -133,7 +144,7 @@ def _cell(value: Any, key: str = "") -> str:
 def terminal_table(records: Sequence[RunRecord], title: str = "Comparison", width: int = FULL_TABLE_WIDTH) -> Table:
     """The results, best first; a terminal narrower than the full table gets its main columns."""
     columns = COLUMNS if width >= FULL_TABLE_WIDTH else COMPACT_COLUMNS
-    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
     for header, _ in columns:
         left = header in ("Scheduler", "Device", "Status")
         table.add_column(header, justify="left" if left else "right", overflow="fold")
@@ -164,11 +175,13 @@ def markdown(
     tolerance: float,
     wandb_hint: str | None,
     notes: Sequence[str] = (),
+    statistics: SeedStatistics | None = None,
 ) -> str:
     lines = [f"# {title}", "", f"{len(records)} runs, best first (by best validation loss). {mode_line(records)}", ""]
     lines += ["| " + " | ".join(h for h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for record in ranked(records):
         lines.append("| " + " | ".join(_cell(getattr(record, k), k) for _, k in COLUMNS) + " |")
+    lines += ["", *statistics_markdown(statistics or seed_statistics(records))]
     problems = [r for r in records if r.status != "ok"]
     if problems:
         lines += ["", "## Diverged or failed runs", ""]
@@ -204,6 +217,79 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def _estimate_cell(value: Estimate | None) -> str:
+    if value is None:
+        return "-"
+    return f"{_cell(value.mean)} ± {value.std:.2g} [{_cell(value.low)}, {_cell(value.high)}]"
+
+
+def _signed(value: float) -> str:
+    return ("+" if value > 0 else "") + _cell(value)
+
+
+def statistics_markdown(statistics: SeedStatistics) -> list[str]:
+    """The "Statistics over seeds" section of report.md: per-schedule estimates, paired comparisons, verdicts."""
+    lines = ["## Statistics over seeds", ""]
+    if statistics.missing:
+        return [*lines, statistics.missing]
+    level = f"{CONFIDENCE:.0%}"
+    lines += [
+        f"Only runs that ended ok count. Each cell: mean ± standard deviation over the seeds (n) "
+        f"[{level} Student-t interval of the mean]. Best first on each device config, by mean best validation loss.",
+        "",
+        "| Scheduler | Device | Seeds | " + " | ".join(h for _, h in METRICS) + " |",
+        "|---|---|---|" + "---|" * len(METRICS),
+    ]
+    for g in statistics.groups:
+        seeds = f"{len(g.seeds)}" + (f" ({g.excluded} not ok)" if g.excluded else "")
+        if not g.enough:
+            cells = [f"fewer than {MIN_SEEDS} seeds"] + ["-"] * (len(METRICS) - 1)
+        else:
+            cells = [_estimate_cell(g.metrics.get(field)) for field, _ in METRICS]
+        lines.append(f"| {g.label} | {g.device} | {seeds} | " + " | ".join(cells) + " |")
+    if statistics.paired:
+        lines += [
+            "",
+            f"Paired comparison with the best schedule of each device config: seed s of every schedule starts "
+            f"from the same initial weights and sees the same batches, so the difference in best validation loss "
+            f"is taken seed by seed. Δ > 0: worse than the best; the {level} interval is a paired t interval; "
+            f"*agree*: the seeds on which the best schedule is better.",
+            "",
+            f"| Scheduler | Device | Best | Δ best val loss | {level} interval | Agree | Verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for p in statistics.paired:
+            verdict = "indistinguishable" if p.indistinguishable else "worse"
+            lines.append(
+                f"| {p.label} | {p.device} | {p.best} | {_signed(p.diff)} | [{_signed(p.low)}, {_signed(p.high)}] | "
+                f"{p.agree}/{p.seeds} | {verdict} |"
+            )
+    lines += [""] + [statistics.verdict(device) for device in statistics.devices()]
+    return lines
+
+
+def statistics_table(statistics: SeedStatistics) -> Table:
+    """The terminal's view of the statistics: best val loss per schedule and its paired difference from the best."""
+    level = f"{CONFIDENCE:.0%}"
+    title = f"Statistics over seeds ({level} intervals)"
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, collapse_padding=True)
+    # "n" (seeds), std to 2 digits: the seven columns fit an 80-column terminal
+    for header in ("Scheduler", "Device", "n", "Best val loss", "Δ vs best", f"{level} interval", "Agree"):
+        table.add_column(header, justify="left" if header in ("Scheduler", "Device") else "right", overflow="fold")
+    paired = {(p.label, p.device): p for p in statistics.paired}
+    for g in statistics.groups:
+        best = g.metrics.get(RANK_METRIC)
+        loss = f"{_cell(best.mean)} ± {best.std:.2g}" if g.enough and best else f"< {MIN_SEEDS} seeds"
+        p = paired.get((g.label, g.device))
+        if p is not None:
+            cells = [_signed(p.diff), f"[{_signed(p.low)}, {_signed(p.high)}]", f"{p.agree}/{p.seeds}"]
+        else:
+            cells = ["best" if g.enough and statistics.best(g.device) is g else "-", "", ""]
+        style = "dim" if p is not None and not p.indistinguishable else None
+        table.add_row(g.label, g.device, str(len(g.seeds)), loss, *cells, style=style)
+    return table
+
+
 def mode_line(records: Sequence[RunRecord]) -> str:
     """How the runs were trained: stacked (side by side in one Lightning run) or sequential."""
     counts = {m: sum(r.mode == m for r in records) for m in ("stacked", "sequential")}
@@ -217,24 +303,28 @@ def mode_line(records: Sequence[RunRecord]) -> str:
     )
 
 
-def figure(records: Sequence[RunRecord], path: Path) -> None:
+def figure(records: Sequence[RunRecord], path: Path, statistics: SeedStatistics | None = None) -> None:
     """Three panels by schedule (colour) and device config (line style), seeds as a mean line with a min–max band.
 
     LR and validation loss by samples seen, and the best validation loss of each run (one dot per
-    seed, the mean with its min–max range). An axis whose values span more than 100× is logarithmic.
+    seed, the mean with the 95 % interval of the mean where the statistics over seeds have one,
+    its min–max range otherwise). An axis whose values span more than 100× is logarithmic.
     """
     import numpy as np
     from matplotlib import colormaps
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    statistics = statistics or seed_statistics(records)
+    intervals = {(g.label, g.device): g.metrics[RANK_METRIC] for g in statistics.groups if g.enough}
     shown = [r for r in records if r.finished]
     labels = sorted({r.label for r in shown})
     devices = sorted({r.device for r in shown}, key=lambda d: (d != "cpu:1", d))
     colors = {label: colormaps["tab10"](i % 10) for i, label in enumerate(labels)}
     styles = {device: ("-", "--", ":", "-.")[i % 4] for i, device in enumerate(devices)}
-    fig = Figure(figsize=(16, 5.2), layout="constrained")
-    lr_ax, loss_ax, best_ax = fig.subplots(1, 3)
+    panels = 4 if statistics.paired else 3
+    fig = Figure(figsize=(16 + 5 * (panels - 3), 5.2), layout="constrained")
+    lr_ax, loss_ax, best_ax, *diff_ax = fig.subplots(1, panels)
     seeds = max((len({r.seed for r in shown if r.label == label}) for label in labels), default=1)
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for r in shown:
@@ -268,11 +358,14 @@ def figure(records: Sequence[RunRecord], path: Path) -> None:
             if not values:
                 continue
             best_ax.scatter([x] * len(values), values, s=12, color=colors[label], alpha=0.5, linewidths=0)
-            mean = sum(values) / len(values)
+            mean, low, high = sum(values) / len(values), min(values), max(values)
+            if (label, device) in intervals:
+                interval = intervals[(label, device)]
+                mean, low, high = interval.mean, interval.low, interval.high
             best_ax.errorbar(
                 x,
                 mean,
-                yerr=[[mean - min(values)], [max(values) - mean]],
+                yerr=[[mean - low], [high - mean]],
                 fmt="o" if styles[device] == "-" else "s",
                 color=colors[label],
                 markerfacecolor="white" if styles[device] != "-" else colors[label],
@@ -283,9 +376,13 @@ def figure(records: Sequence[RunRecord], path: Path) -> None:
     seeds_text = f"mean over {seeds} seeds, band: min–max" if seeds > 1 else "one seed"
     lr_ax.set(title="Learning rate", xlabel="samples seen", ylabel="LR")
     loss_ax.set(title=f"Validation loss ({seeds_text})", xlabel="samples seen", ylabel="val_loss")
-    best_ax.set(title="Best validation loss (dots: seeds, bar: min–max)", ylabel="best val_loss")
+    bar = f"bar: {CONFIDENCE:.0%} interval of the mean" if intervals else "bar: min–max"
+    best_ax.set(title=f"Best validation loss\n(dots: seeds; {bar})", ylabel="best val_loss")
+    if diff_ax:
+        _paired_panel(diff_ax[0], records, statistics, labels, devices, colors, styles)
     for ax in (lr_ax, loss_ax, best_ax):
-        _scale_to_healthy(ax)
+        # A loss falls 10× and more in the first epochs: on a linear axis the schedules' late gaps vanish.
+        _scale_to_healthy(ax, log_above=10.0 if ax is loss_ax else 100.0)
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=colors[label], lw=2, label=label) for label in labels]
     if len(devices) > 1:
@@ -305,6 +402,46 @@ def figure(records: Sequence[RunRecord], path: Path) -> None:
         handles.append(Line2D([], [], color="black", marker="x", linestyle="none", label="diverged (stopped)"))
     fig.legend(handles=handles, loc="outside right upper", fontsize="small", title="schedule / device")
     fig.savefig(path, dpi=110)
+
+
+def _paired_panel(
+    ax: Any,
+    records: Sequence[RunRecord],
+    statistics: SeedStatistics,
+    labels: list[str],
+    devices: list[str],
+    colors: dict[str, Any],
+    styles: dict[str, str],
+) -> None:
+    """Each schedule's best validation loss minus the best schedule's, seed by seed, with the paired interval."""
+    by_seed = {(r.label, r.device, r.seed): getattr(r, RANK_METRIC) for r in records if r.status == "ok"}
+    width = 0.7 / max(len(devices), 1)
+    for i, device in enumerate(devices):
+        offset = (i - (len(devices) - 1) / 2) * width
+        for p in (p for p in statistics.paired if p.device == device):
+            best = statistics.best(device)
+            seeds = [s for s in best.seeds if (p.label, device, s) in by_seed] if best else []
+            diffs = [by_seed[(p.label, device, s)] - by_seed[(p.best, device, s)] for s in seeds]
+            x = labels.index(p.label) + offset
+            ax.scatter([x] * len(diffs), diffs, s=12, color=colors[p.label], alpha=0.5, linewidths=0)
+            ax.errorbar(
+                x,
+                p.diff,
+                yerr=[[p.diff - p.low], [p.high - p.diff]],
+                fmt="o" if styles[device] == "-" else "s",
+                color=colors[p.label],
+                markerfacecolor=colors[p.label] if not p.indistinguishable else "white",
+                capsize=3,
+            )
+        best = statistics.best(device)
+        if best is not None:
+            ax.scatter([labels.index(best.label) + offset], [0.0], marker="*", s=90, color=colors[best.label])
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    level = f"{CONFIDENCE:.0%}"
+    title = f"Paired difference from the best (★)\n(dots: seeds; bar: {level} interval;\nhollow: indistinguishable)"
+    ax.set(title=title, ylabel="Δ best val_loss")
+    ax.grid(alpha=0.3)
 
 
 def _seed_band(
@@ -330,8 +467,8 @@ def _seed_band(
         ax.plot([p[0] for p in curve], [p[column] for p in curve], **style, **draw, lw=1)
 
 
-def _scale_to_healthy(ax: Any) -> None:
-    """Fit the y axis to the runs that did not diverge (diverged ones run off it), log when they span > 100×.
+def _scale_to_healthy(ax: Any, log_above: float = 100.0) -> None:
+    """Fit the y axis to the runs that did not diverge (diverged ones run off it), log when they span > ``log_above``×.
 
     A diverged run's loss, thousands of times the others', would otherwise flatten every
     difference that matters; it is still drawn up to the axis edge, and marked where it stopped.
@@ -347,7 +484,7 @@ def _scale_to_healthy(ax: Any) -> None:
     if not values.size:
         return
     low, high = float(values.min()), float(values.max())
-    if low > 0 and high > 100 * low:
+    if low > 0 and high > log_above * low:
         ax.set_yscale("log")
         ax.set_ylim(low / 1.5, high * 1.5)
     elif any(line.get_gid() == "diverged" for line in ax.get_lines()):
@@ -386,11 +523,21 @@ def write_report(
     """Write report.csv, report.md and report.png; return the cross-device checks."""
     layout.root.mkdir(parents=True, exist_ok=True)
     checks = cross_device(records, tolerance)
+    statistics = seed_statistics(records)
     write_csv(records, layout.report_csv)
-    text = markdown(records, checks, skipped, title=title, tolerance=tolerance, wandb_hint=wandb_hint, notes=notes)
+    text = markdown(
+        records,
+        checks,
+        skipped,
+        title=title,
+        tolerance=tolerance,
+        wandb_hint=wandb_hint,
+        notes=notes,
+        statistics=statistics,
+    )
     layout.report_md.write_text(text)
     if any(r.finished for r in records):
-        figure(records, layout.report_png)
+        figure(records, layout.report_png, statistics)
     return checks
 
 
@@ -398,6 +545,13 @@ def print_report(records: Sequence[RunRecord], checks: Sequence[DeviceCheck], co
     console.print(terminal_table(records, width=console.width))
     if records:
         console.print(mode_line(records))
+        statistics = seed_statistics(records)
+        if statistics.missing:
+            console.print(f"Statistics over seeds: {statistics.missing}")
+        else:
+            console.print(statistics_table(statistics))
+            for device in statistics.devices():
+                console.print(statistics.verdict(device))
     failed = [c for c in checks if not c.passed]
     if checks:
         verdict = "[green]all match[/]" if not failed else f"[red]{len(failed)} mismatch(es)[/]"
