@@ -6,18 +6,29 @@ switch the caller's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from lightning_lrsched.finder.range_test import LRFinderResult
+
+class RangeTestCurve(Protocol):
+    """What the figure reads of a range test (an ``LRFinderResult``), so this module needs not import it."""
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    suggestions: dict[str, float | None]
+    diverged_at: int | None
+    num_steps: int
+
+    def loss_at(self, lr: float) -> float: ...
+
 
 MARKERS = {"valley": "o", "slide": "s", "steep": "^", "minimum": "v", "lightning": "D"}
 
 
-def finder_figure(result: LRFinderResult, title: str | None = None) -> Figure:
+def finder_figure(result: RangeTestCurve, title: str | None = None) -> Figure:
     """The raw and smoothed loss of each step over its LR, with one marker per suggestion.
 
     The y axis spans the smoothed curve from its lowest point up to a little above its start, so a
