@@ -107,6 +107,17 @@ class SyntheticClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
+    def stacked_metrics(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the steps compute on ``batch``, as plain tensors: the stacking protocol of ``lrsched compare``.
+
+        ``loss`` is what ``training_step`` minimises and ``validation_step`` logs as ``val_loss``;
+        ``acc`` is the batch's ``val_acc``. No ``self.log`` and no metric objects, so ``torch.func.vmap``
+        can run it over stacked copies (see :mod:`lightning_lrsched.compare.stacked`).
+        """
+        x, y = batch
+        logits = self(x)
+        return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(dim=-1) == y).float().mean()}
+
     def configure_callbacks(self) -> list[Callback]:
         # The `plateau` schedule follows validation results through this callback.
         return [PlateauDriver()]
