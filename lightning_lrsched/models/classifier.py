@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_lrsched.optim import make_optimizer, optimizer_spec
+from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
 from lightning_lrsched.plateau_driver import PlateauDriver
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import resolve_schedule
@@ -29,7 +29,9 @@ class SyntheticClassifier(L.LightningModule):
     means, synced across processes) and ``test_loss``, ``test_acc``.
 
     Args:
-        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, or ``{"name": ..., **torch_args}``.
+        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, or ``{"name": ..., **torch_args}``;
+            or ``"adamw_schedulefree"``, ``"sgd_schedulefree"`` (extra ``schedulefree``; give ``scheduler=None``),
+            whose train/eval mode :class:`~lightning_lrsched.callbacks.ScheduleFreeMode` switches.
         lr: the learning rate (peak LR of the schedule; ignored by schedules with absolute LRs).
         scheduler: a schedule name (the seed six get the tutorials' arguments), a spec
             ``{"name": ..., **params}``, a :class:`Schedule`, or ``None`` for a constant LR.
@@ -120,7 +122,13 @@ class SyntheticClassifier(L.LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         # The `plateau` schedule follows validation results through this callback.
-        return [PlateauDriver()]
+        callbacks: list[Callback] = [PlateauDriver()]
+        if is_schedule_free(self.hparams.optimizer):
+            # Imported here, and only then: the one callback a model of this layer asks for from the layer above.
+            from lightning_lrsched.callbacks.schedule_free import ScheduleFreeMode
+
+            callbacks.append(ScheduleFreeMode())
+        return callbacks
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)
