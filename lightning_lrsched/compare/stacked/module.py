@@ -120,6 +120,12 @@ def _check_same_state(copies: Sequence[nn.Module]) -> None:
             )
 
 
+def _stack(names: list[str], per_copy: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{"module.<name>": the copies' tensors stacked}`` (differentiable: each copy's parameter gets its gradient)."""
+    by_name = zip(*per_copy, strict=True) if per_copy else iter(())
+    return {f"module.{name}": torch.stack(tensors) for name, tensors in zip(names, by_name, strict=True)}
+
+
 class StackedModule(L.LightningModule):
     """K copies of a module trained side by side, one param group and one schedule each.
 
@@ -174,6 +180,13 @@ class StackedModule(L.LightningModule):
             raise Unstackable(f"{type(first).__name__} has no parameters to train")
         self._buffer_names = [name for name, _ in first.named_buffers()]
         _check_same_state(copies)
+        # The copies' parameters, listed once: the same objects for the module's lifetime (moving it to a
+        # device changes their data, not them), where `parameters()` walks the module tree at every call.
+        self._params = [list(c.parameters()) for c in copies]
+        # Tied weights (one parameter under two names) must be replaced together; checking for them at
+        # every call walks the module tree too, so functional_call does it only where there are any.
+        aliases = [*first.named_parameters(remove_duplicate=False), *first.named_buffers(remove_duplicate=False)]
+        self._tied = len(aliases) != len(self._names) + len(self._buffer_names)
         # Not a registered child: the copies are, and their parameters must be listed once.
         self._scored = (_Scored(first, stacked_metrics_of(first)),)
         self._vmapped = vmap(self._score_one, in_dims=(0, 0, None), randomness="different")
@@ -188,21 +201,17 @@ class StackedModule(L.LightningModule):
     def _score_one(
         self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], batch: Any
     ) -> Mapping[str, torch.Tensor]:
-        return functional_call(self._scored[0], (params, buffers), (batch,))
+        return functional_call(self._scored[0], (params, buffers), (batch,), tie_weights=self._tied)
 
     def _run(self, batch: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Every copy's metrics on ``batch``, and the stacked buffers as the pass left them."""
-        params = self._stack(self._names, "parameters")
-        buffers = self._stack(self._buffer_names, "buffers")
+        params = _stack(self._names, self._params)
+        buffers = _stack(self._buffer_names, self._buffers_per_copy())
         return self._vmapped(params, buffers, batch), buffers
 
-    def _stack(self, names: list[str], what: str) -> dict[str, torch.Tensor]:
-        pairs = zip(names, self._per_copy(what), strict=True)
-        return {f"module.{name}": torch.stack(tensors) for name, tensors in pairs}
-
-    def _per_copy(self, what: str) -> Any:
-        """Per name, the copies' tensors (``parameters`` or ``buffers``), in the first copy's order."""
-        return zip(*(list(getattr(c, what)()) for c in self.copies), strict=True)
+    def _buffers_per_copy(self) -> list[list[torch.Tensor]]:
+        # Asked for every time: moving a module to a device replaces its buffers (not its parameters).
+        return [list(c.buffers()) for c in self.copies] if self._buffer_names else []
 
     def scores(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Every copy's metrics on ``batch``: ``{key: tensor of shape (K,)}``; buffers updated per copy."""
@@ -210,7 +219,7 @@ class StackedModule(L.LightningModule):
         if buffers:
             # The pass updated the stacked buffers in place (BatchNorm's running statistics): each copy keeps its own.
             with torch.no_grad():
-                for stacked, own in zip(buffers.values(), self._per_copy("buffers"), strict=True):
+                for stacked, own in zip(buffers.values(), zip(*self._buffers_per_copy(), strict=True), strict=True):
                     for k, buffer in enumerate(own):
                         buffer.copy_(stacked[k])
         return scores
@@ -313,15 +322,20 @@ class StackedModule(L.LightningModule):
 
     def _freeze_non_finite(self, optimizer: torch.optim.Optimizer) -> None:
         training = [k for k, at in enumerate(self.frozen_at) if at is None]
-        grads = [[p.grad for p in self.copies[k].parameters() if p.grad is not None] for k in training]
-        checks = [torch.stack([g.isfinite().all() for g in own]).all() for own in grads if own]
-        if not checks:
+        if not training:
             return
-        finite = iter(torch.stack(checks).tolist())  # the one host sync of the check
-        for k, own in zip(training, grads, strict=True):
+        # Per parameter name, the training copies' gradients side by side: a few kernels per step,
+        # not one per copy and parameter (the same parameters get gradients in every copy).
+        per_name = []
+        for i in range(len(self._names)):
+            grads = [self._params[k][i].grad for k in training]
+            if all(g is not None for g in grads):
+                per_name.append(torch.stack(grads).isfinite().flatten(1).all(1))
+        finite = torch.stack(per_name).all(0).tolist() if per_name else [True] * len(training)  # one host sync
+        largest = torch.finfo(self._params[0][0].dtype).max if self._params[0][0].is_floating_point() else math.inf
+        for k, ok in zip(training, finite, strict=True):
             lr = optimizer.param_groups[k]["lr"]
-            largest = torch.finfo(own[0].dtype).max if own else math.inf
-            if own and not next(finite):
+            if not ok:
                 loss = float(self.copy_losses[k])
                 reason = f"the gradient of {self.labels[k]} is not finite (its loss: {loss:.6g})"
                 self.on_diverge(k, math.nan, reason)
