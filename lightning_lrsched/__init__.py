@@ -17,6 +17,7 @@ _EXPORTS = {
     "LRLogger": "lightning_lrsched.callbacks",
     "PlateauDetector": "lightning_lrsched.callbacks",
     "PlateauDriver": "lightning_lrsched.plateau_driver",
+    "ScheduleFreeMode": "lightning_lrsched.schedule_free",
     "ScheduleCheck": "lightning_lrsched.callbacks",
     "compare": "lightning_lrsched.compare",
     "find_lr": "lightning_lrsched.finder",

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS
+from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS, resolve_entry
 from lightning_lrsched.errors import InvalidType, InvalidValue, RaisingArgumentParser, UsageError
+from lightning_lrsched.optim import is_schedule_free
 
 SCHEDULES_HELP = (
     "comma-separated schedules, each a name or name(arg=value, ...) with YAML values, e.g. "
@@ -128,13 +129,13 @@ def _load_config(path_text: str) -> dict[str, Any]:
 
 
 def _check_schedules(schedules: Sequence[Any]) -> None:
-    """Resolve every schedule now, so a missing argument says how to give it."""
-    from lightning_lrsched.schedules.tutorial import resolve_schedule
-
+    """Resolve every schedule (or schedule-free optimizer) now, so a missing argument says how to give it."""
     for spec in schedules:
         try:
-            resolve_schedule(spec)
+            resolve_entry(spec)
         except (InvalidValue, InvalidType) as error:
+            if is_schedule_free(spec):  # a missing extra or a bad optimizer argument: the message says which
+                raise UsageError(f"--schedules: {error}") from None
             name = spec if isinstance(spec, str) else spec.get("name", "?")
             raise UsageError(
                 f"--schedules: {error} (give arguments inline, e.g. --schedules '{name}(arg=value)', "

@@ -121,17 +121,18 @@ def _watch(
     current, started, progress_read, noted = 0, time.monotonic(), 0, -1
     while current < len(jobs):
         progress_read = _read_progress(out / "progress", progress_read, jobs, on_epoch)
-        records = read_records(out, current)
-        if records is not None:
-            on_result(jobs[current], records)
-            current, started = current + 1, time.monotonic()
-            continue
+        # Why a job did not stack comes first: with the fallback its records may follow within one poll.
         reason = read_unstackable(out, current) if noted != current else None
         if reason is not None:
             noted = current
             on_unstackable(jobs[current], reason)
             if not fallback:
                 current, started = current + 1, time.monotonic()
+            continue
+        records = read_records(out, current)
+        if records is not None:
+            on_result(jobs[current], records)
+            current, started = current + 1, time.monotonic()
             continue
         code = process.poll()
         limit = None if timeout is None else timeout * len(jobs[current])

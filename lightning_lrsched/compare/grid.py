@@ -15,6 +15,8 @@ from typing import Any
 from lightning_lrsched.compare.devices import DeviceConfig, parse_device
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.optim import is_schedule_free, optimizer_spec
+from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
 
 SEED_SCHEDULES: tuple[str, ...] = tuple(TUTORIAL_SCHEDULES)
@@ -23,6 +25,8 @@ DEFAULT_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "i
 LOGGERS = ("wandb", "csv", "none")
 MODES = ("auto", "sequential", "stacked")
 WANDB_RUNS = ("per-run", "single")
+NO_SCHEDULE = {"name": "constant", "factor": 1.0, "total_iters": 0}
+"""The LR schedule of a schedule-free entry: none (the optimizer's own LR throughout)."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,36 @@ def _check_class(name: str, config: dict[str, Any]) -> None:
         raise InvalidValue(f"`{name}.init_args` for {attr}: {error}") from None
 
 
+def resolve_entry(entry: str | Mapping[str, Any]) -> tuple[Schedule, dict[str, Any] | None]:
+    """A grid entry: a schedule, or a schedule-free optimizer compared against the scheduled runs.
+
+    A schedule-free entry (``"adamw_schedulefree"``, ``{"name": "sgd_schedulefree", "lr": 1.0,
+    "warmup_steps": 50}``) replaces the model's ``optimizer`` argument with itself and trains
+    at a constant LR; its arguments are the ``schedulefree`` package's.
+
+    Returns:
+        The entry's schedule, and the optimizer spec it trains with (``None``: the model's own).
+
+    Raises:
+        InvalidValue: a schedule-free entry without the ``schedulefree`` extra (the message names it).
+
+    Example:
+        >>> resolve_entry("cosine")
+        (Schedule('cosine', eta_min=0.0, interval='epoch'), None)
+    """
+    if is_schedule_free(entry):
+        optimizer = {"name": entry} if isinstance(entry, str) else dict(entry)
+        name, kwargs = optimizer_spec(optimizer)
+        return resolve_schedule(NO_SCHEDULE), {"name": name, **kwargs}
+    return resolve_schedule(entry), None
+
+
+def _with_optimizer(model: Mapping[str, Any], optimizer: dict[str, Any] | None) -> dict[str, Any]:
+    if optimizer is None:
+        return dict(model)
+    return {**model, "init_args": {**model.get("init_args", {}), "optimizer": optimizer}}
+
+
 def build_grid(
     schedules: Sequence[str | Mapping[str, Any]],
     devices: Sequence[str],
@@ -223,26 +257,40 @@ def build_grid(
     if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 1:
         raise InvalidValue(f"`max_epochs` must be a positive int: got max_epochs={max_epochs!r}")
     notes: list[str] = []
-    resolved = _distinct([resolve_schedule(s) for s in schedules], lambda s: s.fingerprint(), "schedule", notes)
+    entries = _distinct([resolve_entry(s) for s in schedules], _entry_identity, "schedule", notes, _show_entry)
     configs = _distinct([parse_device(d).label for d in devices], str, "device config", notes)
     seeds = _distinct(list(seeds), str, "seed", notes)
-    names = [s.name for s in resolved]
-    labels = [s.name if names.count(s.name) == 1 else f"{s.name}-{s.fingerprint()[:6]}" for s in resolved]
+    names = [optimizer["name"] if optimizer else schedule.name for schedule, optimizer in entries]
+    labels = [
+        name if names.count(name) == 1 else f"{name}-{_entry_identity(entry)[:6]}"
+        for name, entry in zip(names, entries, strict=True)
+    ]
+    model = what.pop("model", DEFAULT_MODEL)
     specs = [
-        RunSpec(label, schedule.to_dict(), device, seed, max_epochs, **what)
-        for schedule, label in zip(resolved, labels, strict=True)
+        RunSpec(label, schedule.to_dict(), device, seed, max_epochs, model=_with_optimizer(model, optimizer), **what)
+        for (schedule, optimizer), label in zip(entries, labels, strict=True)
         for device in configs
         for seed in seeds
     ]
     return specs, notes
 
 
-def _distinct(items: list[Any], identity: Any, what: str, notes: list[str]) -> list[Any]:
+def _entry_identity(entry: tuple[Schedule, dict[str, Any] | None]) -> str:
+    schedule, optimizer = entry
+    return schedule.fingerprint() if optimizer is None else _digest([schedule.fingerprint(), optimizer])
+
+
+def _show_entry(entry: tuple[Schedule, dict[str, Any] | None]) -> str:
+    schedule, optimizer = entry
+    return repr(schedule) if optimizer is None else repr(optimizer)
+
+
+def _distinct(items: list[Any], identity: Any, what: str, notes: list[str], show: Any = repr) -> list[Any]:
     seen: dict[str, Any] = {}
     for item in items:
         key = identity(item)
         if key in seen:
-            notes.append(f"{what} {item!r} is given more than once: trained once")
+            notes.append(f"{what} {show(item)} is given more than once: trained once")
         else:
             seen[key] = item
     return list(seen.values())

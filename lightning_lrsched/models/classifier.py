@@ -13,8 +13,9 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_lrsched.optim import make_optimizer, optimizer_spec
+from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
 from lightning_lrsched.plateau_driver import PlateauDriver
+from lightning_lrsched.schedule_free import ScheduleFreeMode
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 from lightning_lrsched.validation import check_int, check_positive
@@ -29,7 +30,9 @@ class SyntheticClassifier(L.LightningModule):
     means, synced across processes) and ``test_loss``, ``test_acc``.
 
     Args:
-        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, or ``{"name": ..., **torch_args}``.
+        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``, or ``{"name": ..., **torch_args}``;
+            or ``"adamw_schedulefree"``, ``"sgd_schedulefree"`` (extra ``schedulefree``; give ``scheduler=None``),
+            whose train/eval mode :class:`~lightning_lrsched.ScheduleFreeMode` switches.
         lr: the learning rate (peak LR of the schedule; ignored by schedules with absolute LRs).
         scheduler: a schedule name (the seed six get the tutorials' arguments), a spec
             ``{"name": ..., **params}``, a :class:`Schedule`, or ``None`` for a constant LR.
@@ -107,9 +110,24 @@ class SyntheticClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_acc)
 
+    def stacked_metrics(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the steps compute on ``batch``, as plain tensors: the stacking protocol of ``lrsched compare``.
+
+        ``loss`` is what ``training_step`` minimises and ``validation_step`` logs as ``val_loss``;
+        ``acc`` is the batch's ``val_acc``. No ``self.log`` and no metric objects, so ``torch.func.vmap``
+        can run it over stacked copies (see :mod:`lightning_lrsched.compare.stacked`).
+        """
+        x, y = batch
+        logits = self(x)
+        return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(dim=-1) == y).float().mean()}
+
     def configure_callbacks(self) -> list[Callback]:
         # The `plateau` schedule follows validation results through this callback.
-        return [PlateauDriver()]
+        callbacks: list[Callback] = [PlateauDriver()]
+        if is_schedule_free(self.hparams.optimizer):
+            # Schedule-free optimizers evaluate and checkpoint in their eval mode: this callback switches it.
+            callbacks.append(ScheduleFreeMode())
+        return callbacks
 
     def configure_optimizers(self) -> Any:
         optimizer = make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)

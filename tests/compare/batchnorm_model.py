@@ -1,4 +1,4 @@
-"""A classifier vmap cannot stack: BatchNorm after its hidden layer updates running statistics in place."""
+"""A classifier with buffers: BatchNorm after its hidden layer keeps running statistics (stacked per copy)."""
 
 from torch import nn
 

@@ -47,7 +47,7 @@ SCHEDULES = [
     {"name": "warmup_cosine", "warmup": "2ep"},
     REDUCING_PLATEAU,
 ]
-BATCHNORM_MODEL = {"class_path": "tests.compare.batchnorm_model.BatchNormClassifier", "init_args": {}}
+BRANCHING_MODEL = {"class_path": "tests.compare.branching_model.BranchingClassifier", "init_args": {}}
 
 
 def specs(schedules, epochs, **what):
@@ -205,29 +205,29 @@ def test_wandb_single_run_has_per_copy_metric_names(tmp_path):
 
 
 @pytest.fixture
-def batchnorm_importable(monkeypatch):
+def test_models_importable(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
 
 
-def test_unstackable_module_falls_back_in_auto_and_is_an_error_in_stacked(tmp_path, batchnorm_importable, capsys):
-    with pytest.raises(ValueError, match=r"mode='stacked': vmap cannot run BatchNormClassifier: Batch norm"):
+def test_unstackable_module_falls_back_in_auto_and_is_an_error_in_stacked(tmp_path, test_models_importable, capsys):
+    with pytest.raises(ValueError, match=r"mode='stacked': vmap cannot run BranchingClassifier: .*data-dependent"):
         compare(
             ["step", "cosine"],
             max_epochs=1,
             output=tmp_path / "stacked",
             logger="none",
             mode="stacked",
-            model=BATCHNORM_MODEL,
+            model=BRANCHING_MODEL,
         )
     assert not (tmp_path / "stacked" / "results.jsonl").exists()
 
     comparison = compare(
-        ["step", "cosine"], max_epochs=1, output=tmp_path / "auto-bn", logger="none", model=BATCHNORM_MODEL
+        ["step", "cosine"], max_epochs=1, output=tmp_path / "auto-branching", logger="none", model=BRANCHING_MODEL
     )
     assert [(r.mode, r.status) for r in comparison.records] == [("sequential", "ok")] * 2
     (note,) = comparison.notes
-    assert note.startswith("auto → sequential for cpu:1, seed 0: vmap cannot run BatchNormClassifier")
-    assert "\n" not in note and note in (tmp_path / "auto-bn" / "report.md").read_text()
+    assert note.startswith("auto → sequential for cpu:1, seed 0: vmap cannot run BranchingClassifier")
+    assert "\n" not in note and note in (tmp_path / "auto-branching" / "report.md").read_text()
     assert "auto → sequential for cpu:1, seed 0: vmap cannot run" in " ".join(capsys.readouterr().out.split())
 
 
@@ -237,6 +237,7 @@ def test_modules_without_the_stacking_contract_are_unstackable():
 
     with pytest.raises(Unstackable, match="Linear has no `stacked_metrics"):
         stacked_metrics_of(torch.nn.Linear(2, 2))
+    # The protocol itself is tested in test_stack_any.py.
     schedules = [get_schedule("cosine"), get_schedule("plateau")]
     with pytest.raises(Unstackable, match="Linear does not take `optimizer` and `lr` arguments"):
         StackedModule([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)], ["a", "b"], schedules)

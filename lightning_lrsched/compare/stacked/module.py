@@ -1,22 +1,33 @@
 """Stacked runs: K copies of a module trained side by side in one Lightning run, one schedule each.
 
-The copies start from identical weights, see the same batches, and are evaluated in one vectorised
-pass: their parameters are stacked (``torch.stack``, differentiable, so each copy's parameters get
-their own gradients) and the module's forward runs under ``torch.func.vmap`` via
-``functional_call``. The loss is the sum of the copies' losses, so the gradients stay those of K
-separate runs; each copy is one param group of one optimizer, driven by its own schedule through
+The copies start from each seed's initial weights (the seed, then the module's constructor with
+the same arguments, as a run of its own), see the same batches, and are evaluated in one
+vectorised pass: their parameters and buffers are stacked, as ``torch.func.stack_module_state``
+stacks them, and the module runs under ``torch.func.vmap`` via ``functional_call``. The parameters
+are stacked with ``torch.stack`` at every step (``stack_module_state`` detaches them), so each
+copy's own parameters get their own gradients; the buffers are stacked too and written back to
+each copy after a training step (BatchNorm's running statistics stay per copy). The loss is the
+sum of the copies' losses, so the gradients stay those of K separate runs; each copy is one param
+group of one optimizer, driven by its own schedule through
 :class:`~lightning_lrsched.schedules.GroupSchedules`. On small models this trains K schedules in
 little more than the time of one run, on identical data order.
 
-A module can be stacked when
+The stacking protocol. A module can be stacked when
 
-- it tells how to score a batch: a method ``stacked_metrics(batch) -> {"loss": ..., **others}``
-  of scalar tensors computed with ``self(...)`` only (no ``self.log``, no metric objects), or it
-  is a :class:`~lightning_lrsched.models.SyntheticClassifier` with its own steps;
+- it says how to score a batch: a method ``stacked_metrics(self, batch) -> {"loss": ..., **others}``
+  returning scalar tensors computed with ``self(...)`` and plain tensor operations only (no
+  ``self.log``, no metric objects, no ``.item()``): the loss its ``training_step`` minimises and
+  the metrics its ``validation_step`` logs, under the same names (``loss`` → ``val_loss``).
+  :class:`~lightning_lrsched.models.SyntheticClassifier` and
+  :class:`~lightning_lrsched.models.DigitsClassifier` define it. A subclass that overrides a
+  step after the class that defines ``stacked_metrics`` must define its own;
 - it takes its optimizer as ``optimizer`` and ``lr`` arguments (saved in ``hparams``), as the
   synthetic classifier does;
-- its forward and backward run under ``vmap`` (buffers are shared by the copies, so a module that
-  updates buffers in training, like BatchNorm's running statistics, cannot be stacked).
+- its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
+  backward run under ``vmap`` (no data-dependent Python control flow, no ``.item()``).
+
+Anything else is :class:`Unstackable`, with a one-line reason: ``--mode auto`` then trains the
+runs one after the other and notes why, ``--mode stacked`` is an error.
 
 Metrics are logged per copy as ``<stage>_<key>/<label>`` (``train_loss/cosine``,
 ``val_loss/cosine``, ``val_acc/cosine``).
@@ -27,46 +38,56 @@ built with a placeholder schedule, frozen before the first step, and listed in `
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
 from torch.func import functional_call, vmap
 
 from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.errors import InvalidValue
-from lightning_lrsched.models import SyntheticClassifier
 from lightning_lrsched.optim import make_optimizer
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
+STEPS = ("training_step", "validation_step", "test_step")
 
 
-def _classifier_metrics(module: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
-    x, y = batch
-    logits = module(x)
-    return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(dim=-1) == y).float().mean()}
+def _defined_by(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose own ``__dict__`` defines ``name``."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
 
 
 def stacked_metrics_of(module: nn.Module) -> MetricsFn:
-    """How to score a batch with one copy of ``module``; :class:`Unstackable` if it does not say."""
-    own = getattr(type(module), "stacked_metrics", None)
-    if callable(own):
-        return own
-    steps = ("training_step", "validation_step", "test_step")
-    if isinstance(module, SyntheticClassifier) and all(
-        getattr(type(module), name) is getattr(SyntheticClassifier, name) for name in steps
-    ):
-        return _classifier_metrics
-    raise Unstackable(
-        f"{type(module).__name__} has no `stacked_metrics(batch)` method saying how to score a batch "
-        "(only the synthetic classifier's own steps are known)"
-    )
+    """How to score a batch with one copy of ``module``; :class:`Unstackable` (one line) if it does not say.
+
+    Example:
+        >>> from lightning_lrsched.models import DigitsClassifier
+        >>> stacked_metrics_of(DigitsClassifier()).__qualname__
+        'SyntheticClassifier.stacked_metrics'
+    """
+    cls = type(module)
+    own = getattr(cls, "stacked_metrics", None)
+    if not callable(own):
+        raise Unstackable(
+            f"{cls.__name__} has no `stacked_metrics(batch)` method saying how to score a batch "
+            "(the stacking protocol: see lightning_lrsched.compare.stacked)"
+        )
+    definer = _defined_by(cls, "stacked_metrics")
+    for step in STEPS:
+        stepper = _defined_by(cls, step)
+        if definer is not None and stepper is not None and stepper is not definer and issubclass(stepper, definer):
+            # The inherited scoring may no longer be what the overridden step computes.
+            raise Unstackable(
+                f"{cls.__name__} overrides `{step}` (in {stepper.__name__}) but inherits `stacked_metrics` "
+                f"from {definer.__name__}: define {stepper.__name__}.stacked_metrics to match it"
+            )
+    return own
 
 
 class _Scored(nn.Module):
@@ -79,6 +100,30 @@ class _Scored(nn.Module):
 
     def forward(self, batch: Any) -> Mapping[str, torch.Tensor]:
         return self.metrics(self.module, batch)
+
+
+def _check_same_state(copies: Sequence[nn.Module]) -> None:
+    """The copies' parameters and buffers can be stacked: same names, shapes and dtypes (else :class:`Unstackable`)."""
+
+    def layout(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+        state = [*module.named_parameters(), *module.named_buffers()]
+        return [(name, tuple(t.shape), t.dtype) for name, t in state]
+
+    first = layout(copies[0])
+    for k, copy in enumerate(copies[1:], start=1):
+        other = layout(copy)
+        if other != first:
+            diff = next((a, b) for a, b in itertools.zip_longest(first, other) if a != b)
+            raise Unstackable(
+                f"the copies' parameters and buffers differ (copy 0: {diff[0]}, copy {k}: {diff[1]}): "
+                "they cannot be stacked"
+            )
+
+
+def _stack(names: list[str], per_copy: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{"module.<name>": the copies' tensors stacked}`` (differentiable: each copy's parameter gets its gradient)."""
+    by_name = zip(*per_copy, strict=True) if per_copy else iter(())
+    return {f"module.{name}": torch.stack(tensors) for name, tensors in zip(names, by_name, strict=True)}
 
 
 class StackedModule(L.LightningModule):
@@ -133,9 +178,18 @@ class StackedModule(L.LightningModule):
         self._names = [name for name, _ in first.named_parameters()]
         if not self._names:
             raise Unstackable(f"{type(first).__name__} has no parameters to train")
+        self._buffer_names = [name for name, _ in first.named_buffers()]
+        _check_same_state(copies)
+        # The copies' parameters, listed once: the same objects for the module's lifetime (moving it to a
+        # device changes their data, not them), where `parameters()` walks the module tree at every call.
+        self._params = [list(c.parameters()) for c in copies]
+        # Tied weights (one parameter under two names) must be replaced together; checking for them at
+        # every call walks the module tree too, so functional_call does it only where there are any.
+        aliases = [*first.named_parameters(remove_duplicate=False), *first.named_buffers(remove_duplicate=False)]
+        self._tied = len(aliases) != len(self._names) + len(self._buffer_names)
         # Not a registered child: the copies are, and their parameters must be listed once.
         self._scored = (_Scored(first, stacked_metrics_of(first)),)
-        self._vmapped = vmap(self._score_one, in_dims=(0, None), randomness="different")
+        self._vmapped = vmap(self._score_one, in_dims=(0, 0, None), randomness="different")
         self.copy_losses = torch.zeros(len(copies))
         self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
         self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
@@ -144,15 +198,31 @@ class StackedModule(L.LightningModule):
         self.register_buffer("_training", torch.ones(len(copies), dtype=torch.bool), persistent=False)
 
     # -- the vectorised pass ---------------------------------------------------------------------
-    def _score_one(self, params: dict[str, torch.Tensor], batch: Any) -> Mapping[str, torch.Tensor]:
-        return functional_call(self._scored[0], params, (batch,))
+    def _score_one(
+        self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], batch: Any
+    ) -> Mapping[str, torch.Tensor]:
+        return functional_call(self._scored[0], (params, buffers), (batch,), tie_weights=self._tied)
+
+    def _run(self, batch: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every copy's metrics on ``batch``, and the stacked buffers as the pass left them."""
+        params = _stack(self._names, self._params)
+        buffers = _stack(self._buffer_names, self._buffers_per_copy())
+        return self._vmapped(params, buffers, batch), buffers
+
+    def _buffers_per_copy(self) -> list[list[torch.Tensor]]:
+        # Asked for every time: moving a module to a device replaces its buffers (not its parameters).
+        return [list(c.buffers()) for c in self.copies] if self._buffer_names else []
 
     def scores(self, batch: Any) -> Mapping[str, torch.Tensor]:
-        """Every copy's metrics on ``batch``: ``{key: tensor of shape (K,)}``."""
-        per_copy = [list(c.parameters()) for c in self.copies]
-        stacks = zip(self._names, zip(*per_copy, strict=True), strict=True)
-        params = {f"module.{name}": torch.stack(tensors) for name, tensors in stacks}
-        return self._vmapped(params, batch)
+        """Every copy's metrics on ``batch``: ``{key: tensor of shape (K,)}``; buffers updated per copy."""
+        scores, buffers = self._run(batch)
+        if buffers:
+            # The pass updated the stacked buffers in place (BatchNorm's running statistics): each copy keeps its own.
+            with torch.no_grad():
+                for stacked, own in zip(buffers.values(), zip(*self._buffers_per_copy(), strict=True), strict=True):
+                    for k, buffer in enumerate(own):
+                        buffer.copy_(stacked[k])
+        return scores
 
     def probe(self, batch: Any) -> None:
         """One forward and backward in training mode, leaving weights, gradients and RNG as they were.
@@ -162,7 +232,7 @@ class StackedModule(L.LightningModule):
         """
         with torch.random.fork_rng(devices=[]):
             try:
-                scores = self.scores(batch)
+                scores, _ = self._run(batch)  # buffers not written back: the copies stay as they were
                 if "loss" not in scores:
                     raise Unstackable(f"`stacked_metrics` must return a 'loss': got keys {sorted(scores)}")
                 scores["loss"].sum().backward()
@@ -252,15 +322,20 @@ class StackedModule(L.LightningModule):
 
     def _freeze_non_finite(self, optimizer: torch.optim.Optimizer) -> None:
         training = [k for k, at in enumerate(self.frozen_at) if at is None]
-        grads = [[p.grad for p in self.copies[k].parameters() if p.grad is not None] for k in training]
-        checks = [torch.stack([g.isfinite().all() for g in own]).all() for own in grads if own]
-        if not checks:
+        if not training:
             return
-        finite = iter(torch.stack(checks).tolist())  # the one host sync of the check
-        for k, own in zip(training, grads, strict=True):
+        # Per parameter name, the training copies' gradients side by side: a few kernels per step,
+        # not one per copy and parameter (the same parameters get gradients in every copy).
+        per_name = []
+        for i in range(len(self._names)):
+            grads = [self._params[k][i].grad for k in training]
+            if all(g is not None for g in grads):
+                per_name.append(torch.stack(grads).isfinite().flatten(1).all(1))
+        finite = torch.stack(per_name).all(0).tolist() if per_name else [True] * len(training)  # one host sync
+        largest = torch.finfo(self._params[0][0].dtype).max if self._params[0][0].is_floating_point() else math.inf
+        for k, ok in zip(training, finite, strict=True):
             lr = optimizer.param_groups[k]["lr"]
-            largest = torch.finfo(own[0].dtype).max if own else math.inf
-            if own and not next(finite):
+            if not ok:
                 loss = float(self.copy_losses[k])
                 reason = f"the gradient of {self.labels[k]} is not finite (its loss: {loss:.6g})"
                 self.on_diverge(k, math.nan, reason)

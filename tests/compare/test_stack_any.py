@@ -1,0 +1,184 @@
+"""Stacked mode for any module that follows the stacking protocol, the digits model included.
+
+Each stacked copy is compared with the run of its own that ``--mode sequential`` trains (same seed,
+weights, batches): per-epoch losses and accuracies within 1e-5 relative. A module with buffers
+(BatchNorm) stacks them per copy; a module vmap cannot run, or that does not say how to score a
+batch, falls back to sequential with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from lightning_lrsched.compare import worker
+from lightning_lrsched.compare.grid import RunSettings, Unstackable, build_grid, class_config, plan_jobs
+from lightning_lrsched.compare.stacked import StackedModule, stacked_metrics_of
+from lightning_lrsched.compare.training import train_solo, train_stacked
+from lightning_lrsched.models import DigitsClassifier, SyntheticClassifier
+from lightning_lrsched.schedules import get_schedule
+
+for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+DIGITS_MODEL = {"class_path": "lightning_lrsched.models.DigitsClassifier", "init_args": {"hidden": [32]}}
+DIGITS_DATA = {"class_path": "lightning_lrsched.models.DigitsDataModule", "init_args": {"batch_size": 64}}
+SYNTHETIC_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "init_args": {}}
+BATCHNORM_MODEL = {"class_path": "tests.compare.batchnorm_model.BatchNormClassifier", "init_args": {}}
+BRANCHING_MODEL = {"class_path": "tests.compare.branching_model.BranchingClassifier", "init_args": {}}
+
+
+def grid(schedules, epochs, model, data, seeds=(0,)):
+    model, data = class_config("model", model, model), class_config("data", data, data)
+    return build_grid(schedules, ["cpu:1"], list(seeds), epochs, model=model, data=data)[0]
+
+
+def settings(tmp_path) -> RunSettings:
+    return RunSettings(output=str(tmp_path), logger="none")
+
+
+def worst(ours: list[list[float]], solo: list[list[float]], column: int = 1) -> float:
+    """Largest relative difference of two curves' values at the same samples."""
+    assert [p[0] for p in ours] == [p[0] for p in solo]
+    return max(abs(p[column] - q[column]) / abs(q[column]) for p, q in zip(ours, solo, strict=True))
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def stacked_and_solo(specs, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (job,) = plan_jobs(specs, "stacked")
+        stacked = train_stacked(job, settings(tmp_path), lambda runs: None)
+        solos = [train_solo(spec, settings(tmp_path), lambda runs: None)[0] for spec in specs]
+    return stacked, solos
+
+
+def assert_copies_equal_solo_runs(stacked, solos, epochs):
+    for ours, solo in zip(stacked, solos, strict=True):
+        assert (ours.mode, solo.mode) == ("stacked", "sequential")
+        assert ours.status == solo.status == "ok", ours.label
+        assert (
+            (ours.epochs, ours.steps, ours.samples)
+            == (solo.epochs, solo.steps, solo.samples)
+            == (
+                epochs,
+                solo.steps,
+                solo.samples,
+            )
+        )
+        assert len(ours.train_curve) == len(ours.val_curve) == epochs
+        for column in (1, 2):
+            assert worst(ours.val_curve, solo.val_curve, column) <= 1e-5, ours.label
+        assert worst(ours.train_curve, solo.train_curve) <= 1e-5, ours.label
+        assert worst(ours.lr_curve, solo.lr_curve) <= 1e-5, ours.label
+    # Not trivial: the schedules trained the copies apart.
+    assert len({round(r.final_val_loss, 6) for r in stacked}) == len(stacked)
+
+
+def test_digits_copies_equal_their_solo_runs(tmp_path, one_thread):
+    specs = grid(["exponential", "cosine", "cyclic"], 3, DIGITS_MODEL, DIGITS_DATA)
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 3)
+    assert all(r.steps == 3 * 23 for r in stacked)  # 1 438 training images in batches of 64
+
+
+def test_buffers_are_stacked_per_copy(tmp_path, one_thread):
+    # BatchNorm's running statistics are buffers: each copy keeps its own, as a run of its own does.
+    specs = grid(["step", {"name": "exponential", "gamma": 0.5}], 2, BATCHNORM_MODEL, SYNTHETIC_DATA)
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_buffers_are_written_back_to_each_copy():
+    torch.manual_seed(0)
+    from tests.compare.batchnorm_model import BatchNormClassifier
+
+    copies = [BatchNormClassifier(), BatchNormClassifier()]
+    module = StackedModule(copies, ["a", "b"], [get_schedule("cosine")] * 2)
+    batch = (torch.randn(16, 10), torch.randint(0, 2, (16,)))
+    module.probe(batch)  # leaves the copies as they were
+    assert all(int(c.net[1].num_batches_tracked) == 0 for c in copies)
+    module.scores(batch)
+    means = [c.net[1].running_mean.clone() for c in copies]
+    assert all(int(c.net[1].num_batches_tracked) == 1 for c in copies)
+    for copy, mean in zip(copies, means, strict=True):  # each copy's own statistics, as if it ran alone
+        solo = nn.BatchNorm1d(8)
+        solo(copy.net[0](batch[0]).detach())
+        assert torch.allclose(mean, solo.running_mean, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(means[0], means[1])
+
+
+def test_a_module_vmap_cannot_run_is_unstackable_in_one_line(tmp_path):
+    specs = grid(["step", "cosine"], 1, BRANCHING_MODEL, SYNTHETIC_DATA)
+    (job,) = plan_jobs(specs, "stacked")
+    with pytest.raises(
+        Unstackable, match=r"^vmap cannot run BranchingClassifier: .*data-dependent control flow"
+    ) as error:
+        train_stacked(job, settings(tmp_path), lambda runs: None)
+    assert "\n" not in str(error.value)
+
+
+def test_the_worker_falls_back_to_sequential_with_the_reason(tmp_path):
+    specs = grid(["step", "cosine"], 1, BRANCHING_MODEL, SYNTHETIC_DATA)
+    batch, out = tmp_path / "batch.json", tmp_path / "out"
+    out.mkdir()
+    worker.write_batch(batch, settings(tmp_path), plan_jobs(specs, "auto"), fallback=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert worker.main([str(batch), str(out)]) == 0
+    reason = worker.read_unstackable(out, 0)
+    assert reason.startswith("vmap cannot run BranchingClassifier") and "\n" not in reason
+    records = [json.loads(line) for line in (out / "0.jsonl").read_text().splitlines()]
+    assert [(r["label"], r["mode"], r["status"]) for r in records] == [
+        ("step", "sequential", "ok"),
+        ("cosine", "sequential", "ok"),
+    ]
+
+
+class OwnStep(DigitsClassifier):
+    """Overrides the training step: the inherited ``stacked_metrics`` may no longer say what it minimises."""
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx) + 0.1 * sum(p.square().sum() for p in self.parameters())
+
+
+class OwnStepAndMetrics(OwnStep):
+    def stacked_metrics(self, batch):
+        metrics = super().stacked_metrics(batch)
+        return {**metrics, "loss": metrics["loss"] + 0.1 * sum(p.square().sum() for p in self.parameters())}
+
+
+def test_the_stacking_protocol():
+    assert stacked_metrics_of(DigitsClassifier()) is SyntheticClassifier.stacked_metrics
+    with pytest.raises(Unstackable, match=r"OwnStep overrides `training_step` .* define OwnStep.stacked_metrics"):
+        stacked_metrics_of(OwnStep())
+    assert stacked_metrics_of(OwnStepAndMetrics()) is OwnStepAndMetrics.stacked_metrics
+    with pytest.raises(Unstackable, match="Linear has no `stacked_metrics"):
+        stacked_metrics_of(nn.Linear(2, 2))
+    with pytest.raises(Unstackable, match=r"copies' parameters and buffers differ .*net.0.weight"):
+        StackedModule(
+            [DigitsClassifier(hidden=[8]), DigitsClassifier(hidden=[9])], ["a", "b"], [get_schedule("cosine")] * 2
+        )
+
+
+def test_digits_metrics_match_the_steps():
+    torch.manual_seed(0)
+    model = DigitsClassifier(hidden=[8])
+    batch = (torch.rand(20, 64), torch.randint(0, 10, (20,)))
+    metrics = model.stacked_metrics(batch)
+    logits = model(batch[0])
+    assert torch.equal(metrics["loss"], torch.nn.functional.cross_entropy(logits, batch[1]))
+    model.val_acc(logits, batch[1])
+    assert torch.allclose(metrics["acc"], model.val_acc.compute())
