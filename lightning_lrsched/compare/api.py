@@ -114,7 +114,7 @@ def compare(
             classifier); the module must take the schedule spec as its ``scheduler`` argument.
         data: the same for the datamodule. Its batch size is the global batch on every config.
         trainer: extra ``Trainer`` arguments for every run.
-        executor: ``"local"`` (worker processes: one per single-process device config and seed,
+        executor: ``"local"`` (worker processes: one per single-process device config,
             one per DDP run) or ``"ray"`` (Ray Tune trials).
         mode: ``"sequential"``: one Lightning run per schedule. ``"stacked"``: the schedules that
             share a device config and seed (and model, optimizer, data) train side by side in one

@@ -46,14 +46,18 @@ def _environment(job: Job) -> dict[str, str]:
 
 
 def worker_batches(jobs: Sequence[Job]) -> list[list[Job]]:
-    """The jobs each worker process trains: one per (single-process device config, seed); DDP jobs alone."""
-    shared: dict[tuple[str, int], list[Job]] = {}
+    """The jobs each worker process trains: one per single-process device config (every seed); DDP jobs alone.
+
+    Each run seeds everything and builds its own model, data and loggers, so runs of different seeds
+    share a process safely; what they share is the seconds of importing Lightning.
+    """
+    shared: dict[str, list[Job]] = {}
     batches: list[list[Job]] = []
     for job in jobs:
         if job[0].device_config.processes > 1:
             batches.append([job])
         else:
-            key = (job[0].device, job[0].seed)
+            key = job[0].device
             if key not in shared:
                 shared[key] = []
                 batches.append(shared[key])

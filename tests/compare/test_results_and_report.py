@@ -102,8 +102,8 @@ def test_plan_jobs_groups_what_can_share_a_run_and_workers_are_shared_per_device
     with pytest.raises(ValueError, match="`mode` must be one of auto, sequential, stacked"):
         plan_jobs(grid, "parallel")
     batches = worker_batches(plan_jobs(grid, "sequential"))
-    # cpu:1: one worker per seed for its 3 runs; cpu:2 (DDP): one worker per run.
-    assert sorted(len(b) for b in batches) == [1] * 6 + [3, 3]
+    # cpu:1: one worker for its 6 runs (both seeds); cpu:2 (DDP): one worker per run.
+    assert sorted(len(b) for b in batches) == [1] * 6 + [6]
 
 
 @pytest.mark.parametrize(
