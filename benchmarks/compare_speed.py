@@ -209,13 +209,14 @@ def digits_markdown(
         f"**{ratio:.3f}** | <= {DIGITS_TARGET} ({verdict}) | {fits['stacked']:.1f} | {fit_ratio:.3f} |",
         "",
         "Both modes train the same runs (each copy's losses equal its run of its own to 1e-5, "
-        "tests/compare/test_stack_any.py) in one reused worker process per seed; stacked mode pays one "
+        "tests/compare/test_stack_any.py) in one reused worker process; stacked mode pays one "
         "Trainer and one data pass per seed and runs the copies' forward and backward as one vectorised pass.",
         "",
         f"Outside `Trainer.fit`: {best['sequential'] - fits['sequential']:.1f} s sequential, "
-        f"{best['stacked'] - fits['stacked']:.1f} s stacked: in both modes one worker process per seed, each "
-        "paying Python, torch and Lightning imports, and the report. Stacking shortens only the fits, so "
-        "that part bounds the ratio.",
+        f"{best['stacked'] - fits['stacked']:.1f} s stacked: in both modes one worker process for the device "
+        "config, paying Python, torch and Lightning imports once, the per-run set-up and the report. Stacking "
+        "shortens only the fits, one stacked run per seed (seeds differ in weights and data order), so that "
+        "part bounds the ratio.",
         "",
     ]
     return "\n".join(lines)
