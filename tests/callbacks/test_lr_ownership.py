@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import BaseFinetuning, Callback, ModelCheckpoin
 from lightning.pytorch.plugins import MixedPrecision
 
 from lightning_lrsched import PlateauDetector, SyntheticClassifier, SyntheticDataModule
-from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.errors import InvalidValue, TrainingWarning
 from lightning_lrsched.schedules import get_schedule, preview
 
 pytestmark = QUIET
@@ -65,7 +65,8 @@ def _fit(root: Path, scheduler: Any, cadence: dict[str, Any], *, callbacks=(), c
     )
     model = SyntheticClassifier(scheduler=scheduler)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
+        warnings.simplefilter("error", TrainingWarning)
         trainer.fit(model, SyntheticDataModule(num_samples=200, batch_size=16, seed=3), ckpt_path=ckpt_path)
     return trainer, trace, model
 
@@ -157,7 +158,8 @@ def test_a_step_the_grad_scaler_skips_does_not_advance_the_schedule(tmp_path):
     )
     model = InfOnSomeBatches({1, 2, 7}, scheduler=schedule)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
+        warnings.simplefilter("error", TrainingWarning)
         trainer.fit(model, SyntheticDataModule(num_samples=200, batch_size=8))
     planned = preview(get_schedule(schedule), 40, base_lr=0.1)
     assert 10 <= len(applied.lrs) < 20, "some steps must have been skipped"
@@ -199,7 +201,8 @@ def test_a_param_group_added_by_base_finetuning_follows_the_schedule(tmp_path, c
     )
     model = FrozenHead(scheduler={"name": "step", "step_size": 1, "gamma": 0.5}, hidden=[4])
     with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="lightning_lrsched"):
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
+        warnings.simplefilter("error", TrainingWarning)
         trainer.fit(model, SyntheticDataModule(num_samples=100, batch_size=16))
     groups = trainer.optimizers[0].param_groups
     assert len(groups) == 2
@@ -239,7 +242,8 @@ def _stream_fit(tmp_path: Path, schedule: dict[str, Any], **limits: Any) -> pl.T
     )
     loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
+        warnings.simplefilter("error", TrainingWarning)
         trainer.fit(SyntheticClassifier(scheduler=schedule), train_dataloaders=loader)
     return trainer
 

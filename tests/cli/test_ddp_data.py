@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +60,13 @@ def test_two_ddp_processes_train_like_one(tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # one process group: a timeout kills rank 1 with rank 0
     ) as ddp:
         main(command(1, one))  # meanwhile
         try:
             output, _ = ddp.communicate(timeout=240)
         except subprocess.TimeoutExpired:
-            ddp.kill()
+            os.killpg(ddp.pid, signal.SIGKILL)
             output, _ = ddp.communicate()
             pytest.fail(f"the 2-process run did not finish in 240 s:\n{output[-3000:]}")
     assert ddp.returncode == 0, output[-3000:]

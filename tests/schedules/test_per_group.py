@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_lrsched import PlateauDriver
+from lightning_lrsched.errors import TrainingWarning
 from lightning_lrsched.schedules import GroupScheduledLR, GroupSchedules, get_schedule
 
 for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -283,7 +284,8 @@ def _fit(root, schedules, *, callbacks=(), ckpt_path=None) -> tuple[L.Trainer, L
         callbacks=[trace, PlateauDriver(), *callbacks],
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
+        warnings.simplefilter("error", TrainingWarning)
         trainer.fit(TwoGroups(schedules), _loader(BATCHES), _loader(1), ckpt_path=ckpt_path)
     return trainer, trace
 
