@@ -9,6 +9,7 @@ stepping); the formulas themselves are checked against torch and Hugging Face in
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -313,3 +314,15 @@ def test_lrsched_cli_is_importable_and_subclassable(tmp_path: Path):
     assert isinstance(cli.model, SyntheticClassifier)
     assert cli.model.schedule.name == "cosine"
     assert cli.trainer.max_epochs == 3
+
+
+def test_fit_schedules_the_weight_decay_from_the_command_line(tmp_path: Path):
+    logger = ["--trainer.logger", "CSVLogger", "--trainer.logger.save_dir", str(tmp_path)]
+    schedules = ["--model.optimizer", "{name: adamw, weight_decay: 0.1}"]
+    schedules += ["--model.weight_decay_schedule", "{name: cosine, interval: step}"]
+    every_step = ["--trainer.log_every_n_steps", "1", "--trainer.limit_train_batches", "6"]
+    main(["fit", *TINY, *every_step, *schedules, *logger, "--trainer.enable_checkpointing", "false"])
+    rows = list(csv.DictReader((tmp_path / "lightning_logs" / "version_0" / "metrics.csv").open()))
+    decay = [float(r["weight_decay-cosine"]) for r in rows if r.get("weight_decay-cosine")]
+    assert decay[0] == pytest.approx(0.1) and decay[-1] < 0.01, "the weight decay follows a cosine to ~0"
+    assert decay == sorted(decay, reverse=True)
