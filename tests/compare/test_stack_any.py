@@ -182,3 +182,13 @@ def test_digits_metrics_match_the_steps():
     assert torch.equal(metrics["loss"], torch.nn.functional.cross_entropy(logits, batch[1]))
     model.val_acc(logits, batch[1])
     assert torch.allclose(metrics["acc"], model.val_acc.compute())
+
+
+def test_a_module_scheduling_another_hyperparameter_is_not_stacked():
+    from lightning_lrsched.models import SyntheticClassifier
+
+    copies = [SyntheticClassifier(weight_decay_schedule={"name": "cosine"}) for _ in range(2)]
+    for c in copies[1:]:
+        c.load_state_dict(copies[0].state_dict())
+    with pytest.raises(Unstackable, match="schedules weight_decay besides the LR"):
+        StackedModule(copies, ["a", "b"], [get_schedule("step", step_size=2), get_schedule("cosine")])

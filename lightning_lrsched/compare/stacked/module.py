@@ -172,6 +172,9 @@ class StackedModule(L.LightningModule):
         hparams = getattr(first, "hparams", {})
         if "optimizer" not in hparams or "lr" not in hparams:
             raise Unstackable(f"{type(first).__name__} does not take `optimizer` and `lr` arguments (saved in hparams)")
+        if getattr(first, "param_schedules", None):
+            # The stacked optimizer schedules the LR only; the copies would silently lose these schedules.
+            raise Unstackable(f"{type(first).__name__} schedules {', '.join(first.param_schedules)} besides the LR")
         self.copies = nn.ModuleList(copies)
         self.labels = list(labels)
         self.schedules = list(schedules)
