@@ -41,9 +41,13 @@ VAL_ACC = {
 EPOCHS = 8
 STRATEGY = "ddp"
 MODES = ("plateau", "diverge", "schedule", "rank_local", "resume", "missing")
-# Validation cadences of the resume mode, and the step whose checkpoint it resumes from (4 steps per epoch:
-# after the second validation; mid-epoch for validation twice per epoch).
-CADENCES = {"every-epoch": ({}, 8), "twice-per-epoch": ({"val_check_interval": 2}, 6)}
+# Validation cadences of the resume mode: Trainer arguments, epochs, and the step whose checkpoint it resumes
+# from (4 steps per epoch: after the first reducing validation; mid-epoch for validation twice per epoch).
+CADENCES = {
+    "every-epoch": ({}, 4, 8),
+    "every-2-epochs": ({"check_val_every_n_epoch": 2}, 8, 16),
+    "twice-per-epoch": ({"val_check_interval": 2}, 4, 6),
+}
 NAN_STEP = 3
 
 
@@ -140,7 +144,7 @@ def resume(out: Path) -> None:
     out = out / "resume"
     out.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {}
-    for cadence, (kwargs, step) in CADENCES.items():
+    for cadence, (kwargs, epochs, step) in CADENCES.items():
         runs = {}
         for name in ("full", "resumed"):
             pl.seed_everything(0, verbose=False)
@@ -153,7 +157,7 @@ def resume(out: Path) -> None:
                 accelerator="cpu",
                 devices=2,
                 strategy=STRATEGY,
-                max_epochs=4,
+                max_epochs=epochs,
                 limit_train_batches=4,
                 limit_val_batches=2,
                 num_sanity_val_steps=0,

@@ -121,7 +121,7 @@ def test_a_monitor_nobody_logs_stops_with_an_error_naming_it(results):
 
 @pytest.mark.parametrize("cadence", CADENCES)
 def test_a_plateau_resumed_under_ddp_continues_exactly(results, cadence):
-    _, step = CADENCES[cadence]
+    _, _, step = CADENCES[cadence]
     per_rank = [r[cadence] for r in results["resume"]]
     for rank in per_rank:
         full, resumed = rank["full"], rank["resumed"]
