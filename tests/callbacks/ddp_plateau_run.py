@@ -26,7 +26,14 @@ import torch
 from callback_helpers import ScriptedModule, catalog, data
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from lightning_lrsched import PlateauDetector, PlateauDriver, SyntheticClassifier, SyntheticDataModule
+from lightning_lrsched import (
+    LRLogger,
+    PlateauDetector,
+    PlateauDriver,
+    ScheduleCheck,
+    SyntheticClassifier,
+    SyntheticDataModule,
+)
 from lightning_lrsched.errors import InvalidValue
 
 # Per rank, one value per epoch; the detectors see their mean (see test_ddp.py).
@@ -87,6 +94,12 @@ class Dump(Callback):
             "lrs": [g["lr"] for g in trainer.optimizers[0].param_groups],
             "events": {d.monitor: d.events for d in self.detectors},
             "diverged": [d.diverged for d in self.detectors],
+            # LRLogger, where the mode attaches one: what it saw and whether the schedule owned the LR.
+            "lr_logger": [
+                {"mismatches": c.mismatches, "steps": [step for step, _ in c.history]}
+                for c in trainer.callbacks
+                if isinstance(c, LRLogger)
+            ],
         }
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
 
@@ -96,6 +109,8 @@ def fit(out: Path, mode: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     diverge = mode == "diverge"
     scheduler = None
+    # Under DDP too, LRLogger sees only the schedule changing the LR and ScheduleCheck (strict) finds nothing.
+    checks = [LRLogger(logging_interval="step"), ScheduleCheck(strict=True)] if mode == "schedule" else []
     if mode in ("schedule", "rank_local"):
         # The schedule reduces; a detector with the same rule only logs: both must decide alike.
         scheduler = catalog({"name": "plateau", "patience": 0, "factor": 0.5})
@@ -120,7 +135,7 @@ def fit(out: Path, mode: str) -> None:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[*detectors, PlateauDriver(), Dump(out, detectors)],
+        callbacks=[*detectors, PlateauDriver(), *checks, Dump(out, detectors)],
     )
     module = RankModule(diverge, rank_zero_only=mode == "rank_local", scheduler=scheduler)
     # 4 batches, split over 2 ranks: 2 optimizer steps per epoch.

@@ -101,6 +101,11 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(results):
 def test_the_plateau_schedule_and_the_detector_decide_alike_on_the_mean(results):
     rank0, rank1 = results["schedule"]
     assert rank0["lrs"] == rank1["lrs"] and rank0["events"] == rank1["events"]
+    # LRLogger under DDP: rank 0 logs every step, rank 1 nothing; on both nothing but the schedule changed the LR
+    # (and ScheduleCheck, strict, found nothing to say).
+    (logged0,), (logged1,) = rank0["lr_logger"], rank1["lr_logger"]
+    assert logged0["steps"] == list(range(rank0["global_step"])) and logged1["steps"] == []
+    assert logged0["mismatches"] == logged1["mismatches"] == 0
     reductions = torch_reductions(mean(VAL_LOSS), patience=0)
     assert [e["epoch"] for e in rank0["events"]["val_loss"]] == reductions
     assert rank0["lrs"] == pytest.approx([0.1 * 0.5 ** len(reductions), 0.03 * 0.5 ** len(reductions)])
