@@ -8,6 +8,7 @@ from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import combine
 from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.schedule import Schedule
+from lightning_lrsched.validation import check_int
 
 
 def preview(
@@ -26,9 +27,9 @@ def preview(
     """
     if not isinstance(schedule, Schedule):
         raise InvalidType(f"`schedule` must be a Schedule (from get_schedule): got {type(schedule).__name__}")
-    for name, value in (("total_steps", total_steps), ("steps_per_epoch", steps_per_epoch)):
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise InvalidValue(f"`{name}` must be a positive int: got {name}={value!r}")
+    check_int("total_steps", total_steps, minimum=1)  # a preview needs its length: there is no run to ask
+    if steps_per_epoch is not None:
+        check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:
         raise InvalidValue(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
     per_epoch = steps_per_epoch or 1

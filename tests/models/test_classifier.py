@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lr_recorder import LRRecorder, plateau_reference
 
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
@@ -30,7 +31,7 @@ def trainer(tmp_path: Path, *callbacks: L.Callback, **kwargs: Any) -> L.Trainer:
         accelerator="cpu",
         devices=1,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=list(callbacks),
@@ -219,3 +220,14 @@ def test_plateau_acts_once_per_validation_run(cadence, observations, metric_step
     expected = plateau_reference(recorder.metrics, recorder.metric_steps, steps, 0.5, **PLATEAU)
     assert expected[-1] < 0.5, "choose a threshold that makes the run reduce at least once"
     np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=0)
+
+
+def test_a_classifier_built_from_a_schedule_object_reloads_with_that_schedule(tmp_path: Path):
+    from lightning_lrsched.schedules import get_schedule
+
+    schedule = get_schedule("cosine", T_max=5, eta_min=0.01)
+    saves = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    run = trainer(tmp_path, saves, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    run.fit(SyntheticClassifier(scheduler=schedule), SyntheticDataModule(num_samples=100, batch_size=16))
+    reloaded = SyntheticClassifier.load_from_checkpoint(tmp_path / "ckpt" / "last.ckpt")
+    assert reloaded.schedule == schedule  # not the default `step`

@@ -517,8 +517,14 @@ CASES = [
     pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 0),
         ValueError,
-        r"`total_steps` must be a positive int: got total_steps=0",
+        r"`total_steps` must be an integer >= 1: got total_steps=0",
         id="preview-total_steps-0",
+    ),
+    pytest.param(
+        lambda m: preview(get_schedule("step", step_size=3), None),
+        TypeError,
+        r"`total_steps` must be an integer >= 1: got None",
+        id="preview-total_steps-None",
     ),
     pytest.param(
         lambda m: preview("cosine", 10),
