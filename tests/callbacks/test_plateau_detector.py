@@ -321,3 +321,11 @@ def test_divergence_counts_from_the_untrained_models_value(tmp_path):
     assert [e["action"] for e in detector.events] == ["diverged"]
     assert "untrained model" in detector.events[0]["reason"]
     assert detector.state_dict()["baseline"] == detector.baseline
+
+
+def test_a_per_group_min_lr_of_the_wrong_length_fails_before_training(tmp_path):
+    detector = PlateauDetector(action="reduce", min_lr=[0.1, 0.2, 0.3])
+    t = trainer(tmp_path, max_epochs=2, callbacks=[detector])
+    with pytest.raises(ValueError, match="`min_lr` has 3 values but the optimizer has 2 param groups"):
+        t.fit(ScriptedModule(scripted={"val_loss": [1.0, 1.0]}), data(2), data(1))
+    assert t.global_step == 0
