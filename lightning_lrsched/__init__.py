@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SyntheticClassifier": "lightning_lrsched.models",
     "SyntheticDataModule": "lightning_lrsched.models",
+    "DigitsClassifier": "lightning_lrsched.models",
+    "DigitsDataModule": "lightning_lrsched.models",
     "LRLogger": "lightning_lrsched.callbacks",
     "PlateauDetector": "lightning_lrsched.callbacks",
     "PlateauDriver": "lightning_lrsched.plateau_driver",
