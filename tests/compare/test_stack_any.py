@@ -94,6 +94,37 @@ def test_digits_copies_equal_their_solo_runs(tmp_path, one_thread):
     assert all(r.steps == 3 * 23 for r in stacked)  # 1 438 training images in batches of 64
 
 
+def test_copies_of_several_seeds_equal_their_solo_runs(tmp_path, one_thread):
+    # On cpu:1 one stacked run holds every seed: each copy its own seed's weights and batch order.
+    specs = grid(["exponential", "cosine"], 3, DIGITS_MODEL, DIGITS_DATA, seeds=(0, 1))
+    (job,) = plan_jobs(specs, "stacked")
+    assert sorted((s.label, s.seed) for s in job) == [
+        ("cosine", 0),
+        ("cosine", 1),
+        ("exponential", 0),
+        ("exponential", 1),
+    ]
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert [(r.label, r.seed) for r in stacked] == [(s.label, s.seed) for s in specs]  # each copy's own seed
+    assert_copies_equal_solo_runs(stacked, solos, 3)
+    # Not trivial: the seeds trained the same schedule apart (other weights, other batch order).
+    by_seed = {(r.label, r.seed): r.train_curve[0][1] for r in stacked}
+    assert by_seed[("cosine", 0)] != by_seed[("cosine", 1)]
+
+
+def test_copies_of_several_seeds_with_seeded_validation_splits(tmp_path, one_thread):
+    # The synthetic data depends on the seed throughout (its validation split too): each copy is judged on its own.
+    specs = grid(
+        ["step", "cosine"],
+        2,
+        {"class_path": "lightning_lrsched.models.SyntheticClassifier"},
+        SYNTHETIC_DATA,
+        seeds=(0, 1),
+    )
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
 def test_buffers_are_stacked_per_copy(tmp_path, one_thread):
     # BatchNorm's running statistics are buffers: each copy keeps its own, as a run of its own does.
     specs = grid(["step", {"name": "exponential", "gamma": 0.5}], 2, BATCHNORM_MODEL, SYNTHETIC_DATA)
