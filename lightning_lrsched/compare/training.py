@@ -230,7 +230,13 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     import torch
 
     from lightning_lrsched.compare.recorder import LR_KEY, RunRecorder
-    from lightning_lrsched.compare.stacked import CopyDetector, CopyLogger, SeedStackedData, StackedModule
+    from lightning_lrsched.compare.stacked import (
+        CopyCallbacks,
+        CopyDetector,
+        CopyLogger,
+        SeedStackedData,
+        StackedModule,
+    )
     from lightning_lrsched.compare.stacked.seeds import copy_batch_size
     from lightning_lrsched.schedules import get_schedule
 
@@ -312,7 +318,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
 
     detectors.extend(CopyDetector(k, label, freezer(k), settings.divergence_factor) for k, label in enumerate(labels))
     progress = EpochProgress(on_epoch, lambda: sum(at is None for at in module.frozen_at))
-    trainer = _trainer(first, settings, loggers, [*recorders, *detectors, progress])
+    trainer = _trainer(first, settings, loggers, [CopyCallbacks([*recorders, *detectors, progress])])
     wall, _ = _fit(trainer, module, data)
     if not trainer.is_global_zero:
         return None

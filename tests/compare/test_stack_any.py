@@ -14,11 +14,12 @@ import warnings
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from lightning_lrsched.compare import worker
 from lightning_lrsched.compare.grid import RunSettings, Unstackable, build_grid, class_config, plan_jobs
-from lightning_lrsched.compare.stacked import StackedModule, stacked_metrics_of
+from lightning_lrsched.compare.stacked import CopyCallbacks, StackedModule, stacked_metrics_of
 from lightning_lrsched.compare.training import train_solo, train_stacked
 from lightning_lrsched.models import DigitsClassifier, SyntheticClassifier
 from lightning_lrsched.schedules import get_schedule
@@ -213,3 +214,27 @@ def test_digits_metrics_match_the_steps():
     assert torch.equal(metrics["loss"], torch.nn.functional.cross_entropy(logits, batch[1]))
     model.val_acc(logits, batch[1])
     assert torch.allclose(metrics["acc"], model.val_acc.compute())
+
+
+class Calls(Callback):
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.calls.append((self.name, batch_idx))
+
+    def state_dict(self):
+        return {"name": self.name}
+
+
+class Quiet(Callback):
+    pass
+
+
+def test_copy_callbacks_call_each_hook_on_the_callbacks_that_define_it_in_order():
+    calls = []
+    callbacks = CopyCallbacks([Calls("a", calls), Quiet(), Calls("b", calls)])
+    callbacks.on_train_batch_end(None, None, None, None, 3)
+    callbacks.on_validation_end(None, None)  # defined by none of them: nothing to call
+    assert calls == [("a", 3), ("b", 3)]
+    assert callbacks.state_dict() == {"0": {"name": "a"}, "1": {}, "2": {"name": "b"}}

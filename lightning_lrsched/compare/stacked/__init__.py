@@ -5,11 +5,12 @@
 - :mod:`.seeds`: copies of several seeds in one run, each on its own seed's batches.
 """
 
-from lightning_lrsched.compare.stacked.copies import CopyDetector, CopyLogger, copy_key
+from lightning_lrsched.compare.stacked.copies import CopyCallbacks, CopyDetector, CopyLogger, copy_key
 from lightning_lrsched.compare.stacked.module import StackedModule, stacked_metrics_of
 from lightning_lrsched.compare.stacked.seeds import SeedStackedData, StackedLoader
 
 __all__ = [
+    "CopyCallbacks",
     "CopyDetector",
     "CopyLogger",
     "SeedStackedData",
