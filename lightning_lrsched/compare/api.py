@@ -34,6 +34,7 @@ from lightning_lrsched.compare.grid import (
     class_config,
     is_stacked,
     job_name,
+    job_seeds,
     plan_jobs,
 )
 from lightning_lrsched.compare.layout import OutputLayout
@@ -297,12 +298,14 @@ def _run_grid(
 
 
 def _where(job: Job) -> str:
-    return f"{job[0].device}, seed {job[0].seed}"
+    seeds = job_seeds(job)
+    return f"{job[0].device}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def _mode_note(job: Job, mode: str) -> str:
     """One line on how a job of this grid trains, for the terminal and report.md."""
     if is_stacked(job):
-        labels = ", ".join(spec.label for spec in job)
-        return f"{mode} → stacked for {_where(job)}: {len(job)} schedule(s) in one run ({labels}; {job_name(job)})"
+        labels = list(dict.fromkeys(spec.label for spec in job))
+        shown = ", ".join(labels)
+        return f"{mode} → stacked for {_where(job)}: {len(labels)} schedule(s) in one run ({shown}; {job_name(job)})"
     return f"{mode} → sequential for {_where(job)}: {job[0].label} is the only schedule to train there"

@@ -72,8 +72,16 @@ class RunSpec:
 
     @property
     def stack_key(self) -> str:
-        """What runs stacked together share: everything but the schedule (model and optimizer included)."""
-        return _digest({k: getattr(self, k) for k in ("device", "seed", "max_epochs", "model", "data", "trainer")})
+        """What runs stacked together share: everything but the schedule (model and optimizer included).
+
+        On a single-process device config the seed is not part of it: each copy is built after its
+        own seed and trains on its own seed's batches (see :mod:`lightning_lrsched.compare.stacked.seeds`).
+        Under DDP a stacked run holds one seed, so that the processes' data stays Lightning's.
+        """
+        shared = ["device", "max_epochs", "model", "data", "trainer"]
+        if self.device_config.processes > 1:
+            shared.append("seed")
+        return _digest({k: getattr(self, k) for k in shared})
 
     @property
     def name(self) -> str:
@@ -120,11 +128,35 @@ def is_stacked(job: Job) -> bool:
     return len(job) > 1 or job[0].mode == "stacked"
 
 
+def job_seeds(job: Job) -> list[int]:
+    """The job's seeds, each once, in the order of its specs."""
+    return list(dict.fromkeys(spec.seed for spec in job))
+
+
 def job_name(job: Job) -> str:
-    """The job's name: the run's own, or ``stacked-<device>-seed<seed>`` (its log, its single W&B run)."""
+    """The job's name: the run's own, or ``stacked-<device>-seed<seeds>`` (its log, its single W&B run).
+
+    Example:
+        >>> specs, _ = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
+        >>> job_name(tuple(specs))
+        'stacked-cpu1-seed0-1'
+    """
     if not is_stacked(job):
         return job[0].name
-    return f"stacked-{job[0].device.replace(':', '')}-seed{job[0].seed}"
+    return f"stacked-{job[0].device.replace(':', '')}-seed{'-'.join(map(str, job_seeds(job)))}"
+
+
+def copy_labels(job: Job) -> list[str]:
+    """Each copy's name in a stacked run (metric keys, param groups): its label, with its seed when seeds differ.
+
+    Example:
+        >>> specs, _ = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
+        >>> copy_labels(tuple(specs))
+        ['step-seed0', 'step-seed1', 'cosine-seed0', 'cosine-seed1']
+    """
+    if len(job_seeds(job)) == 1:
+        return [spec.label for spec in job]
+    return [f"{spec.label}-seed{spec.seed}" for spec in job]
 
 
 def _digest(value: Any) -> str:
@@ -135,13 +167,15 @@ def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
     """Split specs into jobs: one spec is a run of its own, several are one stacked run.
 
     ``sequential``: every spec alone. ``stacked``: every group of specs that differ only in their
-    schedule (same device config, seed, model and optimizer, data, trainer) is one stacked run.
+    schedule and, on a single-process device config, their seed (same device config, model and
+    optimizer, data, trainer: see :attr:`RunSpec.stack_key`) is one stacked run.
     ``auto``: as ``stacked``, but a group of one runs alone. Each spec's ``mode`` says which it got.
 
     Example:
-        >>> specs, _ = build_grid(["step", "cosine"], ["cpu:1"], [0, 1], 1)
-        >>> [[s.name for s in job] for job in plan_jobs(specs, "auto")]
-        [['step-cpu1-seed0', 'cosine-cpu1-seed0'], ['step-cpu1-seed1', 'cosine-cpu1-seed1']]
+        >>> specs, _ = build_grid(["step", "cosine"], ["cpu:1", "cpu:2"], [0, 1], 1)
+        >>> [[s.name for s in job] for job in plan_jobs(specs, "auto")]  # doctest: +NORMALIZE_WHITESPACE
+        [['step-cpu1-seed0', 'step-cpu1-seed1', 'cosine-cpu1-seed0', 'cosine-cpu1-seed1'],
+         ['step-cpu2-seed0', 'cosine-cpu2-seed0'], ['step-cpu2-seed1', 'cosine-cpu2-seed1']]
     """
     if mode not in MODES:
         raise InvalidValue(f"`mode` must be one of {', '.join(MODES)}: got mode={mode!r}")

@@ -54,6 +54,8 @@ class RunRecorder(Callback):
             the parameters' dtype (that step is not recorded); default: raise :class:`RunDiverged`,
             which ends the run. A stacked run freezes the copy instead.
         check_parameters: raise :class:`RunDiverged` at an epoch end where a parameter is not finite.
+        batch_size: this process's samples in a training batch; default: the first tensor's length
+            (a stacked run of several seeds, whose batches hold one batch per copy, passes its own).
 
     Attributes:
         final_lr: the LR the last optimizer step used.
@@ -69,7 +71,9 @@ class RunRecorder(Callback):
         lr_key: str = LR_KEY,
         on_overflow: Callable[[str], None] | None = None,
         check_parameters: bool = True,
+        batch_size: Callable[[Any], int] | None = None,
     ) -> None:
+        self.batch_size = batch_size or _batch_size
         self.samples = 0
         self.lr = Curve(limit)
         self.val = Curve(limit)
@@ -130,7 +134,7 @@ class RunRecorder(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if not self.stopped:
-            self.samples += _batch_size(batch) * trainer.world_size
+            self.samples += self.batch_size(batch) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.stopped:

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from lightning_lrsched.compare.grid import RunSettings, RunSpec, job_name
+from lightning_lrsched.compare.grid import RunSettings, RunSpec, copy_labels, job_name, job_seeds
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -219,28 +219,51 @@ def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[
 def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnEpoch) -> list[RunRecord] | None:
     """Train the specs as copies of one stacked run; rank zero returns one record per spec.
 
-    Each copy is built as a run of its own would be (the seed, then the constructor), so it starts
-    from the same weights; the data is built once, after them, as in a run of its own.
+    Each copy is built as a run of its own would be (its seed, then the constructor), so it starts
+    from the same weights; each seed's data is built once, right after that seed's first copy, as in
+    a run of its own. Copies of several seeds (a single-process device config, see
+    :func:`~lightning_lrsched.compare.grid.plan_jobs`) each train on their own seed's batches.
 
     Raises:
-        Unstackable: the module cannot be stacked (nothing was trained).
+        Unstackable: the module cannot be stacked, or the seeds' data cannot (nothing was trained).
     """
     import torch
 
     from lightning_lrsched.compare.recorder import LR_KEY, RunRecorder
-    from lightning_lrsched.compare.stacked import CopyDetector, CopyLogger, StackedModule
+    from lightning_lrsched.compare.stacked import (
+        CopyCallbacks,
+        CopyDetector,
+        CopyLogger,
+        SeedStackedData,
+        StackedModule,
+    )
+    from lightning_lrsched.compare.stacked.seeds import copy_batch_size
     from lightning_lrsched.schedules import get_schedule
 
     first = specs[0]
-    copies = [_seeded_model(spec) for spec in specs]
-    data = _data(first)
-    labels = [spec.label for spec in specs]
+    labels = copy_labels(tuple(specs))
+    seeds = job_seeds(tuple(specs))
+    copies, per_seed = [], {}
+    for spec in specs:
+        copies.append(_seeded_model(spec))
+        if spec.seed not in per_seed:
+            per_seed[spec.seed] = _data(spec)
+    if len(per_seed) == 1:
+        data = per_seed[first.seed]
+    else:
+        data = SeedStackedData(list(per_seed.values()), [seeds.index(spec.seed) for spec in specs])
     detectors: list[Any] = []
 
     def on_diverge(k: int, value: float, reason: str) -> None:
         detectors[k].diverge(module.trainer, value, reason)
 
-    module = StackedModule(copies, labels, [get_schedule(spec.schedule) for spec in specs], on_diverge=on_diverge)
+    module = StackedModule(
+        copies,
+        labels,
+        [get_schedule(spec.schedule) for spec in specs],
+        on_diverge=on_diverge,
+        per_copy_batches=len(per_seed) > 1,
+    )
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed: the copies' runs must not see that
         batch = _first_batch(data)
     module.probe(batch)
@@ -249,8 +272,10 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     if settings.logger == "none":
         loggers: list[Any] = []
     elif settings.wandb_runs == "single":
-        config = {"schedules": {s.label: s.schedule for s in specs}, **_wandb_config(first)}
+        config = {"schedules": dict(zip(labels, (s.schedule for s in specs), strict=True)), **_wandb_config(first)}
         config.pop("schedule")
+        if len(seeds) > 1:
+            config["seed"] = seeds
         loggers = [make_logger(settings, job_name(tuple(specs)), "stacked", config)]
         if settings.logger == "wandb":
             for label in labels:
@@ -277,6 +302,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
             lr_key=LR_KEY if copy_loggers[k] is not None else f"{LR_KEY}/{label}",
             on_overflow=lambda reason, k=k: on_diverge(k, math.nan, reason),
             check_parameters=False,
+            batch_size=copy_batch_size if module.per_copy_batches else None,
         )
         for k, label in enumerate(labels)
     ]
@@ -292,7 +318,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
 
     detectors.extend(CopyDetector(k, label, freezer(k), settings.divergence_factor) for k, label in enumerate(labels))
     progress = EpochProgress(on_epoch, lambda: sum(at is None for at in module.frozen_at))
-    trainer = _trainer(first, settings, loggers, [*recorders, *detectors, progress])
+    trainer = _trainer(first, settings, loggers, [CopyCallbacks([*recorders, *detectors, progress])])
     wall, _ = _fit(trainer, module, data)
     if not trainer.is_global_zero:
         return None
@@ -335,6 +361,10 @@ class EpochProgress(Callback):
 
 
 def _first_batch(data: Any) -> Any:
+    from lightning_lrsched.compare.stacked import SeedStackedData
+
     data.prepare_data()
     data.setup("fit")
+    if isinstance(data, SeedStackedData):
+        data.val_dataloader()  # the seeds' validation splits must line up too (else Unstackable, before training)
     return next(iter(data.train_dataloader()))

@@ -91,7 +91,13 @@ def test_duplicates_are_trained_once_with_a_note():
 def test_plan_jobs_groups_what_can_share_a_run_and_workers_are_shared_per_device_and_seed():
     grid, _ = build_grid(["step", "cosine", "cyclic"], ["cpu:1", "cpu:2"], [0, 1], 2)
     jobs = plan_jobs(grid, "auto")
-    assert len(jobs) == 4 and all(len(job) == 3 and all(s.mode == "stacked" for s in job) for job in jobs)
+    assert all(s.mode == "stacked" for job in jobs for s in job)
+    # cpu:1: one stacked run across both seeds; cpu:2 (DDP): one per seed.
+    assert [(job[0].device, len(job), sorted({s.seed for s in job})) for job in jobs] == [
+        ("cpu:1", 6, [0, 1]),
+        ("cpu:2", 3, [0]),
+        ("cpu:2", 3, [1]),
+    ]
     assert [len(job) for job in plan_jobs(grid, "sequential")] == [1] * 12
     single, _ = build_grid(["step"], ["cpu:1"], [0], 2)
     assert [[s.mode for s in job] for job in plan_jobs(single, "auto")] == [["sequential"]]

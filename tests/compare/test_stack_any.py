@@ -14,11 +14,12 @@ import warnings
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from lightning_lrsched.compare import worker
 from lightning_lrsched.compare.grid import RunSettings, Unstackable, build_grid, class_config, plan_jobs
-from lightning_lrsched.compare.stacked import StackedModule, stacked_metrics_of
+from lightning_lrsched.compare.stacked import CopyCallbacks, StackedModule, stacked_metrics_of
 from lightning_lrsched.compare.training import train_solo, train_stacked
 from lightning_lrsched.models import DigitsClassifier, SyntheticClassifier
 from lightning_lrsched.schedules import get_schedule
@@ -92,6 +93,37 @@ def test_digits_copies_equal_their_solo_runs(tmp_path, one_thread):
     stacked, solos = stacked_and_solo(specs, tmp_path)
     assert_copies_equal_solo_runs(stacked, solos, 3)
     assert all(r.steps == 3 * 23 for r in stacked)  # 1 438 training images in batches of 64
+
+
+def test_copies_of_several_seeds_equal_their_solo_runs(tmp_path, one_thread):
+    # On cpu:1 one stacked run holds every seed: each copy its own seed's weights and batch order.
+    specs = grid(["exponential", "cosine"], 3, DIGITS_MODEL, DIGITS_DATA, seeds=(0, 1))
+    (job,) = plan_jobs(specs, "stacked")
+    assert sorted((s.label, s.seed) for s in job) == [
+        ("cosine", 0),
+        ("cosine", 1),
+        ("exponential", 0),
+        ("exponential", 1),
+    ]
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert [(r.label, r.seed) for r in stacked] == [(s.label, s.seed) for s in specs]  # each copy's own seed
+    assert_copies_equal_solo_runs(stacked, solos, 3)
+    # Not trivial: the seeds trained the same schedule apart (other weights, other batch order).
+    by_seed = {(r.label, r.seed): r.train_curve[0][1] for r in stacked}
+    assert by_seed[("cosine", 0)] != by_seed[("cosine", 1)]
+
+
+def test_copies_of_several_seeds_with_seeded_validation_splits(tmp_path, one_thread):
+    # The synthetic data depends on the seed throughout (its validation split too): each copy is judged on its own.
+    specs = grid(
+        ["step", "cosine"],
+        2,
+        {"class_path": "lightning_lrsched.models.SyntheticClassifier"},
+        SYNTHETIC_DATA,
+        seeds=(0, 1),
+    )
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
 
 
 def test_buffers_are_stacked_per_copy(tmp_path, one_thread):
@@ -192,3 +224,27 @@ def test_a_module_scheduling_another_hyperparameter_is_not_stacked():
         c.load_state_dict(copies[0].state_dict())
     with pytest.raises(Unstackable, match="schedules weight_decay besides the LR"):
         StackedModule(copies, ["a", "b"], [get_schedule("step", step_size=2), get_schedule("cosine")])
+
+
+class Calls(Callback):
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.calls.append((self.name, batch_idx))
+
+    def state_dict(self):
+        return {"name": self.name}
+
+
+class Quiet(Callback):
+    pass
+
+
+def test_copy_callbacks_call_each_hook_on_the_callbacks_that_define_it_in_order():
+    calls = []
+    callbacks = CopyCallbacks([Calls("a", calls), Quiet(), Calls("b", calls)])
+    callbacks.on_train_batch_end(None, None, None, None, 3)
+    callbacks.on_validation_end(None, None)  # defined by none of them: nothing to call
+    assert calls == [("a", 3), ("b", 3)]
+    assert callbacks.state_dict() == {"0": {"name": "a"}, "1": {}, "2": {"name": "b"}}

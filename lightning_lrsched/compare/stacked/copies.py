@@ -1,11 +1,12 @@
-"""One copy of a stacked run seen as a run of its own: its divergence detector and its logger."""
+"""One copy of a stacked run seen as a run of its own (its divergence detector, its logger); the copies' callbacks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
 from lightning_lrsched.callbacks import PlateauDetector
@@ -115,3 +116,46 @@ class CopyLogger(Logger):
 
     def finalize(self, status: str) -> None:
         self.inner.finalize(status)
+
+
+_HOOKS = tuple(name for name in vars(Callback) if name.startswith("on_") or name in ("setup", "teardown"))
+
+
+class CopyCallbacks(Callback):
+    """The copies' callbacks of a stacked run as one callback, calling each hook on those that define it.
+
+    Lightning calls every hook of every callback at every step, each in its own profiler context;
+    with two callbacks per copy (recorder, detector) of 18 copies that dispatch costs about as much
+    as the vectorised step itself. Here a hook reaches only the callbacks that override it, in order.
+
+    Args:
+        callbacks: the callbacks, in the order Lightning would call them.
+    """
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = list(callbacks)
+        self._by_hook = {
+            name: [getattr(c, name) for c in self.callbacks if getattr(type(c), name) is not getattr(Callback, name)]
+            for name in _HOOKS
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {str(i): callback.state_dict() for i, callback in enumerate(self.callbacks)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for i, callback in enumerate(self.callbacks):
+            if str(i) in state_dict:
+                callback.load_state_dict(state_dict[str(i)])
+
+
+def _forward(name: str) -> Callable[..., None]:
+    def hook(self: CopyCallbacks, *args: Any, **kwargs: Any) -> None:
+        for own in self._by_hook[name]:
+            own(*args, **kwargs)
+
+    hook.__name__ = hook.__qualname__ = name
+    return hook
+
+
+for _name in _HOOKS:
+    setattr(CopyCallbacks, _name, _forward(_name))

@@ -1,7 +1,7 @@
 """Stacked runs: K copies of a module trained side by side in one Lightning run, one schedule each.
 
 The copies start from each seed's initial weights (the seed, then the module's constructor with
-the same arguments, as a run of its own), see the same batches, and are evaluated in one
+the same arguments, as a run of its own), see their seed's batches, and are evaluated in one
 vectorised pass: their parameters and buffers are stacked, as ``torch.func.stack_module_state``
 stacks them, and the module runs under ``torch.func.vmap`` via ``functional_call``. The parameters
 are stacked with ``torch.stack`` at every step (``stack_module_state`` detaches them), so each
@@ -10,7 +10,7 @@ each copy after a training step (BatchNorm's running statistics stay per copy). 
 sum of the copies' losses, so the gradients stay those of K separate runs; each copy is one param
 group of one optimizer, driven by its own schedule through
 :class:`~lightning_lrsched.schedules.GroupSchedules`. On small models this trains K schedules in
-little more than the time of one run, on identical data order.
+little more than the time of one run, each copy on its own seed's data order.
 
 The stacking protocol. A module can be stacked when
 
@@ -50,6 +50,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lightning_lrsched.compare.grid import Unstackable
+from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.optim import make_optimizer
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
@@ -141,6 +142,8 @@ class StackedModule(L.LightningModule):
         schedules: one schedule per copy.
         on_diverge: ``(index, value, reason)`` for a copy whose gradient is not finite; it must
             call :meth:`freeze` (the compare worker also records the event). Default: freeze.
+        per_copy_batches: every batch holds one batch per copy, stacked along a new leading
+            dimension (copies of several seeds, see :mod:`.seeds`); otherwise all copies share it.
 
     Attributes:
         copy_losses: the copies' training losses of the last step (detached, shape ``(K,)``).
@@ -157,6 +160,7 @@ class StackedModule(L.LightningModule):
         labels: Sequence[str],
         schedules: Sequence[Schedule],
         on_diverge: Callable[[int, float, str], None] | None = None,
+        per_copy_batches: bool = False,
     ) -> None:
         super().__init__()
         if not copies or not len(copies) == len(labels) == len(schedules):
@@ -192,7 +196,8 @@ class StackedModule(L.LightningModule):
         self._tied = len(aliases) != len(self._names) + len(self._buffer_names)
         # Not a registered child: the copies are, and their parameters must be listed once.
         self._scored = (_Scored(first, stacked_metrics_of(first)),)
-        self._vmapped = vmap(self._score_one, in_dims=(0, 0, None), randomness="different")
+        self.per_copy_batches = per_copy_batches
+        self._vmapped = vmap(self._score_one, in_dims=(0, 0, 0 if per_copy_batches else None), randomness="different")
         self.copy_losses = torch.zeros(len(copies))
         self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
         self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
@@ -281,7 +286,7 @@ class StackedModule(L.LightningModule):
 
     def _add(self, stage: str, scores: Mapping[str, torch.Tensor], batch: Any) -> None:
         """Accumulate batch-size weighted sums, as ``self.log``'s epoch mean does for a run of its own."""
-        size = extract_batch_size(batch)
+        size = copy_batch_size(batch) if self.per_copy_batches else extract_batch_size(batch)
         sums, count = self._sums.setdefault(stage, ({}, [0]))
         for key, values in scores.items():
             weighted = values.detach() * size
