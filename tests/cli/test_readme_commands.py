@@ -2,8 +2,8 @@
 
 The lines run in-process through :func:`lightning_lrsched.cli.main` (no subprocess per line), from
 a temporary working directory that sees the checkout's ``examples/``. Lines that do not set their
-run's length train 2 epochs (see ``SHORTER``). The two ``lrsched compare`` lines whose point is a
-big grid (DDP on cpu:2, Ray) are marked ``slow``: they run with ``pytest -m slow``.
+run's length train 2 epochs (see ``SHORTER``). The big grid (DDP on cpu:2) and the Ray line take
+about 30 s and 13 s: they run in the normal suite too, so every line is checked on every change.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ def readme_command_lines() -> list[str]:
 
 
 LINES = readme_command_lines()
-SLOW = ("--devices cpu:1,cpu:2", "--executor ray")
-slow = pytest.mark.slow
 # Lines that do not set the run's length train 2 epochs here: their schedules take their length
 # from the run (cosine's T_max, OneCycleLR's total_steps), so the line means the same.
 SHORTER = {"fit": ("max_epochs", ["--trainer.max_epochs", "2"]), "compare": ("--max-epochs", ["--max-epochs", "2"])}
@@ -47,9 +45,7 @@ def test_the_readme_has_command_lines_of_every_kind():
     assert {"--help", "fit", "plot", "compare"} <= kinds, LINES
 
 
-@pytest.mark.parametrize(
-    "line", [pytest.param(line, marks=[slow] if any(s in line for s in SLOW) else [], id=line) for line in LINES]
-)
+@pytest.mark.parametrize("line", [pytest.param(line, id=line) for line in LINES])
 def test_readme_command_line_runs_as_written(line: str, tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
