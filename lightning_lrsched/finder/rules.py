@@ -200,7 +200,7 @@ def lightning(lrs: np.ndarray, losses: np.ndarray) -> float:
     Leaves out the first ``LIGHTNING_SKIP_BEGIN`` and the last ``LIGHTNING_SKIP_END`` recorded steps
     and the non-finite losses, then takes the LR where ``np.gradient`` (unit spacing) is lowest.
     Lightning indexes its LRs with the position among the finite losses, which points at the wrong
-    step once a loss was dropped (its own TODO); here the position maps back to the step.
+    step once a loss was dropped (a known gap noted in its source); here the position maps back to the step.
 
     Example:
         >>> lrs = np.geomspace(1e-4, 1.0, 20)

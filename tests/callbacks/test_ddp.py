@@ -7,10 +7,6 @@ workers if it outlives the timeout, so a hang fails the test instead of blocking
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +17,7 @@ from callback_helpers import (
     torch_reductions,
 )
 from ddp_plateau_run import CADENCES, MODES, NAN_STEP, VAL_ACC, VAL_LOSS
+from harness import run_script
 
 pytestmark = QUIET
 
@@ -32,24 +29,9 @@ STEPS_PER_EPOCH = 2
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(out)],
-        cwd=SCRIPT.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # one process group: the timeout kills rank 1 too
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the DDP run hung (killed after {TIMEOUT_S} s):\n{output.decode()[-3000:]}")
-    text = output.decode()
+    returncode, text = run_script(SCRIPT, str(out), timeout=TIMEOUT_S)
     # The last mode ends in an error on every rank, by design: the run must fail with it, not hang.
-    assert process.returncode != 0 and "val_los" in text, text[-3000:]
+    assert returncode != 0 and "val_los" in text, text[-3000:]
     results = {
         mode: [json.loads((out / mode / f"rank{r}.json").read_text()) for r in (0, 1)]
         for mode in MODES

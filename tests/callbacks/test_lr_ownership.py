@@ -19,6 +19,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from callback_helpers import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
+from harness import quiet_trainer
 from lightning.pytorch.callbacks import BaseFinetuning, Callback, ModelCheckpoint
 from lightning.pytorch.plugins import MixedPrecision
 
@@ -49,18 +50,14 @@ class LRTrace(Callback):
 def _fit(root: Path, scheduler: Any, cadence: dict[str, Any], *, callbacks=(), ckpt_path=None, epochs=8):
     pl.seed_everything(0, verbose=False)  # the same initial weights in every run
     trace = LRTrace()
-    trainer = pl.Trainer(
-        default_root_dir=root,
-        accelerator="cpu",
+    trainer = quiet_trainer(
+        root,
+        trace,
+        *callbacks,
         max_epochs=epochs,
         limit_train_batches=4,
         limit_val_batches=2,
         num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[trace, *callbacks],
         **cadence,
     )
     model = SyntheticClassifier(scheduler=scheduler)
@@ -144,17 +141,9 @@ class AppliedUpdates(Callback):
 def test_a_step_the_grad_scaler_skips_does_not_advance_the_schedule(tmp_path):
     schedule = {"name": "warmup_cosine", "warmup": 4, "total": 40}
     applied = AppliedUpdates()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_steps=20,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
-        callbacks=[applied],
+    scaler = torch.amp.GradScaler("cpu")
+    trainer = quiet_trainer(
+        tmp_path, applied, max_steps=20, limit_val_batches=0, plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)]
     )
     model = InfOnSomeBatches({1, 2, 7}, scheduler=schedule)
     with warnings.catch_warnings():
@@ -187,18 +176,7 @@ class FrozenHead(SyntheticClassifier):
 
 
 def test_a_param_group_added_by_base_finetuning_follows_the_schedule(tmp_path, caplog):
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_epochs=3,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[UnfreezeHead()],
-    )
+    trainer = quiet_trainer(tmp_path, UnfreezeHead(), max_epochs=3, limit_train_batches=2, limit_val_batches=0)
     model = FrozenHead(scheduler={"name": "step", "step_size": 1, "gamma": 0.5}, hidden=[4])
     with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="lightning_lrsched"):
         warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear
@@ -230,16 +208,7 @@ class Stream(torch.utils.data.IterableDataset):
 
 
 def _stream_fit(tmp_path: Path, schedule: dict[str, Any], **limits: Any) -> pl.Trainer:
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **limits,
-    )
+    trainer = quiet_trainer(tmp_path, limit_val_batches=0, **limits)
     loader = torch.utils.data.DataLoader(Stream(), batch_size=None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's notes on tiny data; ours must not appear

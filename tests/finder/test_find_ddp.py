@@ -7,16 +7,12 @@ it outlives the timeout, so a hang fails the test instead of blocking CI.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from ddp_find_run import run
 from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
+from harness import run_script
 
 SCRIPT = Path(__file__).with_name("ddp_find_run.py")
 TIMEOUT_S = 300
@@ -25,22 +21,8 @@ pytestmark = QUIET
 
 
 def test_every_rank_gets_the_same_suggestions_from_the_global_batch_loss(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(tmp_path)],
-        cwd=SCRIPT.parent,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # one process group: the timeout kills rank 1 too
-    )
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the DDP range test hung (killed after {TIMEOUT_S} s):\n{output.decode()[-3000:]}")
-    assert process.returncode == 0, output.decode()[-3000:]
+    returncode, output = run_script(SCRIPT, str(tmp_path), timeout=TIMEOUT_S)
+    assert returncode == 0, output[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
     assert ranks[0] == ranks[1]  # curve, suggestions, divergence step: all bit-identical

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from harness import quiet_trainer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, DistributedSampler
@@ -256,18 +257,7 @@ def test_overfit_batches_trains_the_same_first_global_batches_every_epoch(tmp_pa
             self.seen.append(batch[0].clone())
 
     inputs = Inputs()
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        devices=1,
-        overfit_batches=2,
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[inputs],
-    )
+    trainer = quiet_trainer(tmp_path, inputs, devices=1, overfit_batches=2, max_epochs=3)
     dm = SyntheticDataModule(num_samples=200, batch_size=16, seed=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -16,6 +16,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from harness import quiet_trainer
 
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 
@@ -59,18 +60,7 @@ class Batches(L.Callback):
 def fit(root: Path, scheduler: Any, *callbacks: L.Callback, ckpt_path: Path | None = None) -> L.LightningModule:
     torch.manual_seed(0)  # the initial weights; a resumed run loads them from the checkpoint
     model = SyntheticClassifier(optimizer={"name": "sgd", "momentum": 0.9}, lr=0.2, scheduler=scheduler)
-    trainer = L.Trainer(
-        default_root_dir=root,
-        accelerator="cpu",
-        devices=1,
-        max_epochs=EPOCHS,
-        logger=False,
-        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=list(callbacks),
-    )
+    trainer = quiet_trainer(root, *callbacks, devices=1, max_epochs=EPOCHS, num_sanity_val_steps=0)
     trainer.fit(model, SyntheticDataModule(num_samples=200, batch_size=16, seed=3), ckpt_path=ckpt_path)
     assert trainer.global_step == EPOCHS * BATCHES
     return model

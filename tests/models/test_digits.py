@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
+from harness import quiet_trainer
 from sklearn.datasets import load_digits
 
 from lightning_lrsched.models import DigitsClassifier, DigitsDataModule, SyntheticClassifier
@@ -106,16 +106,7 @@ def test_bad_model_arguments_name_the_parameter():
 
 def test_two_epochs_learn_the_digits_on_the_schedule_and_the_model_reloads_from_its_checkpoint(tmp_path: Path):
     model = DigitsClassifier(hidden=[48], scheduler="cosine")
-    trainer = L.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        devices=1,
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(tmp_path, devices=1, max_epochs=2)
     trainer.fit(model, DigitsDataModule())
     assert trainer.callback_metrics["val_acc"] > 0.85, "an MLP learns the digits within two epochs (chance: 0.1)"
     (config,) = trainer.lr_scheduler_configs

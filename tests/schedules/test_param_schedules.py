@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from harness import quiet_trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lightning_lrsched import SyntheticClassifier, SyntheticDataModule
@@ -130,18 +131,7 @@ class Values(Callback):
 def _fit(root, callbacks=(), ckpt_path=None):
     pl.seed_everything(0, verbose=False)
     values = Values()
-    trainer = pl.Trainer(
-        default_root_dir=root,
-        accelerator="cpu",
-        max_epochs=3,
-        limit_train_batches=4,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=bool(callbacks),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[values, *callbacks],
-    )
+    trainer = quiet_trainer(root, values, *callbacks, max_epochs=3, limit_train_batches=4, limit_val_batches=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(WeightDecayScheduled(), SyntheticDataModule(num_samples=200, batch_size=16), ckpt_path=ckpt_path)
@@ -167,17 +157,8 @@ def test_lr_logger_logs_the_scheduled_weight_decay_actual_and_planned(tmp_path):
 
     logger = LRLogger(logging_interval="step")
     pl.seed_everything(0, verbose=False)
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_epochs=1,
-        limit_train_batches=4,
-        limit_val_batches=0,
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[logger],
+    trainer = quiet_trainer(
+        tmp_path, logger, logger=None, max_epochs=1, limit_train_batches=4, limit_val_batches=0, log_every_n_steps=1
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -199,18 +180,8 @@ def test_the_classifier_schedules_weight_decay_and_momentum_by_spec_and_schedule
         momentum_schedule={"name": "linear", "start_factor": 0.9, "total_iters": 4, "interval": "step"},
     )
     values = Values()
-    trainer = pl.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        max_epochs=2,
-        limit_train_batches=4,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[values, ScheduleCheck(strict=True)],
-    )
+    checks = ScheduleCheck(strict=True)
+    trainer = quiet_trainer(tmp_path, values, checks, max_epochs=2, limit_train_batches=4, limit_val_batches=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.fit(model, SyntheticDataModule(num_samples=200, batch_size=16))
