@@ -1,4 +1,4 @@
-from lightning_lrsched.cli import main
+from lightning_lrsched.cli import script
 
 if __name__ == "__main__":
-    main()
+    script()

@@ -35,6 +35,7 @@ import yaml
 
 from lightning_lrsched import __version__
 from lightning_lrsched.errors import USER_ERRORS, RaisingArgumentParser, UsageError
+from lightning_lrsched.quick_exit import leave
 
 BUG_NOTE = (
     "lrsched: this is not an input error but an unexpected failure. If it does not come from your own "
@@ -122,8 +123,26 @@ def overview() -> str:
     )
 
 
+def script() -> None:
+    """The ``lrsched`` command and ``python -m lightning_lrsched``: :func:`main` on ``sys.argv``.
+
+    After ``compare`` (whose files are all written and closed by then) the process leaves without
+    Python's teardown of torch and Lightning, a second that would follow the report for nothing.
+    """
+    if sys.argv[1:2] != ["compare"]:
+        main()
+        return
+    try:
+        main()
+    except SystemExit as stop:
+        if stop.code is not None and not isinstance(stop.code, int):
+            raise  # a message to print: the interpreter's exit does that
+        leave(stop.code)
+    leave(0)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``lrsched`` and ``python -m lightning_lrsched``."""
+    """``lrsched`` with ``argv`` (default: ``sys.argv[1:]``); raises ``SystemExit`` with a non-zero status."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else ""
     if command in ("", "-h", "--help", "help"):

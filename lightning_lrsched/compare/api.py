@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from rich.progress import (
 )
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.executors import EXECUTORS, run_local, run_ray
+from lightning_lrsched.compare.executors import EXECUTORS, Standby, run_local, run_ray
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
@@ -155,15 +156,6 @@ def compare(
         raise InvalidValue(f"`devices`: none of {', '.join(c.label for c in configs)} can run here ({reasons})")
     if logger == "wandb" and wandb_mode == "online" and (missing := wandb_login_missing()):
         raise InvalidValue(f"`wandb_mode='online'` needs a W&B login: {missing}; or use wandb_mode='offline'")
-    grid, notes = build_grid(
-        schedules,
-        runnable,
-        seeds,
-        max_epochs,
-        model=class_config("model", model, DEFAULT_MODEL),
-        data=class_config("data", data, DEFAULT_DATA),
-        trainer=dict(trainer or {}),
-    )
     settings = RunSettings(
         output=str(layout.root),
         logger=logger,
@@ -175,8 +167,23 @@ def compare(
     )
     # Piped output (a log, CI) gets a width that fits the whole table instead of rich's 80 columns.
     console = console or Console(width=None if sys.stdout.isatty() else 160)
-    with GridLock(layout):
-        return _run_grid(grid, notes, settings, layout, skipped, mode, executor, force, tolerance, run_timeout, console)
+    # A worker imports torch and Lightning while this process checks the model and data classes (which
+    # imports them too) and reads the results file: on two cores that hides seconds of start-up.
+    single = executor == "local" and any(parse_device(label).processes == 1 for label in runnable)
+    with Standby() if single else nullcontext() as standby:
+        grid, notes = build_grid(
+            schedules,
+            runnable,
+            seeds,
+            max_epochs,
+            model=class_config("model", model, DEFAULT_MODEL),
+            data=class_config("data", data, DEFAULT_DATA),
+            trainer=dict(trainer or {}),
+        )
+        with GridLock(layout):
+            return _run_grid(
+                grid, notes, settings, layout, skipped, mode, executor, force, tolerance, run_timeout, console, standby
+            )
 
 
 def _run_grid(
@@ -191,6 +198,7 @@ def _run_grid(
     tolerance: float,
     run_timeout: float | None,
     console: Console,
+    standby: Standby | None,
 ) -> Comparison:
     results = ResultsFile(layout)
     torn = results.set_aside_torn()
@@ -211,16 +219,24 @@ def _run_grid(
     jobs = plan_jobs(todo, mode)
     mode_notes = {job_name(job): _mode_note(job, mode) for job in jobs if is_stacked(job) or mode == "auto"}
 
+    reported: dict[str, Any] = {}  # what report.* on disk show, and their checks
+
     def report() -> list[DeviceCheck]:
-        return write_report(
-            current(),
-            layout,
-            title=f"Comparison: {settings.experiment}",
-            tolerance=tolerance,
-            skipped=skipped,
-            wandb_hint=hint,
-            notes=[*notes, *mode_notes.values()],
-        )
+        """Write the report of the records so far, unless it already shows them (a figure takes a while)."""
+        records = current()
+        shown = ([record.to_json() for record in records], [*notes, *mode_notes.values()])
+        if reported.get("shown") != shown:
+            reported["checks"] = write_report(
+                records,
+                layout,
+                title=f"Comparison: {settings.experiment}",
+                tolerance=tolerance,
+                skipped=skipped,
+                wandb_hint=hint,
+                notes=shown[1],
+            )
+            reported["shown"] = shown
+        return reported["checks"]
 
     finished = len(grid) - len(todo)
     if finished:
@@ -272,9 +288,19 @@ def _run_grid(
             progress.advance(task, sum(epochs_of[s.key] for s in job) - counted.pop(job_name(job), 0))
             report()  # once per job: a stacked run's records arrive together
 
-        run = run_ray if executor == "ray" else run_local
-        if jobs:
-            run(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout, fallback=mode == "auto")
+        if jobs and executor == "ray":
+            run_ray(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout, fallback=mode == "auto")
+        elif jobs:
+            run_local(
+                jobs,
+                settings,
+                on_result,
+                on_unstackable,
+                on_epoch,
+                run_timeout,
+                fallback=mode == "auto",
+                standby=standby,
+            )
     checks = report()
     records = current()
     if settings.logger == "wandb" and todo and records:

@@ -5,10 +5,14 @@ and start-up are paid once; each run is still built from its seed, so sharing ch
 A DDP job gets a worker of its own (Lightning starts its other processes from the worker's
 command). The caller watches each worker: a job that passes its time limit, or a worker that
 dies, becomes ``failed`` records, and a fresh worker takes the jobs that were still to come.
+
+A :class:`Standby` worker is started before the grid is known: it imports torch and Lightning
+(seconds) while the caller checks the grid, and takes the first single-process batch.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,7 +25,7 @@ from pathlib import Path
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
+from lightning_lrsched.compare.worker import STANDBY, read_records, read_unstackable, write_batch
 
 EXECUTORS = ("local", "ray")
 OnResult = Callable[[Job, list[RunRecord]], None]
@@ -33,12 +37,13 @@ OnEpoch = Callable[[Job, int], None]
 """Called at each epoch end of a job with the number of runs that trained through it."""
 
 _POLL_S = 0.1
+_WORKER = (sys.executable, "-m", "lightning_lrsched.compare.worker")
 
 
-def _environment(job: Job) -> dict[str, str]:
+def _environment(processes: int) -> dict[str, str]:
     env = dict(os.environ)
     # One BLAS thread per process: N DDP processes on N cores must not each start N threads.
-    threads = max(1, (os.cpu_count() or 1) // job[0].device_config.processes)
+    threads = max(1, (os.cpu_count() or 1) // processes)
     env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("WANDB_SILENT", "true")
     env["PYTHONUNBUFFERED"] = "1"
@@ -65,6 +70,55 @@ def worker_batches(jobs: Sequence[Job]) -> list[list[Job]]:
     return batches
 
 
+class Standby:
+    """A worker process started before its batch exists, for a single-process device config.
+
+    Its imports (torch, Lightning: seconds) overlap whatever the caller does meanwhile (checking the
+    grid, reading the results file). :func:`run_batch` hands it the first batch it trains; one never
+    handed a batch is stopped by :meth:`close` (or ends by itself when the caller does: its
+    standard input closes). Use it as a context manager.
+    """
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="lrsched-standby-")
+        self._output = Path(self._dir.name) / "output.log"
+        with self._output.open("wb") as handle:
+            self.process: subprocess.Popen | None = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [*_WORKER, STANDBY, str(self._output)],
+                stdin=subprocess.PIPE,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=_environment(1),
+                start_new_session=True,  # as a worker started for its batch: a kill reaches all it started
+                text=True,
+            )
+
+    def hand_over(self, batch: Path, out: Path, log: Path) -> subprocess.Popen | None:
+        """The worker, now training ``batch`` (see :mod:`.worker`); ``None`` if it is gone or was handed over."""
+        process, self.process = self.process, None
+        if process is None or process.stdin is None:
+            return None
+        try:
+            process.stdin.write(json.dumps({"batch": str(batch), "out": str(out), "log": str(log)}) + "\n")
+            process.stdin.close()
+        except OSError:  # it ended (a broken install, say): a worker started for the batch shows why, in its log
+            _kill(process)
+            return None
+        return process
+
+    def close(self) -> None:
+        if self.process is not None:
+            _kill(self.process)
+            self.process = None
+        self._dir.cleanup()
+
+    def __enter__(self) -> Standby:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _failed(job: Job, settings: RunSettings, reason: str) -> list[RunRecord]:
     return [spec.record("failed", settings.logger, reason) for spec in job]
 
@@ -77,11 +131,13 @@ def run_batch(
     on_epoch: OnEpoch,
     timeout: float | None = None,
     fallback: bool = False,
+    standby: Standby | None = None,
 ) -> None:
     """Train ``jobs`` in worker processes, one after the other; every job ends in ``on_result`` or ``on_unstackable``.
 
     ``timeout`` is per run: a stacked job gets it once per spec it holds. ``fallback``: a stacked
     job whose module cannot be stacked trains its specs as runs of their own (see :data:`OnUnstackable`).
+    ``standby``: the worker that takes the jobs first (single-process device configs only), if it still can.
     """
     layout = OutputLayout(settings.output)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -90,22 +146,25 @@ def run_batch(
         log = layout.log(job_name(pending[0]))
         with tempfile.TemporaryDirectory(prefix="lrsched-worker-") as tmp:
             out = Path(tmp)
-            write_batch(out / "batch.json", settings, pending, fallback)
-            command = [sys.executable, "-m", "lightning_lrsched.compare.worker", str(out / "batch.json"), str(out)]
-            with log.open("a") as handle:
-                process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                    command,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    env=_environment(pending[0]),
-                    start_new_session=True,  # a kill reaches its DDP processes too
-                )
-                try:
-                    done = _watch(
-                        process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
+            batch = out / "batch.json"
+            write_batch(batch, settings, pending, fallback)
+            process = standby.hand_over(batch, out, log) if standby is not None else None
+            standby = None  # a worker that ends early leaves the rest of the batch to a fresh one
+            if process is None:
+                with log.open("a") as handle:
+                    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                        [*_WORKER, str(batch), str(out)],
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        env=_environment(pending[0][0].device_config.processes),
+                        start_new_session=True,  # a kill reaches its DDP processes too
                     )
-                finally:
-                    _kill(process)
+            try:
+                done = _watch(
+                    process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
+                )
+            finally:
+                _kill(process)
         pending = pending[done:]
 
 
@@ -186,9 +245,16 @@ def run_local(
     on_epoch: OnEpoch,
     timeout: float | None = None,
     fallback: bool = False,
+    standby: Standby | None = None,
 ) -> None:
+    """Train ``jobs`` in worker processes on this machine (see :func:`worker_batches`).
+
+    ``standby`` takes the first batch of a single-process device config.
+    """
     for batch in worker_batches(jobs):
-        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout, fallback)
+        single = batch[0][0].device_config.processes == 1
+        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout, fallback, standby if single else None)
+        standby = None if single else standby
 
 
 def ray_available() -> str | None:

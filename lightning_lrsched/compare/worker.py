@@ -14,6 +14,12 @@ other in this process (Python, torch and Lightning are imported once) and writes
 A failing run becomes ``failed`` records and the worker goes on with the next job; a crash or a
 hang is the caller's to notice (:mod:`lightning_lrsched.compare.executors`). Under DDP Lightning
 starts the other processes from this same command, and only rank zero writes.
+
+``python -m lightning_lrsched.compare.worker --standby OUTPUT`` is a worker started before its
+batch exists (single-process device configs only): it imports torch and Lightning, then reads one
+line ``{"batch", "out", "log"}`` on its standard input, moves what it printed so far (``OUTPUT``,
+its standard output until then) to the end of ``log``, writes to ``log`` from then on, and goes
+on as ``python -m lightning_lrsched.compare.worker BATCH OUT_DIR``. End of input instead: it exits.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, Unstackable, is_stacked
 from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.quick_exit import leave
 
 
 def write_batch(path: Path, settings: RunSettings, jobs: list[Job], fallback: bool = False) -> None:
@@ -88,6 +96,34 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord]
         return [spec.record("failed", settings.logger, failure_reason(error)) for spec in job]
 
 
+STANDBY = "--standby"
+
+
+def standby(output: Path) -> int:
+    """Import what training needs, then wait for one batch on standard input (see the module docstring)."""
+    started = time.perf_counter()
+    import lightning_lrsched.compare.training  # noqa: F401  # the seconds a standby worker is for
+
+    print(f"standby worker {os.getpid()}: imports done in {time.perf_counter() - started:.1f} s", flush=True)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0  # the caller ended (or needed no worker) before handing a batch over
+    handover = json.loads(line)
+    _write_to(Path(handover["log"]), output)
+    return main([handover["batch"], handover["out"]])
+
+
+def _write_to(log: Path, output: Path) -> None:
+    """From now on standard output and error go to the end of ``log``, after what went to ``output`` so far."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with log.open("ab") as handle:
+        handle.write(output.read_bytes())
+        handle.flush()
+        os.dup2(handle.fileno(), sys.stdout.fileno())
+        os.dup2(handle.fileno(), sys.stderr.fileno())
+
+
 def main(argv: list[str]) -> int:
     batch_path, out_dir = Path(argv[0]), Path(argv[1])
     settings, jobs, fallback = read_batch(batch_path)
@@ -114,4 +150,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    leave(standby(Path(sys.argv[2])) if sys.argv[1:2] == [STANDBY] else main(sys.argv[1:]))

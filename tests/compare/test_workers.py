@@ -1,0 +1,106 @@
+"""Worker processes of `lrsched compare`: the standby worker that takes the first batch, one report per change,
+and the command's quick exit (real worker processes and a real ``python -m lightning_lrsched`` process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lightning_lrsched.compare.api as api
+from lightning_lrsched.compare import OutputLayout, compare
+from lightning_lrsched.compare.executors import Standby, run_local
+from lightning_lrsched.compare.grid import RunSettings, build_grid, job_name, plan_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def train(jobs, settings, standby):
+    records = []
+    run_local(
+        jobs,
+        settings,
+        lambda job, ended: records.extend(ended),
+        lambda job, why: pytest.fail(f"unexpected unstackable: {why}"),
+        lambda job, runs: None,
+        timeout=300,
+        standby=standby,
+    )
+    return records
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    specs, _ = build_grid(["step", "cosine"], ["cpu:1"], [0], 1)
+    return plan_jobs(specs, "sequential"), RunSettings(output=str(tmp_path / "out"), logger="none")
+
+
+def test_a_standby_worker_trains_the_first_batch_and_its_log_keeps_what_it_printed(two_runs, monkeypatch):
+    jobs, settings = two_runs
+    handed: list = []
+    real = Standby.hand_over
+    monkeypatch.setattr(Standby, "hand_over", lambda self, *a: handed.append(real(self, *a)) or handed[-1])
+    with Standby() as standby:
+        records = train(jobs, settings, standby)
+        assert standby.process is None  # handed over: closing it stops nothing
+    assert [(r.label, r.status) for r in records] == [("step", "ok"), ("cosine", "ok")]
+    (process,) = handed
+    assert process is not None and process.returncode == 0  # it trained both runs, then left
+    log = OutputLayout(settings.output).log(job_name(jobs[0])).read_text()
+    # What it printed while waiting comes first in the batch's log, then the runs'.
+    assert log.index(f"standby worker {process.pid}: imports done") < log.index("Trainer.fit")
+
+
+def test_a_standby_that_ended_leaves_its_batch_to_a_fresh_worker(two_runs):
+    jobs, settings = two_runs
+    with Standby() as standby:
+        standby.process.kill()
+        standby.process.wait()
+        records = train(jobs, settings, standby)
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert "standby worker" not in OutputLayout(settings.output).log(job_name(jobs[0])).read_text()
+
+
+def test_an_unused_standby_is_stopped_and_one_whose_caller_ended_leaves_by_itself():
+    with Standby() as standby:
+        process = standby.process
+    assert process.poll() is not None
+    # Its caller gone (standard input closed), a standby that finished importing exits on its own, cleanly.
+    orphan = Standby()
+    try:
+        orphan.process.stdin.close()
+        assert orphan.process.wait(timeout=120) == 0
+    finally:
+        orphan.close()
+
+
+def test_the_report_is_written_once_per_change(tmp_path, monkeypatch):
+    writes: list[int] = []
+    real = api.write_report
+    monkeypatch.setattr(
+        api, "write_report", lambda records, *a, **k: writes.append(len(records)) or real(records, *a, **k)
+    )
+    out = tmp_path / "once"
+    compare(["cosine"], max_epochs=1, output=out, logger="none")
+    assert writes == [1]  # after the run; the final report would have shown the same
+    compare(["cosine"], max_epochs=1, output=out, logger="none")
+    assert writes == [1, 1]  # a rerun with nothing to train still writes its report
+    assert (out / "report.md").exists()
+
+
+@pytest.mark.parametrize(("schedules", "status"), [("cosine", 0), ("step,warmup_cosine(warmup=50ep)", 1)])
+def test_lrsched_compare_leaves_quickly_with_every_file_written(tmp_path, schedules, status):
+    out = tmp_path / "cli"
+    command = [sys.executable, "-m", "lightning_lrsched", "compare", "--schedules", schedules, "--max-epochs", "1"]
+    done = subprocess.run(
+        [*command, "--logger", "csv", "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == status, done.stderr[-2000:]
+    assert f"results: {out / 'results.jsonl'}" in " ".join(done.stdout.split())  # flushed before the quick exit
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["ok", "failed"][: len(records)] and len(records) == status + 1
+    assert (out / "report.png").stat().st_size > 0 and records[0]["label"] in (out / "report.md").read_text()
+    assert list((out / "csv").glob("*/version_*/metrics.csv"))
