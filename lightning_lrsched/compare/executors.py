@@ -98,10 +98,12 @@ class Standby:
         process, self.process = self.process, None
         if process is None or process.stdin is None:
             return None
+        if process.poll() is not None:  # it ended (a broken install, say): a fresh worker's log then shows why
+            return None
         try:
             process.stdin.write(json.dumps({"batch": str(batch), "out": str(out), "log": str(log)}) + "\n")
             process.stdin.close()
-        except OSError:  # it ended (a broken install, say): a worker started for the batch shows why, in its log
+        except OSError:  # it ended just now
             _kill(process)
             return None
         return process
