@@ -169,7 +169,7 @@ def compare(
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     # A worker imports torch and Lightning while this process checks the model and data classes (which
     # imports them too) and reads the results file: on two cores that hides seconds of start-up.
-    single = executor == "local" and any(parse_device(label).processes == 1 for label in runnable)
+    single = executor == "local" and any(c.processes == 1 for c in configs if c.label in runnable)
     with Standby() if single else nullcontext() as standby:
         grid, notes = build_grid(
             schedules,
