@@ -220,14 +220,14 @@ def _run_grid(
     mode_notes = {job_name(job): _mode_note(job, mode) for job in jobs if is_stacked(job) or mode == "auto"}
 
     reported: dict[str, Any] = {}  # what report.* on disk show, and their checks
+    appended = [0]  # records this grid added to the results file
 
     def report() -> list[DeviceCheck]:
         """Write the report of the records so far, unless it already shows them (a figure takes a while)."""
-        records = current()
-        shown = ([record.to_json() for record in records], [*notes, *mode_notes.values()])
+        shown = (appended[0], [*notes, *mode_notes.values()])
         if reported.get("shown") != shown:
             reported["checks"] = write_report(
-                records,
+                current(),
                 layout,
                 title=f"Comparison: {settings.experiment}",
                 tolerance=tolerance,
@@ -278,8 +278,9 @@ def _run_grid(
             progress.advance(task, runs)
 
         def on_result(job: Job, records: list[RunRecord]) -> None:
+            results.append(*records)
+            appended[0] += len(records)
             for record in records:
-                results.append(record)
                 detail = f", best val_loss {record.best_val_loss:.4f}" if record.status != "failed" else ""
                 reason = record.reason.strip().splitlines()[-1:] if record.status == "failed" else []
                 line = f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason)

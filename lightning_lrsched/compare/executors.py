@@ -36,7 +36,7 @@ OnUnstackable = Callable[[Job, str], None]
 OnEpoch = Callable[[Job, int], None]
 """Called at each epoch end of a job with the number of runs that trained through it."""
 
-_POLL_S = 0.1
+_POLL_S = 0.02  # a few stat calls per poll; the last job's records are read within this
 _WORKER = (sys.executable, "-m", "lightning_lrsched.compare.worker")
 
 

@@ -26,8 +26,9 @@ class ResultsFile:
         self.layout = layout
         self.path = layout.results
 
-    def append(self, record: RunRecord) -> None:
-        line = (record.to_json() + "\n").encode()
+    def append(self, *records: RunRecord) -> None:
+        """Append the records' lines in one write and one flush to disk (a stacked run's records end together)."""
+        line = "".join(record.to_json() + "\n" for record in records).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

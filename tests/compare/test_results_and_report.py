@@ -64,11 +64,12 @@ def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_a
     torn = record("cosine").to_json()[:40]
     with layout.results.open("a") as handle:
         handle.write(torn)  # a crash mid-write: no newline
-    results.append(record("cyclic"))
-    assert [r.label for r in results] == ["step", "cyclic"]  # the next record did not continue the torn line
+    results.append(record("cyclic"), record("cosine"))  # a stacked run's records: one write
+    assert [r.label for r in results] == ["step", "cyclic", "cosine"]  # the next records did not continue it
     assert results.set_aside_torn() == 1
     assert layout.torn.read_text() == torn + "\n"
-    assert [json.loads(line)["label"] for line in layout.results.read_text().splitlines()] == ["step", "cyclic"]
+    lines = layout.results.read_text().splitlines()
+    assert [json.loads(line)["label"] for line in lines] == ["step", "cyclic", "cosine"]
     assert results.set_aside_torn() == 0  # reported once
 
 
