@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 
 import pytest
@@ -32,6 +33,7 @@ DIGITS_DATA = {"class_path": "lightning_lrsched.models.DigitsDataModule", "init_
 SYNTHETIC_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "init_args": {}}
 BATCHNORM_MODEL = {"class_path": "tests.compare.batchnorm_model.BatchNormClassifier", "init_args": {}}
 BRANCHING_MODEL = {"class_path": "tests.compare.branching_model.BranchingClassifier", "init_args": {}}
+SCALAR_MODEL = {"class_path": "tests.compare.scalar_model.TemperatureClassifier", "init_args": {}}
 
 
 def grid(schedules, epochs, model, data, seeds=(0,)):
@@ -131,6 +133,48 @@ def test_buffers_are_stacked_per_copy(tmp_path, one_thread):
     specs = grid(["step", {"name": "exponential", "gamma": 0.5}], 2, BATCHNORM_MODEL, SYNTHETIC_DATA)
     stacked, solos = stacked_and_solo(specs, tmp_path)
     assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_a_zero_dimensional_parameter_is_stacked(tmp_path, one_thread):
+    # A learned temperature: one number per copy, checked and updated like any other parameter.
+    specs = grid(["step", "cosine"], 2, SCALAR_MODEL, SYNTHETIC_DATA)
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_copies_follow_their_module_to_another_dtype(tmp_path, one_thread):
+    # Lightning converts the module (its copies, its stacked parameters) before configure_optimizers,
+    # as it moves it to a GPU: the copies' parameters must be views of the stacked ones again.
+    model = class_config("model", SCALAR_MODEL, SCALAR_MODEL)
+    data = class_config("data", SYNTHETIC_DATA, SYNTHETIC_DATA)
+    specs = build_grid(["step", "cosine"], ["cpu:1"], [0], 2, model=model, data=data, trainer={"precision": "64-true"})
+    stacked, solos = stacked_and_solo(specs[0], tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def gradient_check(grads: dict[int, float]) -> list[tuple[int, str]]:
+    """Give copy k of four every gradient element ``grads.get(k, 0.5)``; return what the module's check reported."""
+    torch.manual_seed(0)
+    copies = [DigitsClassifier(hidden=[8]) for _ in range(4)]
+    for c in copies[1:]:
+        c.load_state_dict(copies[0].state_dict())
+    reported: list[tuple[int, str]] = []
+    module = StackedModule(copies, list("abcd"), [get_schedule("cosine")] * 4, lambda k, v, r: reported.append((k, r)))
+    for stacked in module.stacked:  # what a backward pass leaves, handed to the copies as the module does
+        stacked.grad = torch.stack([torch.full_like(stacked[k], grads.get(k, 0.5)) for k in range(4)])
+    module._share_gradients()
+    optimizer = torch.optim.SGD([{"params": list(c.parameters())} for c in copies], lr=0.1)
+    module._freeze_non_finite(optimizer)
+    return reported
+
+
+def test_the_gradient_check_reports_exactly_the_copies_with_a_non_finite_gradient():
+    assert gradient_check({}) == []
+    reported = gradient_check({1: math.nan, 3: -math.inf})
+    assert [k for k, _ in reported] == [1, 3]
+    assert reported[0][1].startswith("the gradient of b is not finite")
+    # Finite but huge: the per-copy sum the check starts from overflows float32; the copy is still fine.
+    assert gradient_check({0: 3e38, 2: -3e38}) == []
 
 
 def test_buffers_are_written_back_to_each_copy():

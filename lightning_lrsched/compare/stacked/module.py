@@ -4,12 +4,14 @@ The copies start from each seed's initial weights (the seed, then the module's c
 the same arguments, as a run of its own), see their seed's batches, and are evaluated in one
 vectorised pass: their parameters and buffers are stacked, as ``torch.func.stack_module_state``
 stacks them, and the module runs under ``torch.func.vmap`` via ``functional_call``. The parameters
-are stacked with ``torch.stack`` at every step (``stack_module_state`` detaches them), so each
-copy's own parameters get their own gradients; the buffers are stacked too and written back to
-each copy after a training step (BatchNorm's running statistics stay per copy). The loss is the
-sum of the copies' losses, so the gradients stay those of K separate runs; each copy is one param
-group of one optimizer, driven by its own schedule through
-:class:`~lightning_lrsched.schedules.GroupSchedules`. On small models this trains K schedules in
+are stacked once: the module owns one tensor per parameter name, and each copy's parameter is its
+row of that tensor (a view), so every step reads them in place, and the gradient, computed for the
+stacked tensor (and averaged across processes there), is handed to each copy's parameter as a view
+of its row; the buffers are stacked at every step and written back to each copy after it
+(BatchNorm's running statistics stay per copy). The loss is the sum of the copies' losses, so the
+gradients stay those of K separate runs; each copy is one param group of one optimizer, driven by
+its own schedule through :class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates,
+made in place, are made in the stacked tensor too. On small models this trains K schedules in
 little more than the time of one run, each copy on its own seed's data order.
 
 The stacking protocol. A module can be stacked when
@@ -122,7 +124,7 @@ def _check_same_state(copies: Sequence[nn.Module]) -> None:
 
 
 def _stack(names: list[str], per_copy: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``{"module.<name>": the copies' tensors stacked}`` (differentiable: each copy's parameter gets its gradient)."""
+    """``{"module.<name>": the copies' tensors stacked}``: named as ``functional_call`` finds them in a ``_Scored``."""
     by_name = zip(*per_copy, strict=True) if per_copy else iter(())
     return {f"module.{name}": torch.stack(tensors) for name, tensors in zip(names, by_name, strict=True)}
 
@@ -190,6 +192,13 @@ class StackedModule(L.LightningModule):
         # The copies' parameters, listed once: the same objects for the module's lifetime (moving it to a
         # device changes their data, not them), where `parameters()` walks the module tree at every call.
         self._params = [list(c.parameters()) for c in copies]
+        # The parameters every step computes with: per name, the copies' values stacked (the copies'
+        # parameters become views of their rows; the optimizer updates those, see `_alias_copies`).
+        per_name = zip(*self._params, strict=True)
+        self.stacked = nn.ParameterList(torch.stack([p.detach() for p in params]) for params in per_name)
+        self._stacked_names = {f"module.{name}": p for name, p in zip(self._names, self.stacked, strict=True)}
+        self._shared: list[torch.Tensor | None] = [None] * len(self._names)  # the gradients handed to the copies
+        self._alias_copies()
         # Tied weights (one parameter under two names) must be replaced together; checking for them at
         # every call walks the module tree too, so functional_call does it only where there are any.
         aliases = [*first.named_parameters(remove_duplicate=False), *first.named_buffers(remove_duplicate=False)]
@@ -213,9 +222,30 @@ class StackedModule(L.LightningModule):
 
     def _run(self, batch: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Every copy's metrics on ``batch``, and the stacked buffers as the pass left them."""
-        params = _stack(self._names, self._params)
         buffers = _stack(self._buffer_names, self._buffers_per_copy())
-        return self._vmapped(params, buffers, batch), buffers
+        return self._vmapped(self._stacked_names, buffers, batch), buffers
+
+    def _alias_copies(self) -> None:
+        """Make each copy's parameters views of their rows of :attr:`stacked` (again after a move to a device).
+
+        The copies' parameters do not take part in the vectorised pass (the stacked ones do), so they
+        require no gradient: a DDP wrapper averages the stacked gradients, and none is left waiting.
+        """
+        for i, stacked in enumerate(self.stacked):
+            for params, row in zip(self._params, stacked.detach().unbind(), strict=True):
+                params[i].data = row
+                params[i].requires_grad_(False)
+
+    def _share_gradients(self) -> None:
+        """Hand each training copy its rows of the stacked gradients, as views (no copy; clipping reaches both)."""
+        for i, stacked in enumerate(self.stacked):
+            grad = stacked.grad
+            if grad is None or grad is self._shared[i]:
+                continue  # accumulating into the same tensor: the copies already hold its rows
+            self._shared[i] = grad
+            for k, row in enumerate(grad.unbind()):
+                if self.frozen_at[k] is None:
+                    self._params[k][i].grad = row
 
     def _buffers_per_copy(self) -> list[list[torch.Tensor]]:
         # Asked for every time: moving a module to a device replaces its buffers (not its parameters).
@@ -319,6 +349,15 @@ class StackedModule(L.LightningModule):
         self.frozen_at[index] = (self.trainer.current_epoch + 1, self.trainer.global_step)
         self._training[index] = False
 
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        super().backward(loss, *args, **kwargs)
+        self._share_gradients()
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+        for stacked in self.stacked:
+            stacked.grad = None
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.trainer.scaler is None:
             self._freeze_non_finite(optimizer)
@@ -332,14 +371,13 @@ class StackedModule(L.LightningModule):
         training = [k for k, at in enumerate(self.frozen_at) if at is None]
         if not training:
             return
-        # Per parameter name, the training copies' gradients side by side: a few kernels per step,
-        # not one per copy and parameter (the same parameters get gradients in every copy).
-        per_name = []
-        for i in range(len(self._names)):
-            grads = [self._params[k][i].grad for k in training]
-            if all(g is not None for g in grads):
-                per_name.append(torch.stack(grads).isfinite().flatten(1).all(1))
-        finite = torch.stack(per_name).all(0).tolist() if per_name else [True] * len(training)  # one host sync
+        # Per copy, the sum of its gradients, from the stacked gradients: a few kernels per step, not
+        # one per copy and parameter. A sum is finite when all its terms are, unless it overflows:
+        # only then are the copy's gradients checked one by one.
+        copies = len(self.copies)
+        grads = [s.grad.reshape(copies, -1).sum(1, dtype=torch.float32) for s in self.stacked if s.grad is not None]
+        sums = torch.stack(grads).sum(0).isfinite().tolist() if grads else [True] * copies  # one host sync
+        finite = [sums[k] or self._grads_finite(k) for k in training]
         largest = torch.finfo(self._params[0][0].dtype).max if self._params[0][0].is_floating_point() else math.inf
         for k, ok in zip(training, finite, strict=True):
             lr = optimizer.param_groups[k]["lr"]
@@ -350,6 +388,9 @@ class StackedModule(L.LightningModule):
             elif not abs(lr) <= largest:
                 # The update would overflow the parameters' dtype (and raise, taking every copy down).
                 self.on_diverge(k, lr, f"the LR of {self.labels[k]} ({lr:.3g}) overflows the parameters' dtype")
+
+    def _grads_finite(self, k: int) -> bool:
+        return all(bool(p.grad.isfinite().all()) for p in self._params[k] if p.grad is not None)
 
     def configure_gradient_clipping(
         self,
@@ -372,6 +413,7 @@ class StackedModule(L.LightningModule):
         return self.copies[0].configure_callbacks()
 
     def configure_optimizers(self) -> Any:
+        self._alias_copies()  # Lightning moved the module to its device: the copies' parameters are copies again
         hparams = self.copies[0].hparams
         pairs = zip(self.copies, self.labels, strict=True)
         groups = [{"params": list(copy.parameters()), "name": label} for copy, label in pairs]
