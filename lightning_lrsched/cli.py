@@ -85,9 +85,16 @@ def plot_command(args: Sequence[str]) -> None:
 
 def compare_command(args: Sequence[str]) -> None:
     """``lrsched compare``: see :mod:`lightning_lrsched.compare.command`."""
-    from lightning_lrsched.compare.command import compare_command as run
+    from contextlib import nullcontext
 
-    run(args)
+    from lightning_lrsched.compare.processes import Standby  # no torch: starts before this process imports it
+
+    # The grid's first worker imports torch and Lightning while this process parses the arguments and
+    # imports them too; a grid that needs no single-process worker, or bad arguments, stop it again.
+    with Standby.early() if not {"-h", "--help"} & set(args) else nullcontext():
+        from lightning_lrsched.compare.command import compare_command as run
+
+        run(args)
 
 
 def find_command(args: Sequence[str]) -> None:

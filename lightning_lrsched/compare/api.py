@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.executors import EXECUTORS, Standby, run_local, run_ray
+from lightning_lrsched.compare.executors import EXECUTORS, run_local, run_ray
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
@@ -39,6 +39,7 @@ from lightning_lrsched.compare.grid import (
     plan_jobs,
 )
 from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.processes import Standby
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
 from lightning_lrsched.compare.results import GridLock, ResultsFile
@@ -168,9 +169,10 @@ def compare(
     # Piped output (a log, CI) gets a width that fits the whole table instead of rich's 80 columns.
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     # A worker imports torch and Lightning while this process checks the model and data classes (which
-    # imports them too) and reads the results file: on two cores that hides seconds of start-up.
+    # imports them too) and reads the results file: on two cores that hides seconds of start-up. One
+    # started earlier in this process (`lrsched compare` does, before importing torch) is taken first.
     single = executor == "local" and any(c.processes == 1 for c in configs if c.label in runnable)
-    with Standby() if single else nullcontext() as standby:
+    with Standby.take() if single else nullcontext() as standby:
         grid, notes = build_grid(
             schedules,
             runnable,

@@ -6,17 +6,15 @@ A DDP job gets a worker of its own (Lightning starts its other processes from th
 command). The caller watches each worker: a job that passes its time limit, or a worker that
 dies, becomes ``failed`` records, and a fresh worker takes the jobs that were still to come.
 
-A :class:`Standby` worker is started before the grid is known: it imports torch and Lightning
-(seconds) while the caller checks the grid, and takes the first single-process batch.
+A :class:`~lightning_lrsched.compare.processes.Standby` worker is started before the grid is
+known: it imports torch and Lightning (seconds) while the caller checks the grid, and takes the
+first single-process batch.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +22,9 @@ from pathlib import Path
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
 from lightning_lrsched.compare.layout import OutputLayout
+from lightning_lrsched.compare.processes import WORKER, Standby, environment, kill
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.worker import STANDBY, read_records, read_unstackable, write_batch
+from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
 
 EXECUTORS = ("local", "ray")
 OnResult = Callable[[Job, list[RunRecord]], None]
@@ -37,17 +36,6 @@ OnEpoch = Callable[[Job, int], None]
 """Called at each epoch end of a job with the number of runs that trained through it."""
 
 _POLL_S = 0.02  # a few stat calls per poll; the last job's records are read within this
-_WORKER = (sys.executable, "-m", "lightning_lrsched.compare.worker")
-
-
-def _environment(processes: int) -> dict[str, str]:
-    env = dict(os.environ)
-    # One BLAS thread per process: N DDP processes on N cores must not each start N threads.
-    threads = max(1, (os.cpu_count() or 1) // processes)
-    env.setdefault("OMP_NUM_THREADS", str(threads))
-    env.setdefault("WANDB_SILENT", "true")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def worker_batches(jobs: Sequence[Job]) -> list[list[Job]]:
@@ -68,57 +56,6 @@ def worker_batches(jobs: Sequence[Job]) -> list[list[Job]]:
                 batches.append(shared[key])
             shared[key].append(job)
     return batches
-
-
-class Standby:
-    """A worker process started before its batch exists, for a single-process device config.
-
-    Its imports (torch, Lightning: seconds) overlap whatever the caller does meanwhile (checking the
-    grid, reading the results file). :func:`run_batch` hands it the first batch it trains; one never
-    handed a batch is stopped by :meth:`close` (or ends by itself when the caller does: its
-    standard input closes). Use it as a context manager.
-    """
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="lrsched-standby-")
-        self._output = Path(self._dir.name) / "output.log"
-        with self._output.open("wb") as handle:
-            self.process: subprocess.Popen | None = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [*_WORKER, STANDBY, str(self._output)],
-                stdin=subprocess.PIPE,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env=_environment(1),
-                start_new_session=True,  # as a worker started for its batch: a kill reaches all it started
-                text=True,
-            )
-
-    def hand_over(self, batch: Path, out: Path, log: Path) -> subprocess.Popen | None:
-        """The worker, now training ``batch`` (see :mod:`.worker`); ``None`` if it is gone or was handed over."""
-        process, self.process = self.process, None
-        if process is None or process.stdin is None:
-            return None
-        if process.poll() is not None:  # it ended (a broken install, say): a fresh worker's log then shows why
-            return None
-        try:
-            process.stdin.write(json.dumps({"batch": str(batch), "out": str(out), "log": str(log)}) + "\n")
-            process.stdin.close()
-        except OSError:  # it ended just now
-            _kill(process)
-            return None
-        return process
-
-    def close(self) -> None:
-        if self.process is not None:
-            _kill(self.process)
-            self.process = None
-        self._dir.cleanup()
-
-    def __enter__(self) -> Standby:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _failed(job: Job, settings: RunSettings, reason: str) -> list[RunRecord]:
@@ -155,10 +92,10 @@ def run_batch(
             if process is None:
                 with log.open("a") as handle:
                     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                        [*_WORKER, str(batch), str(out)],
+                        [*WORKER, str(batch), str(out)],
                         stdout=handle,
                         stderr=subprocess.STDOUT,
-                        env=_environment(pending[0][0].device_config.processes),
+                        env=environment(pending[0][0].device_config.processes),
                         start_new_session=True,  # a kill reaches its DDP processes too
                     )
             try:
@@ -166,7 +103,7 @@ def run_batch(
                     process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
                 )
             finally:
-                _kill(process)
+                kill(process)
         pending = pending[done:]
 
 
@@ -202,7 +139,7 @@ def _watch(
         code = process.poll()
         limit = None if timeout is None else timeout * len(jobs[current])
         if code is None and limit is not None and time.monotonic() - started > limit:
-            _kill(process)
+            kill(process)
             on_result(jobs[current], _failed(jobs[current], settings, f"timed out after {limit:g} s; log: {log}"))
             return current + 1
         if code is not None:
@@ -228,15 +165,6 @@ def _read_progress(path: Path, offset: int, jobs: list[Job], on_epoch: OnEpoch) 
         index, runs = (int(v) for v in line.split())
         on_epoch(jobs[index], runs)
     return offset + len(whole)
-
-
-def _kill(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait()
 
 
 def run_local(

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, Unstackable, is_stacked
+from lightning_lrsched.compare.processes import STANDBY
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.quick_exit import leave
 
@@ -95,9 +96,6 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord]
         if int(os.environ.get("LOCAL_RANK", "0")) != 0:
             raise
         return [spec.record("failed", settings.logger, failure_reason(error)) for spec in job]
-
-
-STANDBY = "--standby"
 
 
 def _import_training() -> None:

@@ -12,8 +12,9 @@ import pytest
 
 import lightning_lrsched.compare.api as api
 from lightning_lrsched.compare import OutputLayout, compare
-from lightning_lrsched.compare.executors import Standby, run_local
+from lightning_lrsched.compare.executors import run_local
 from lightning_lrsched.compare.grid import RunSettings, build_grid, job_name, plan_jobs
+from lightning_lrsched.compare.processes import Standby
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +63,20 @@ def test_a_standby_that_ended_leaves_its_batch_to_a_fresh_worker(two_runs):
         records = train(jobs, settings, standby)
     assert [r.status for r in records] == ["ok", "ok"]
     assert "standby worker" not in OutputLayout(settings.output).log(job_name(jobs[0])).read_text()
+
+
+def test_a_standby_started_early_is_taken_once_by_the_next_grid():
+    # `lrsched compare` starts one before it imports torch; compare() takes it instead of starting its own.
+    with Standby.early() as early:
+        assert Standby.take() is early
+        with Standby.take() as fresh:  # taken already: the next grid starts its own
+            assert fresh is not early and fresh.process is not None
+        assert fresh.process is None
+    assert early.process is None
+    ended = Standby.early()
+    ended.close()  # gone before any grid took it (bad arguments, say): not handed out
+    with Standby.take() as fresh:
+        assert fresh is not ended and fresh.process is not None
 
 
 def test_an_unused_standby_is_stopped_and_one_whose_caller_ended_leaves_by_itself():
