@@ -217,11 +217,12 @@ def digits_markdown(
         "",
         f"Outside `Trainer.fit`: {best['sequential'] - fits['sequential']:.1f} s sequential, "
         f"{best['stacked'] - fits['stacked']:.1f} s stacked: in both modes one worker process for the device "
-        "config, paying torch and Lightning imports once (about 3.3 s for a fresh process here; a standby "
-        "worker starts them when `compare()` starts, which hides them behind the caller's own checks when the "
-        "caller imports Lightning too, as `lrsched compare` does, but not here, where this process imported it "
-        "already), the per-run set-up and the report (written once per finished job). With the fits stacked, "
-        "that fixed part is about half of stacked mode's wall time and bounds the ratio.",
+        "config, which imports torch and Lightning once (about 3 s for a fresh process here: a standby worker "
+        "started when `compare()` starts, importing while this process checks the model and data classes, "
+        "which imports Lightning here too) and exempts them from the garbage collector's full collections "
+        "(`gc.freeze`), the per-run set-up, and the report (written once per finished job, the last one after "
+        "the last fit). With the fits stacked, that fixed part is more than half of stacked mode's wall time "
+        "and bounds the ratio.",
         "",
     ]
     return "\n".join(lines)
