@@ -6,8 +6,7 @@ Lightning.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lightning_lrsched.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -29,16 +28,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lightning_lrsched' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

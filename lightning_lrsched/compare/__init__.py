@@ -7,28 +7,16 @@ imports torch (:mod:`.processes`) need none of them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lightning_lrsched.lazy import lazy_exports
 
 _EXPORTS = {
-    "Comparison": "api",
-    "compare": "api",
-    "SEED_SCHEDULES": "grid",
-    "RunSpec": "grid",
-    "OutputLayout": "layout",
-    "RunRecord": "record",
+    "Comparison": "lightning_lrsched.compare.api",
+    "compare": "lightning_lrsched.compare.api",
+    "SEED_SCHEDULES": "lightning_lrsched.compare.grid",
+    "RunSpec": "lightning_lrsched.compare.grid",
+    "OutputLayout": "lightning_lrsched.compare.layout",
+    "RunRecord": "lightning_lrsched.compare.record",
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # once: the next access is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -65,6 +65,16 @@ def test_a_standby_that_ended_leaves_its_batch_to_a_fresh_worker(two_runs):
     assert "standby worker" not in OutputLayout(settings.output).log(job_name(jobs[0])).read_text()
 
 
+def test_the_standby_worker_starts_without_importing_torch():
+    # `lrsched compare` starts it before importing torch itself: the module that starts it imports none.
+    code = (
+        "import sys, lightning_lrsched.compare.processes; "
+        "loaded = [m for m in ('torch', 'lightning') if m in sys.modules]; assert not loaded, loaded; print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
 def test_a_standby_started_early_is_taken_once_by_the_next_grid():
     # `lrsched compare` starts one before it imports torch; compare() takes it instead of starting its own.
     with Standby.early() as early:
