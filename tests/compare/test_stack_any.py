@@ -34,6 +34,10 @@ SYNTHETIC_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", 
 BATCHNORM_MODEL = {"class_path": "tests.compare.batchnorm_model.BatchNormClassifier", "init_args": {}}
 BRANCHING_MODEL = {"class_path": "tests.compare.branching_model.BranchingClassifier", "init_args": {}}
 SCALAR_MODEL = {"class_path": "tests.compare.scalar_model.TemperatureClassifier", "init_args": {}}
+FROZEN_MODEL = {
+    "class_path": "tests.compare.frozen_model.FrozenLayerClassifier",
+    "init_args": {"optimizer": {"name": "adamw", "weight_decay": 0.1}},
+}
 
 
 def grid(schedules, epochs, model, data, seeds=(0,)):
@@ -140,6 +144,31 @@ def test_a_zero_dimensional_parameter_is_stacked(tmp_path, one_thread):
     specs = grid(["step", "cosine"], 2, SCALAR_MODEL, SYNTHETIC_DATA)
     stacked, solos = stacked_and_solo(specs, tmp_path)
     assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_a_layer_the_module_froze_stays_frozen(tmp_path, one_thread):
+    # No gradient and no update (AdamW's weight decay included) for it, in each copy as in its run of its own.
+    specs = grid(["step", "cosine"], 2, FROZEN_MODEL, SYNTHETIC_DATA)
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_a_gradient_written_into_the_same_tensor_every_step_reaches_the_copies_every_step():
+    # DDP with gradient_as_bucket_view=True hands every step's gradient over in the same tensor.
+    torch.manual_seed(0)
+    copies = [DigitsClassifier(hidden=[8]) for _ in range(2)]
+    copies[1].load_state_dict(copies[0].state_dict())
+    module = StackedModule(copies, ["a", "b"], [get_schedule("cosine")] * 2)
+    optimizer = torch.optim.SGD([{"params": list(c.parameters())} for c in copies], lr=0.1)
+    buckets = [torch.ones_like(stacked) for stacked in module.stacked]
+    for step in range(3):
+        for stacked, bucket in zip(module.stacked, buckets, strict=True):
+            stacked.grad = bucket
+        module._share_gradients()
+        assert all(p.grad is not None for c in copies for p in c.parameters()), step
+        optimizer.step()
+        module.optimizer_zero_grad(0, step, optimizer)
+    assert float(copies[0].net[0].bias[0] - module.stacked[1][0, 0]) == 0.0  # the copies are the stacked rows
 
 
 def test_copies_follow_their_module_to_another_dtype(tmp_path, one_thread):

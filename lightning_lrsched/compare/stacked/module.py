@@ -108,9 +108,9 @@ class _Scored(nn.Module):
 def _check_same_state(copies: Sequence[nn.Module]) -> None:
     """The copies' parameters and buffers can be stacked: same names, shapes and dtypes (else :class:`Unstackable`)."""
 
-    def layout(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    def layout(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, bool]]:
         state = [*module.named_parameters(), *module.named_buffers()]
-        return [(name, tuple(t.shape), t.dtype) for name, t in state]
+        return [(name, tuple(t.shape), t.dtype, t.requires_grad) for name, t in state]
 
     first = layout(copies[0])
     for k, copy in enumerate(copies[1:], start=1):
@@ -194,8 +194,12 @@ class StackedModule(L.LightningModule):
         self._params = [list(c.parameters()) for c in copies]
         # The parameters every step computes with: per name, the copies' values stacked (the copies'
         # parameters become views of their rows; the optimizer updates those, see `_alias_copies`).
+        # A parameter the module froze (requires_grad=False) stays frozen: no gradient, so no update.
         per_name = zip(*self._params, strict=True)
-        self.stacked = nn.ParameterList(torch.stack([p.detach() for p in params]) for params in per_name)
+        self.stacked = nn.ParameterList(
+            nn.Parameter(torch.stack([p.detach() for p in params]), requires_grad=params[0].requires_grad)
+            for params in per_name
+        )
         self._stacked_names = {f"module.{name}": p for name, p in zip(self._names, self.stacked, strict=True)}
         self._shared: list[torch.Tensor | None] = [None] * len(self._names)  # the gradients handed to the copies
         self._alias_copies()
@@ -357,6 +361,9 @@ class StackedModule(L.LightningModule):
         super().optimizer_zero_grad(epoch, batch_idx, optimizer)
         for stacked in self.stacked:
             stacked.grad = None
+        # The copies' gradients are gone: the next ones are handed over even in the same tensor (a DDP
+        # wrapper with gradient_as_bucket_view writes every step's gradient into one).
+        self._shared = [None] * len(self._shared)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.trainer.scaler is None:
