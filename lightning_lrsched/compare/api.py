@@ -172,6 +172,8 @@ def compare(
     # imports them too) and reads the results file: on two cores that hides seconds of start-up. One
     # started earlier in this process (`lrsched compare` does, before importing torch) is taken first.
     single = executor == "local" and any(c.processes == 1 for c in configs if c.label in runnable)
+    if not single:
+        Standby.drop_early()  # DDP workers and Ray trials start their own processes: it would wait idle
     with Standby.take() if single else nullcontext() as standby:
         grid, notes = build_grid(
             schedules,

@@ -82,6 +82,12 @@ class Standby:
         early, cls._early = cls._early, None
         return early if early is not None and early.process is not None else cls()
 
+    @classmethod
+    def drop_early(cls) -> None:
+        """Stop the standby worker started :meth:`early`, if any: this process's grid has no batch for it."""
+        if cls._early is not None:
+            cls._early.close()
+
     def hand_over(self, batch: Path, out: Path, log: Path) -> subprocess.Popen | None:
         """The worker, now training ``batch`` (see :mod:`.worker`); ``None`` if it is gone or was handed over."""
         process, self.process = self.process, None

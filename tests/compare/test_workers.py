@@ -87,6 +87,11 @@ def test_a_standby_started_early_is_taken_once_by_the_next_grid():
     ended.close()  # gone before any grid took it (bad arguments, say): not handed out
     with Standby.take() as fresh:
         assert fresh is not ended and fresh.process is not None
+    unused = Standby.early()
+    Standby.drop_early()  # a grid with no single-process config stops it before it trains
+    assert unused.process is None
+    with Standby.take() as fresh:
+        assert fresh is not unused
 
 
 def test_an_unused_standby_is_stopped_and_one_whose_caller_ended_leaves_by_itself():
@@ -129,3 +134,11 @@ def test_lrsched_compare_leaves_quickly_with_every_file_written(tmp_path, schedu
     assert [r["status"] for r in records] == ["ok", "failed"][: len(records)] and len(records) == status + 1
     assert (out / "report.png").stat().st_size > 0 and records[0]["label"] in (out / "report.md").read_text()
     assert list((out / "csv").glob("*/version_*/metrics.csv"))
+
+
+def test_a_grid_without_a_single_process_config_stops_the_early_standby(tmp_path):
+    # DDP workers start their own processes: the standby `lrsched compare` started would only wait, holding memory.
+    with Standby.early() as early:
+        comparison = compare(["step"], ["cpu:2"], max_epochs=1, output=tmp_path, logger="none")
+        assert comparison.succeeded and [r.device for r in comparison.records] == ["cpu:2"]
+        assert early.process is None  # stopped when the grid started, not when the command ends
