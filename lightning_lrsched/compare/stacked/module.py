@@ -201,7 +201,6 @@ class StackedModule(L.LightningModule):
             for params in per_name
         )
         self._stacked_names = {f"module.{name}": p for name, p in zip(self._names, self.stacked, strict=True)}
-        self._shared: list[torch.Tensor | None] = [None] * len(self._names)  # the gradients handed to the copies
         self._alias_copies()
         # Tied weights (one parameter under two names) must be replaced together; checking for them at
         # every call walks the module tree too, so functional_call does it only where there are any.
@@ -241,13 +240,15 @@ class StackedModule(L.LightningModule):
                 params[i].requires_grad_(False)
 
     def _share_gradients(self) -> None:
-        """Hand each training copy its rows of the stacked gradients, as views (no copy; clipping reaches both)."""
+        """Hand each training copy its rows of the stacked gradients, as views (no copy; clipping reaches both).
+
+        After every backward: whatever tensor holds the gradient now (a new one, the same one accumulated
+        into, or a DDP bucket written again), the copies' gradients are its rows.
+        """
         for i, stacked in enumerate(self.stacked):
-            grad = stacked.grad
-            if grad is None or grad is self._shared[i]:
-                continue  # accumulating into the same tensor: the copies already hold its rows
-            self._shared[i] = grad
-            for k, row in enumerate(grad.unbind()):
+            if stacked.grad is None:
+                continue
+            for k, row in enumerate(stacked.grad.unbind()):
                 if self.frozen_at[k] is None:
                     self._params[k][i].grad = row
 
@@ -361,9 +362,6 @@ class StackedModule(L.LightningModule):
         super().optimizer_zero_grad(epoch, batch_idx, optimizer)
         for stacked in self.stacked:
             stacked.grad = None
-        # The copies' gradients are gone: the next ones are handed over even in the same tensor (a DDP
-        # wrapper with gradient_as_bucket_view writes every step's gradient into one).
-        self._shared = [None] * len(self._shared)
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.trainer.scaler is None:
