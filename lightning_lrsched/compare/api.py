@@ -114,7 +114,10 @@ def compare(
         logger: ``"wandb"`` (offline unless ``wandb_mode="online"``), ``"csv"`` or ``"none"``. Every
             run logs the LR of every optimizer step as ``lr`` (each change, so the curve is exact).
         model: LightningCLI-style ``{"class_path", "init_args"}`` (or init args of the synthetic
-            classifier); the module must take the schedule spec as its ``scheduler`` argument.
+            classifier): any LightningModule as it is. Its own ``configure_optimizers`` builds the
+            optimizer (settings and param groups kept) and the grid's schedule replaces its scheduler;
+            a module whose constructor takes ``scheduler`` gets the schedule spec that way (see
+            :mod:`lightning_lrsched.module_contract`). It logs ``val_loss`` in validation.
         data: the same for the datamodule. Its batch size is the global batch on every config.
         trainer: extra ``Trainer`` arguments for every run.
         executor: ``"local"`` (worker processes: one per single-process device config,
@@ -184,6 +187,9 @@ def compare(
             data=class_config("data", data, DEFAULT_DATA),
             trainer=dict(trainer or {}),
         )
+        from lightning_lrsched.compare.training import check_model
+
+        check_model(grid[0])  # the module as it is: one optimizer, automatic optimization
         with GridLock(layout):
             return _run_grid(
                 grid, notes, settings, layout, skipped, mode, executor, force, tolerance, run_timeout, console, standby

@@ -45,7 +45,8 @@ class RunRecorder(Callback):
 
     Args:
         limit: points kept per curve before thinning (see :class:`Curve`).
-        group: the param group whose LR is recorded.
+        group: the param group whose LR is recorded: its index, or its name (a stacked copy's label: its
+            first group, named ``<label>`` or ``<label>/0``).
         suffix: appended to the metric keys read (``"/cosine"`` reads ``val_loss/cosine``: one
             copy of a stacked run).
         loggers: where the LR is logged (rank zero only); ``None``: the Trainer's own loggers.
@@ -65,7 +66,7 @@ class RunRecorder(Callback):
         self,
         limit: int = 2000,
         *,
-        group: int = 0,
+        group: int | str = 0,
         suffix: str = "",
         loggers: Sequence[Logger] | None = None,
         lr_key: str = LR_KEY,
@@ -100,6 +101,10 @@ class RunRecorder(Callback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if self.stopped or optimizer is not trainer.optimizers[0]:
             return
+        if isinstance(self.group, str):
+            self.group = next(
+                i for i, g in enumerate(optimizer.param_groups) if g.get("name") in (self.group, f"{self.group}/0")
+            )
         group = optimizer.param_groups[self.group]
         lr = float(group["lr"])
         dtype = next((p.dtype for p in group["params"] if p.is_floating_point()), torch.float32)

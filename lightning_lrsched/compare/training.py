@@ -26,10 +26,9 @@ OnEpoch = Callable[[int], None]
 """Called on rank zero at each epoch end with the number of runs that trained through it."""
 
 
-def _instantiate(config: dict[str, Any], **extra: Any) -> Any:
+def class_of(config: dict[str, Any]) -> type:
     module, _, name = config["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**{**config.get("init_args", {}), **extra})
+    return getattr(importlib.import_module(module), name)
 
 
 def wandb_settings() -> Any:
@@ -82,20 +81,51 @@ def _finish_wandb(logger: Any) -> str:
     return folder
 
 
-def _seeded_model(spec: RunSpec) -> Any:
-    """The module a run of ``spec`` starts from: the seed, then the constructor (its weights depend on both)."""
+def seeded_model(spec: RunSpec, *, scheduled: bool = True) -> Any:
+    """The module a run of ``spec`` starts from: the seed, then the constructor (its weights depend on both).
+
+    ``scheduled``: the module trains with the spec's schedule on its own optimizer (a ``scheduler``
+    argument where its constructor takes one, else its ``configure_optimizers`` wrapped: see
+    :mod:`lightning_lrsched.module_contract`). Otherwise (a stacked copy) it is built with no
+    schedule (``scheduler=None``) and its optimizer is read by the stacked run.
+    """
     import lightning as L
 
+    from lightning_lrsched.module_contract import check_automatic, schedule_module, takes_scheduler
+    from lightning_lrsched.schedules.tutorial import resolve_schedule
+
+    cls = class_of(spec.model)
+    init_args = dict(spec.model.get("init_args", {}))
+    if takes_scheduler(cls):
+        init_args["scheduler"] = spec.schedule if scheduled else None
     L.seed_everything(spec.seed, verbose=False)
-    return _instantiate(spec.model, scheduler=spec.schedule)
+    module = cls(**init_args)
+    check_automatic(module)
+    if scheduled and not takes_scheduler(cls):
+        schedule_module(module, resolve_schedule(spec.schedule))
+    return module
+
+
+def check_model(spec: RunSpec) -> None:
+    """Refuse, before anything trains, a module compare cannot use as it is (one line: what to do).
+
+    Raises:
+        ModuleContractError: manual optimization, several optimizers or none (see
+            :mod:`lightning_lrsched.module_contract`).
+    """
+    import torch
+
+    from lightning_lrsched.module_contract import check_module
+
+    with torch.random.fork_rng(devices=[]):
+        check_module(seeded_model(spec, scheduled=False))
 
 
 def _data(spec: RunSpec) -> Any:
     """The run's datamodule; one that takes a ``seed`` gets the run's unless its config sets one."""
     import inspect
 
-    module, _, name = spec.data["class_path"].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    cls = class_of(spec.data)
     init_args = dict(spec.data.get("init_args", {}))
     if "seed" in inspect.signature(cls).parameters:
         init_args.setdefault("seed", spec.seed)
@@ -105,10 +135,14 @@ def _data(spec: RunSpec) -> Any:
 def _trainer(spec: RunSpec, settings: RunSettings, logger: Any, callbacks: list[Any]) -> Any:
     import lightning as L
 
+    from lightning_lrsched.plateau_driver import PlateauDriver
+
     return L.Trainer(
         max_epochs=spec.max_epochs,
         logger=logger,
-        callbacks=callbacks,
+        # A `plateau` schedule follows validation results through a PlateauDriver (one the module
+        # returns from configure_callbacks takes its place).
+        callbacks=[*callbacks, PlateauDriver()],
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
@@ -189,7 +223,7 @@ def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[
     from lightning_lrsched.callbacks import PlateauDetector
     from lightning_lrsched.compare.recorder import RunRecorder
 
-    model = _seeded_model(spec)
+    model = seeded_model(spec)
     data = _data(spec)
     recorder = RunRecorder()
     detector = PlateauDetector(monitor="val_loss", action="log", divergence_factor=settings.divergence_factor)
@@ -245,7 +279,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     seeds = job_seeds(tuple(specs))
     copies, per_seed = [], {}
     for spec in specs:
-        copies.append(_seeded_model(spec))
+        copies.append(seeded_model(spec, scheduled=False))
         if spec.seed not in per_seed:
             per_seed[spec.seed] = _data(spec)
     if len(per_seed) == 1:
@@ -296,7 +330,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
 
     recorders = [
         RunRecorder(
-            group=k,
+            group=label,
             suffix=f"/{label}",
             loggers=lr_loggers(k),
             lr_key=LR_KEY if copy_loggers[k] is not None else f"{LR_KEY}/{label}",

@@ -239,5 +239,5 @@ def test_modules_without_the_stacking_contract_are_unstackable():
         stacked_metrics_of(torch.nn.Linear(2, 2))
     # The protocol itself is tested in test_stack_any.py.
     schedules = [get_schedule("cosine"), get_schedule("plateau")]
-    with pytest.raises(Unstackable, match="Linear does not take `optimizer` and `lr` arguments"):
+    with pytest.raises(Unstackable, match="Linear has no `stacked_metrics"):
         StackedModule([torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)], ["a", "b"], schedules)

@@ -22,7 +22,7 @@ from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import markdown, print_report, write_report
 from lightning_lrsched.compare.statistics import MIN_SEEDS, estimate, paired, seed_statistics
-from lightning_lrsched.compare.training import _data, _seeded_model
+from lightning_lrsched.compare.training import _data, seeded_model
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
@@ -218,7 +218,7 @@ def first_epoch(data) -> list[torch.Tensor]:
 
 def test_seed_s_gives_every_schedule_the_same_initial_weights_and_batches():
     step, cosine, other_seed = spec("step", 1), spec("cosine", 1), spec("step", 2)
-    weights = [_seeded_model(s).state_dict() for s in (step, cosine, other_seed)]
+    weights = [seeded_model(s).state_dict() for s in (step, cosine, other_seed)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not torch.equal(weights[0]["net.0.weight"], weights[2]["net.0.weight"])
     batches = [first_epoch(_data(s)) for s in (step, cosine, other_seed)]

@@ -9,8 +9,8 @@ row of that tensor (a view), so every step reads them in place, and the gradient
 stacked tensor (and averaged across processes there), is handed to each copy's parameter as a view
 of its row; the buffers are stacked at every step and written back to each copy after it
 (BatchNorm's running statistics stay per copy). The loss is the sum of the copies' losses, so the
-gradients stay those of K separate runs; each copy is one param group of one optimizer, driven by
-its own schedule through :class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates,
+gradients stay those of K separate runs; each copy's param groups (as its own
+``configure_optimizers`` makes them) are groups of one optimizer, driven by its own schedule through :class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates,
 made in place, are made in the stacked tensor too. On small models this trains K schedules in
 little more than the time of one run, each copy on its own seed's data order.
 
@@ -23,8 +23,9 @@ The stacking protocol. A module can be stacked when
   :class:`~lightning_lrsched.models.SyntheticClassifier` and
   :class:`~lightning_lrsched.models.DigitsClassifier` define it. A subclass that overrides a
   step after the class that defines ``stacked_metrics`` must define its own;
-- it takes its optimizer as ``optimizer`` and ``lr`` arguments (saved in ``hparams``), as the
-  synthetic classifier does;
+- its ``configure_optimizers`` returns one optimizer (each copy's is read, with its settings and
+  param groups, and the copies' groups become one optimizer's: see
+  :mod:`lightning_lrsched.module_contract`);
 - its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
   backward run under ``vmap`` (no data-dependent Python control flow, no ``.item()``).
 
@@ -54,7 +55,7 @@ from torch.func import functional_call, vmap
 from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
-from lightning_lrsched.optim import make_optimizer
+from lightning_lrsched.module_contract import own_optimizer
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
@@ -175,9 +176,6 @@ class StackedModule(L.LightningModule):
         first = copies[0]
         if any(type(c) is not type(first) for c in copies):
             raise Unstackable(f"the copies are of different classes: {sorted({type(c).__name__ for c in copies})}")
-        hparams = getattr(first, "hparams", {})
-        if "optimizer" not in hparams or "lr" not in hparams:
-            raise Unstackable(f"{type(first).__name__} does not take `optimizer` and `lr` arguments (saved in hparams)")
         if getattr(first, "param_schedules", None):
             # The stacked optimizer schedules the LR only; the copies would silently lose these schedules.
             raise Unstackable(f"{type(first).__name__} schedules {', '.join(first.param_schedules)} besides the LR")
@@ -214,6 +212,8 @@ class StackedModule(L.LightningModule):
         self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
         self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
         self.invalid: dict[int, str] = {}
+        # Per copy, its param groups in the optimizer: one each until configure_optimizers reads the copies'.
+        self.groups: list[list[int]] = [[k] for k in range(len(copies))]
         self.on_diverge = on_diverge or (lambda index, value, reason: self.freeze(index))
         self.register_buffer("_training", torch.ones(len(copies), dtype=torch.bool), persistent=False)
 
@@ -385,7 +385,7 @@ class StackedModule(L.LightningModule):
         finite = [sums[k] or self._grads_finite(k) for k in training]
         largest = torch.finfo(self._params[0][0].dtype).max if self._params[0][0].is_floating_point() else math.inf
         for k, ok in zip(training, finite, strict=True):
-            lr = optimizer.param_groups[k]["lr"]
+            lr = max((optimizer.param_groups[g]["lr"] for g in self.groups[k]), key=abs)
             if not ok:
                 loss = float(self.copy_losses[k])
                 reason = f"the gradient of {self.labels[k]} is not finite (its loss: {loss:.6g})"
@@ -406,8 +406,8 @@ class StackedModule(L.LightningModule):
         # Per copy, as each would clip alone: a norm over all copies would couple them.
         if not gradient_clip_val:
             return
-        for group in optimizer.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
+        for own in self._params:
+            params = [p for p in own if p.grad is not None]
             if gradient_clip_algorithm == "value":
                 torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
             else:
@@ -419,22 +419,57 @@ class StackedModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         self._alias_copies()  # Lightning moved the module to its device: the copies' parameters are copies again
-        hparams = self.copies[0].hparams
-        pairs = zip(self.copies, self.labels, strict=True)
-        groups = [{"params": list(copy.parameters()), "name": label} for copy, label in pairs]
-        optimizer = make_optimizer(hparams["optimizer"], groups, hparams["lr"])
+        optimizer = self._copies_optimizer()
+        first = self.groups[0][0]
         schedules = list(self.schedules)
-        for k, reason in self._invalid_schedules(float(hparams["lr"])).items():
+        for k, reason in self._invalid_schedules(float(optimizer.param_groups[first]["lr"])).items():
             # The copy does not train; a placeholder keeps the others' groups where they are.
             self.invalid[k] = reason
             schedules[k] = get_schedule("cosine")
             self.frozen_at[k] = (0, 0)
             self._training[k] = False
+        per_group = [schedules[k] for k, groups in enumerate(self.groups) for _ in groups]
         monitors = [
-            f"{s.monitor}/{label}" if s.is_plateau else None for s, label in zip(schedules, self.labels, strict=True)
+            f"{schedules[k].monitor}/{self.labels[k]}" if schedules[k].is_plateau else None
+            for k, groups in enumerate(self.groups)
+            for _ in groups
         ]
-        config = GroupSchedules(schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
+        config = GroupSchedules(per_group).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _copies_optimizer(self) -> torch.optim.Optimizer:
+        """One optimizer holding every copy's param groups, each built by that copy's own ``configure_optimizers``.
+
+        Each copy's groups keep their settings (momentum, weight decay, betas, a no-decay group), so
+        each copy trains as its run of its own would. The groups of copy ``k`` are named ``<label>``
+        (``<label>/<i>`` when it has several) and listed in :attr:`groups`.
+        """
+        optimizers = []
+        for k, copy in enumerate(self.copies):
+            copy.trainer = self.trainer  # its configure_optimizers may read the run (estimated_stepping_batches)
+            # It sees its parameters as the module made them (a filter on requires_grad keeps working).
+            for param, stacked in zip(self._params[k], self.stacked, strict=True):
+                param.requires_grad_(stacked.requires_grad)
+            try:
+                optimizers.append(own_optimizer(copy))
+            finally:
+                for param in self._params[k]:
+                    param.requires_grad_(False)
+        kinds = {type(o) for o in optimizers}
+        if len(kinds) > 1:
+            raise InvalidValue(f"the copies' configure_optimizers return different optimizers: {sorted(map(str, kinds))}")
+        merged = optimizers[0]
+        self.groups = []
+        for k, (optimizer, label) in enumerate(zip(optimizers, self.labels, strict=True)):
+            groups = list(optimizer.param_groups)
+            for i, group in enumerate(groups):
+                group["name"] = label if len(groups) == 1 else f"{label}/{i}"
+            start = len(merged.param_groups) if k else 0
+            if k:
+                for group in groups:
+                    merged.add_param_group(dict(group))
+            self.groups.append(list(range(start, start + len(groups))))
+        return merged
 
     def _invalid_schedules(self, lr: float) -> dict[int, str]:
         """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``."""

@@ -1,0 +1,158 @@
+"""What ``lrsched compare``, ``find`` and ``fit`` need from a user's LightningModule, and nothing more.
+
+A module is used as it is: its own ``configure_optimizers`` builds the optimizer (every setting and
+param group kept), and the schedule under comparison replaces the module's scheduler(s). What that
+takes of the module:
+
+- automatic optimization (Lightning steps the optimizer, so the scheduler can follow its steps);
+- one optimizer, returned by ``configure_optimizers`` in any of Lightning's forms (an optimizer, a
+  list of one, ``{"optimizer": ..., "lr_scheduler": ...}``, ``([optimizer], [schedulers])``);
+- for the comparison's report, ``val_loss`` logged in validation (``val_acc`` if it has one).
+
+A module whose constructor takes a ``scheduler`` argument (as
+:class:`~lightning_lrsched.models.SyntheticClassifier` does) gets the schedule that way instead.
+
+Example:
+    >>> import torch
+    >>> from lightning.pytorch.demos.boring_classes import BoringModel
+    >>> optimizer = own_optimizer(BoringModel())
+    >>> type(optimizer).__name__, optimizer.param_groups[0]["lr"]
+    ('SGD', 0.1)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from torch.optim import Optimizer
+
+from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.schedules import Schedule
+
+
+class ModuleContractError(InvalidValue):
+    """The module cannot be compared as it is (several optimizers, manual optimization, ...): one line, what to do."""
+
+
+def takes_scheduler(cls: type) -> bool:
+    """Whether ``cls``'s constructor takes the schedule as a ``scheduler`` argument."""
+    try:
+        return "scheduler" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def check_automatic(module: L.LightningModule) -> None:
+    """Refuse a module with manual optimization: its optimizer steps are its own, no scheduler can follow them."""
+    if not module.automatic_optimization:
+        raise ModuleContractError(
+            f"{type(module).__name__} uses manual optimization (automatic_optimization=False): lrsched replaces "
+            "the scheduler of the one optimizer Lightning steps; use automatic optimization, or give the module a "
+            "`scheduler` argument and schedule its optimizer yourself with Schedule.lightning_config"
+        )
+
+
+def optimizers_in(returned: Any, owner: str = "configure_optimizers") -> list[Optimizer]:
+    """The optimizers in what ``configure_optimizers`` returned, in any of Lightning's forms.
+
+    Raises:
+        ModuleContractError: nothing Lightning would read as optimizers (``None`` included).
+    """
+    if isinstance(returned, Optimizer):
+        return [returned]
+    if isinstance(returned, Mapping) and "optimizer" in returned:
+        return optimizers_in(returned["optimizer"], owner)
+    if isinstance(returned, (list, tuple)):
+        if len(returned) == 2 and all(isinstance(part, (list, tuple)) for part in returned):
+            return optimizers_in(list(returned[0]), owner)  # ([optimizers], [schedulers])
+        found: list[Optimizer] = []
+        for item in returned:
+            found += optimizers_in(item, owner)
+        if found:
+            return found
+    raise ModuleContractError(
+        f"{owner} returned {_shown(returned)}, which holds no torch optimizer: return an optimizer, or "
+        '{"optimizer": optimizer, "lr_scheduler": ...}'
+    )
+
+
+def one_optimizer(returned: Any, owner: str) -> Optimizer:
+    """The single optimizer ``configure_optimizers`` returned, its schedulers set aside (see :func:`unschedule`)."""
+    optimizers = optimizers_in(returned, owner)
+    if len(optimizers) != 1:
+        names = ", ".join(type(o).__name__ for o in optimizers)
+        raise ModuleContractError(
+            f"{owner} returned {len(optimizers)} optimizers ({names}): lrsched schedules one; return one optimizer "
+            "with a param group per part of the model (each group keeps its own settings)"
+        )
+    unschedule(optimizers[0])
+    return optimizers[0]
+
+
+def own_optimizer(module: L.LightningModule) -> Optimizer:
+    """The optimizer ``module.configure_optimizers()`` builds, with its scheduler's marks removed.
+
+    Raises:
+        ModuleContractError: manual optimization, several optimizers, or none.
+    """
+    check_automatic(module)
+    return one_optimizer(module.configure_optimizers(), f"{type(module).__name__}.configure_optimizers")
+
+
+def unschedule(optimizer: Optimizer) -> None:
+    """Undo what building a scheduler did to ``optimizer``'s groups: each LR back to its base, ``initial_lr`` gone.
+
+    A torch scheduler sets ``initial_lr`` and its first LR (a warmup's is 0) when it is built; the
+    schedule that replaces it starts from the optimizer's own LR again.
+    """
+    for group in optimizer.param_groups:
+        if "initial_lr" in group:
+            group["lr"] = group.pop("initial_lr")
+
+
+def schedule_module(module: L.LightningModule, schedule: Schedule) -> None:
+    """Make ``module`` train with ``schedule`` instead of its own scheduler(s), on its own optimizer.
+
+    Its ``configure_optimizers`` is replaced on this instance only: it calls the module's own, keeps
+    the one optimizer that returns (settings and param groups as they are), and schedules it with
+    ``schedule`` for the Trainer's run (:meth:`Schedule.lightning_config`). A ``plateau`` schedule
+    needs a :class:`~lightning_lrsched.PlateauDriver` among the Trainer's callbacks.
+    """
+    check_automatic(module)
+    own = module.configure_optimizers
+    owner = f"{type(module).__name__}.configure_optimizers"
+
+    def configure_optimizers() -> dict[str, Any]:
+        optimizer = one_optimizer(own(), owner)
+        return {"optimizer": optimizer, "lr_scheduler": schedule.lightning_config(optimizer, module.trainer)}
+
+    module.configure_optimizers = configure_optimizers  # type: ignore[method-assign]
+
+
+def check_module(module: L.LightningModule) -> None:
+    """Refuse, before anything trains, a module that cannot be compared as it is.
+
+    Manual optimization is refused outright. ``configure_optimizers`` is called once, outside a run:
+    where it needs a Trainer (``self.trainer.estimated_stepping_batches``, say) it cannot be read
+    here, and the run itself checks it.
+
+    Raises:
+        ModuleContractError: manual optimization, several optimizers, or none.
+    """
+    check_automatic(module)
+    try:
+        returned = module.configure_optimizers()
+    except Exception:  # noqa: BLE001 - it needs a Trainer (or more): the run will tell
+        return
+    one_optimizer(returned, f"{type(module).__name__}.configure_optimizers")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return f"a {type(value).__name__} of {[type(v).__name__ for v in value]}"
+    return f"a {type(value).__name__}"
