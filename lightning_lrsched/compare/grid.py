@@ -124,6 +124,14 @@ class Unstackable(Exception):
     """The module of a stacked job cannot be stacked (the message says why, in one line); nothing was trained."""
 
 
+class SeedsDrawApart(Unstackable):
+    """The module draws random numbers in training (dropout): copies of several seeds cannot share one stream.
+
+    A stacked copy draws what its run of its own draws only when all copies share their seed's random
+    stream: such a job trains as one stacked run per seed.
+    """
+
+
 def is_stacked(job: Job) -> bool:
     return len(job) > 1 or job[0].mode == "stacked"
 

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from lightning_lrsched.compare.grid import RunSettings, RunSpec, copy_labels, job_name, job_seeds
+from lightning_lrsched.compare.grid import RunSettings, RunSpec, SeedsDrawApart, copy_labels, job_name, job_seeds
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -277,11 +277,15 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     first = specs[0]
     labels = copy_labels(tuple(specs))
     seeds = job_seeds(tuple(specs))
-    copies, per_seed = [], {}
+    copies, per_seed, streams = [], {}, []
     for spec in specs:
         copies.append(seeded_model(spec, scheduled=False))
         if spec.seed not in per_seed:
             per_seed[spec.seed] = _data(spec)
+            streams.append(_random_state())
+    # Training draws from where a run of its own would: its seed, its model, its data (dropout masks
+    # then match, copies of one seed all drawing the same numbers: see StackedModule.probe).
+    _set_random_state(streams[0])
     if len(per_seed) == 1:
         data = per_seed[first.seed]
     else:
@@ -300,7 +304,16 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     )
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed: the copies' runs must not see that
         batch = _first_batch(data)
-    module.probe(batch)
+    try:
+        module.probe(batch)
+    except SeedsDrawApart:
+        # One stacked run per seed instead, each copy drawing what its run of its own draws.
+        by_seed = {seed: [s for s in specs if s.seed == seed] for seed in seeds}
+        done = {}
+        for group in by_seed.values():
+            for spec, record in zip(group, train_stacked(group, settings, on_epoch) or [], strict=False):
+                done[spec.key] = record
+        return [done[spec.key] for spec in specs] if done else None
 
     copy_loggers: list[Any] = [None] * len(specs)
     if settings.logger == "none":
@@ -392,6 +405,31 @@ class EpochProgress(Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             self.on_epoch(self.training())
+
+
+def _random_state() -> tuple[Any, ...]:
+    """Every random stream a run draws from (Python, NumPy, torch's CPU and CUDA generators)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def _set_random_state(state: tuple[Any, ...]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    python, numpy, cpu, cuda = state
+    random.setstate(python)
+    np.random.set_state(numpy)
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _first_batch(data: Any) -> Any:

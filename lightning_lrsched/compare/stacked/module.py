@@ -52,7 +52,7 @@ from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
 from torch.func import functional_call, vmap
 
-from lightning_lrsched.compare.grid import Unstackable
+from lightning_lrsched.compare.grid import SeedsDrawApart, Unstackable
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.module_contract import own_optimizer
@@ -207,7 +207,8 @@ class StackedModule(L.LightningModule):
         # Not a registered child: the copies are, and their parameters must be listed once.
         self._scored = (_Scored(first, stacked_metrics_of(first)),)
         self.per_copy_batches = per_copy_batches
-        self._vmapped = vmap(self._score_one, in_dims=(0, 0, 0 if per_copy_batches else None), randomness="different")
+        self._set_randomness("different")
+        self.draws_random = False
         self.copy_losses = torch.zeros(len(copies))
         self._sums: dict[str, tuple[dict[str, torch.Tensor], list[int]]] = {}
         self.frozen_at: list[tuple[int, int] | None] = [None] * len(copies)
@@ -267,12 +268,40 @@ class StackedModule(L.LightningModule):
                         buffer.copy_(stacked[k])
         return scores
 
+    def _set_randomness(self, randomness: str) -> None:
+        in_dims = (0, 0, 0 if self.per_copy_batches else None)
+        self._vmapped = vmap(self._score_one, in_dims=in_dims, randomness=randomness)
+
     def probe(self, batch: Any) -> None:
         """One forward and backward in training mode, leaving weights, gradients and RNG as they were.
 
+        It also finds whether the module draws random numbers in training (dropout): then every copy
+        draws the same numbers, the ones its run of its own draws from the same random stream
+        (``vmap(randomness="same")``; copies of one seed only).
+
         Raises:
+            SeedsDrawApart: it draws random numbers and the copies are of several seeds.
             Unstackable: ``vmap`` cannot run the module (the first line of its error says why).
         """
+        self._set_randomness("error")
+        try:
+            self._probe(batch)
+        except Unstackable as error:
+            if "randomness" not in str(error):
+                raise
+            self.draws_random = True
+        finally:
+            self._set_randomness("different")
+        if self.draws_random:
+            if self.per_copy_batches:
+                raise SeedsDrawApart(
+                    f"{type(self.copies[0]).__name__} draws random numbers in training (dropout): copies of several "
+                    "seeds cannot each draw their own seed's"
+                )
+            self._set_randomness("same")
+            self._probe(batch)
+
+    def _probe(self, batch: Any) -> None:
         with torch.random.fork_rng(devices=[]):
             try:
                 scores, _ = self._run(batch)  # buffers not written back: the copies stay as they were
@@ -445,8 +474,13 @@ class StackedModule(L.LightningModule):
         (``<label>/<i>`` when it has several) and listed in :attr:`groups`.
         """
         optimizers = []
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached (built by hand): the copies' configure_optimizers get none either
+            trainer = None
         for k, copy in enumerate(self.copies):
-            copy.trainer = self.trainer  # its configure_optimizers may read the run (estimated_stepping_batches)
+            if trainer is not None:
+                copy.trainer = trainer  # its configure_optimizers may read the run (estimated_stepping_batches)
             # It sees its parameters as the module made them (a filter on requires_grad keeps working).
             for param, stacked in zip(self._params[k], self.stacked, strict=True):
                 param.requires_grad_(stacked.requires_grad)

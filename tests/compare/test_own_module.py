@@ -1,0 +1,117 @@
+"""A user's own LightningModule, unchanged: compare reads its optimizer and replaces only its scheduler.
+
+The modules (tests/compare/own_models.py) take no ``scheduler`` argument and build their own
+optimizers (SGD with momentum, Nesterov and weight decay; AdamW with a no-decay group, its own LR and
+betas) and schedulers of their own. A stacked copy must equal the module's solo run, and both must
+train with the module's optimizer settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from harness import quiet_trainer
+from lightning.pytorch.callbacks import Callback
+from test_stack_any import SYNTHETIC_DATA, assert_copies_equal_solo_runs, grid, one_thread, stacked_and_solo
+
+from lightning_lrsched.compare import compare
+from lightning_lrsched.compare.stacked import StackedModule
+from lightning_lrsched.models import SyntheticDataModule
+from lightning_lrsched.module_contract import ModuleContractError, own_optimizer, schedule_module
+from lightning_lrsched.schedules import GroupScheduledLR, get_schedule
+from tests.compare.own_models import (
+    DropoutClassifier,
+    ManualOptimization,
+    MomentumClassifier,
+    NoOptimizer,
+    TwoGroupClassifier,
+    TwoOptimizers,
+)
+
+__all__ = ["one_thread"]  # the fixture, used by name
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def model(cls: type) -> dict:
+    return {"class_path": f"tests.compare.own_models.{cls.__name__}", "init_args": {}}
+
+
+@pytest.fixture
+def importable(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.chdir(ROOT)
+
+
+def test_the_modules_own_optimizer_is_read_with_its_scheduler_undone():
+    optimizer = own_optimizer(TwoGroupClassifier())
+    # The module's LambdaLR warmup set each LR to 0 when it was built: each group is back at its own LR.
+    assert [g["lr"] for g in optimizer.param_groups] == [0.01, 0.005]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
+    assert all(g["betas"] == (0.8, 0.95) and "initial_lr" not in g for g in optimizer.param_groups)
+
+
+def test_stacked_copies_keep_each_group_of_their_own_optimizer():
+    torch.manual_seed(0)
+    copies = [TwoGroupClassifier() for _ in range(3)]
+    for c in copies[1:]:
+        c.load_state_dict(copies[0].state_dict())
+    module = StackedModule(copies, ["a", "b", "c"], [get_schedule("cosine")] * 3)
+    optimizer = module._copies_optimizer()
+    assert module.groups == [[0, 1], [2, 3], [4, 5]]
+    assert [g["name"] for g in optimizer.param_groups] == ["a/0", "a/1", "b/0", "b/1", "c/0", "c/1"]
+    assert [g["lr"] for g in optimizer.param_groups] == [0.01, 0.005] * 3
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0] * 3
+    # Each group holds its own copy's parameters (views of the stacked rows), none twice.
+    held = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(held) == sorted(id(p) for c in copies for p in c.parameters())
+
+
+@pytest.mark.parametrize("cls", [MomentumClassifier, TwoGroupClassifier, DropoutClassifier])
+def test_a_stacked_copy_of_an_own_module_equals_its_solo_run(cls, tmp_path, one_thread):
+    specs = grid(["exponential", "cosine", "cyclic"], 2, model(cls), SYNTHETIC_DATA)
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert_copies_equal_solo_runs(stacked, solos, 2)
+    first = {r.label: r.lr_curve[0][1] for r in solos}
+    # The module's own LR is the schedule's base (its own scheduler, a StepLR or a warmup from 0, is gone).
+    assert first["exponential"] == (0.2 if cls is not TwoGroupClassifier else 0.01)
+
+
+def test_the_solo_run_trains_with_the_modules_optimizer_and_the_compared_schedule(tmp_path):
+    seen = {}
+
+    class Look(Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["optimizer"], (seen["config"],) = trainer.optimizers[0], trainer.lr_scheduler_configs
+
+    module = MomentumClassifier()
+    schedule_module(module, get_schedule("cosine"))
+    quiet_trainer(tmp_path, Look(), max_epochs=2).fit(module, SyntheticDataModule(num_samples=64, batch_size=16))
+    assert seen["optimizer"].defaults["momentum"] == 0.9 and seen["optimizer"].defaults["nesterov"]
+    assert seen["optimizer"].param_groups[0]["weight_decay"] == 1e-3
+    assert isinstance(seen["config"].scheduler, GroupScheduledLR)  # the module's StepLR was replaced
+    assert seen["optimizer"].param_groups[0]["initial_lr"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("cls", "message"),
+    [
+        (TwoOptimizers, r"returned 2 optimizers \(SGD, Adam\): lrsched schedules one"),
+        (ManualOptimization, r"uses manual optimization"),
+        (NoOptimizer, r"returned None, which holds no torch optimizer"),
+    ],
+)
+def test_a_module_compare_cannot_use_is_refused_before_anything_trains(cls, message, tmp_path, importable):
+    with pytest.raises(ModuleContractError, match=message):
+        compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", model=model(cls))
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_dropout_copies_of_several_seeds_train_one_stacked_run_per_seed(tmp_path, one_thread):
+    # One random stream cannot be two seeds' streams: each seed's copies stack apart, and still equal their solo runs.
+    specs = grid(["exponential", "cosine"], 2, model(DropoutClassifier), SYNTHETIC_DATA, seeds=(0, 1))
+    stacked, solos = stacked_and_solo(specs, tmp_path)
+    assert [(r.label, r.seed) for r in stacked] == [(s.label, s.seed) for s in specs]
+    assert_copies_equal_solo_runs(stacked, solos, 2)
