@@ -145,7 +145,7 @@ def check_module(module: L.LightningModule) -> None:
     check_automatic(module)
     try:
         returned = module.configure_optimizers()
-    except Exception:  # noqa: BLE001 - it needs a Trainer (or more): the run will tell
+    except Exception:  # it needs a Trainer (or more): the run will tell
         return
     one_optimizer(returned, f"{type(module).__name__}.configure_optimizers")
 

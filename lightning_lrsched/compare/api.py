@@ -135,7 +135,10 @@ def compare(
             (``val_loss/<schedule>``).
         force: rerun runs already in the results file (their old lines stay; the newest counts).
         tolerance: relative tolerance of the cross-device check on the final validation loss.
-        divergence_factor: a run whose val_loss exceeds this × its best is stopped as diverged.
+        divergence_factor: a run whose mean training loss of an epoch exceeds this × its best so far
+            (the untrained model's first-batch loss included) is stopped as diverged (a stacked copy is
+            frozen); ``None``: only non-finite losses, parameters and LRs are divergence (see
+            :mod:`lightning_lrsched.compare.divergence`). A high validation loss is not divergence.
         run_timeout: seconds before a run is stopped and recorded as failed (a positive number).
 
     Raises:
@@ -150,6 +153,12 @@ def compare(
     check_non_negative("tolerance", tolerance)
     if run_timeout is not None:
         check_positive("run_timeout", run_timeout)
+    if divergence_factor is not None and not (
+        isinstance(divergence_factor, (int, float))
+        and not isinstance(divergence_factor, bool)
+        and divergence_factor > 1
+    ):
+        raise InvalidValue(f"`divergence_factor` must be a number > 1, or None: got {divergence_factor!r}")
     layout = OutputLayout(output)
     name = experiment or layout.root.resolve().name
     configs = [parse_device(d) for d in devices]

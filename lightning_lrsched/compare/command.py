@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "--wandb-runs", choices=WANDB_RUNS, help="stacked mode: a W&B run per schedule (default) or one per stacked run"
     )
     parser.add_argument("--tolerance", type=float, help="cross-device relative tolerance on final val loss")
+    parser.add_argument(
+        "--divergence-factor",
+        help="a run has diverged when an epoch's mean training loss is above this x its best so far (the untrained "
+        "model's first-batch loss included); non-finite losses, parameters or LRs always are. A number > 1 "
+        "(default: 10), or 'off' for the non-finite checks alone. A high validation loss is never divergence",
+    )
     parser.add_argument("--run-timeout", type=float, help="seconds (> 0) before a run is stopped and recorded failed")
     parser.add_argument("--force", action="store_true", default=None, help="rerun runs already in results.jsonl")
     return parser
@@ -158,13 +164,29 @@ def compare_settings(args: Sequence[str]) -> dict[str, Any]:
                 raise UsageError(
                     f"--{key}: expected a comma-separated list of {kind.__name__}s: got {value!r}"
                 ) from None
+    if opts.divergence_factor is not None:
+        settings["divergence_factor"] = _divergence_factor(opts.divergence_factor)
     for key in config_keys():
+        if key == "divergence_factor":
+            continue
         value = getattr(opts, key, None)
         if value is not None and key not in ("schedules", "devices", "seeds"):
             settings[key] = value
     if "schedules" in settings:
         _check_schedules(settings["schedules"])
     return settings
+
+
+def _divergence_factor(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 1 < value < float("inf"):
+        raise UsageError(f"--divergence-factor: expected a number > 1 or 'off': got {text!r}")
+    return value
 
 
 def compare_command(args: Sequence[str]) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
@@ -29,12 +28,11 @@ class Curve:
         self._skipped += 1
 
 
-class RunDiverged(Exception):
-    """Raised from a run's callbacks when the next step cannot be taken (its LR overflows the parameters)."""
-
-
 class RunRecorder(Callback):
     """Records the LR of each optimizer step, and the train and validation losses, by samples seen.
+
+    The training loss of each epoch comes from the run's :class:`~.divergence.DivergenceCheck`
+    (:meth:`record_train_loss`), which measures it from what ``training_step`` returns.
 
     Samples seen counts the whole global batch (every process), so runs on 1 and N devices with
     the same global batch line up point for point. Only rank zero's copy is read.
@@ -51,10 +49,6 @@ class RunRecorder(Callback):
             copy of a stacked run).
         loggers: where the LR is logged (rank zero only); ``None``: the Trainer's own loggers.
         lr_key: the key it is logged under (a stacked run logged as one W&B run: ``lr/<label>``).
-        on_overflow: called with the reason before a step whose LR is not finite or would overflow
-            the parameters' dtype (that step is not recorded); default: raise :class:`RunDiverged`,
-            which ends the run. A stacked run freezes the copy instead.
-        check_parameters: raise :class:`RunDiverged` at an epoch end where a parameter is not finite.
         batch_size: this process's samples in a training batch; default: the first tensor's length
             (a stacked run of several seeds, whose batches hold one batch per copy, passes its own).
 
@@ -70,8 +64,6 @@ class RunRecorder(Callback):
         suffix: str = "",
         loggers: Sequence[Logger] | None = None,
         lr_key: str = LR_KEY,
-        on_overflow: Callable[[str], None] | None = None,
-        check_parameters: bool = True,
         batch_size: Callable[[Any], int] | None = None,
     ) -> None:
         self.batch_size = batch_size or _batch_size
@@ -80,11 +72,9 @@ class RunRecorder(Callback):
         self.val = Curve(limit)
         self.train = Curve(limit)
         self.group = group
-        self.keys = {name: name + suffix for name in ("train_loss", "val_loss", "val_acc")}
+        self.keys = {name: name + suffix for name in ("val_loss", "val_acc")}
         self.loggers = loggers
         self.lr_key = lr_key
-        self.on_overflow = on_overflow or _raise_diverged
-        self.check_parameters = check_parameters
         self.stopped = False
         self.final_lr = math.nan
         self._logged: tuple[int, float] | None = None
@@ -105,14 +95,7 @@ class RunRecorder(Callback):
             self.group = next(
                 i for i, g in enumerate(optimizer.param_groups) if g.get("name") in (self.group, f"{self.group}/0")
             )
-        group = optimizer.param_groups[self.group]
-        lr = float(group["lr"])
-        dtype = next((p.dtype for p in group["params"] if p.is_floating_point()), torch.float32)
-        if not abs(lr) <= torch.finfo(dtype).max:
-            self.on_overflow(
-                f"the LR ({lr:.3g}) overflows the parameters' dtype ({dtype}) at step {trainer.global_step}"
-            )
-            return
+        lr = float(optimizer.param_groups[self.group]["lr"])
         self.lr.add(self.samples, lr)
         step = trainer.global_step
         if trainer.is_global_zero and (self._logged is None or lr != self._logged[1]):
@@ -141,23 +124,15 @@ class RunRecorder(Callback):
         if not self.stopped:
             self.samples += self.batch_size(batch) * trainer.world_size
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.stopped:
-            return
-        self.train.add(self.samples, _metric(trainer, self.keys["train_loss"]))
-        # A step can leave the parameters non-finite while its loss still was: that is divergence too.
-        # (A stacked run's copies are checked by their gradients, every step, in the module.)
-        if self.check_parameters and not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
-            raise RunDiverged(f"the parameters are not finite at the end of epoch {trainer.current_epoch + 1}")
+    def record_train_loss(self, mean: float) -> None:
+        """An epoch's mean training loss (measured by the run's :class:`~.divergence.DivergenceCheck`)."""
+        if not self.stopped:
+            self.train.add(self.samples, mean)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (trainer.sanity_checking or self.stopped):
             keys = self.keys
             self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))
-
-
-def _raise_diverged(reason: str) -> None:
-    raise RunDiverged(reason)
 
 
 def _metric(trainer: L.Trainer, key: str) -> float:

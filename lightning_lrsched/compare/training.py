@@ -152,16 +152,16 @@ def _trainer(spec: RunSpec, settings: RunSettings, logger: Any, callbacks: list[
     )
 
 
-def _fit(trainer: Any, model: Any, data: Any) -> tuple[float, str]:
-    """Fit; return the wall time and why the run diverged in a way that ends it ("" when it did not)."""
-    from lightning_lrsched.compare.recorder import RunDiverged
+def _fit(trainer: Any, model: Any, data: Any) -> float:
+    """Fit; return the wall time (a run whose next step could not be taken has diverged: its check says why)."""
+    from lightning_lrsched.compare.divergence import RunDiverged
 
     started = time.perf_counter()
     try:
         trainer.fit(model, data)
-    except RunDiverged as error:
-        return time.perf_counter() - started, str(error)
-    return time.perf_counter() - started, ""
+    except RunDiverged:
+        pass
+    return time.perf_counter() - started
 
 
 def finished_record(
@@ -169,24 +169,20 @@ def finished_record(
     settings: RunSettings,
     recorder: Any,
     detector: Any,
+    check: Any,
     *,
     epochs: int,
     steps: int,
     wall: float,
     wandb_dir: str | None,
-    diverged: str = "",
 ) -> RunRecord:
-    """The record of a run (or one copy of a stacked run) that trained."""
+    """The record of a run (or one copy of a stacked run) that trained; ``check`` says whether it diverged."""
     val = recorder.val.points
     finite = [p for p in val if math.isfinite(p[1])]
     best = min(finite, key=lambda p: p[1]) if finite else [math.nan, math.nan, math.nan]
     train = [p[1] for p in recorder.train.points]
-    events = list(detector.events)
-    reason = next((e["reason"] for e in events if e["action"] == "diverged"), diverged)
-    if diverged and not detector.diverged:
-        events.append(
-            {"step": steps, "epoch": epochs, "value": recorder.final_lr, "action": "diverged", "reason": reason}
-        )
+    events = sorted([*detector.events, *check.events], key=lambda e: e["step"])
+    reason = check.reason
     return spec.record(
         "diverged" if reason else "ok",
         settings.logger,
@@ -221,31 +217,27 @@ def failure_reason(error: BaseException) -> str:
 def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[RunRecord] | None:
     """Train one run; rank zero returns its record, the other ranks ``None``."""
     from lightning_lrsched.callbacks import PlateauDetector
+    from lightning_lrsched.compare.divergence import DivergenceCheck
     from lightning_lrsched.compare.recorder import RunRecorder
 
     model = seeded_model(spec)
     data = _data(spec)
     recorder = RunRecorder()
-    detector = PlateauDetector(monitor="val_loss", action="log", divergence_factor=settings.divergence_factor)
+    check = DivergenceCheck(
+        settings.divergence_factor, batch_size=recorder.batch_size, on_epoch_loss=recorder.record_train_loss
+    )
+    detector = PlateauDetector(monitor="val_loss", action="log", check_finite=False)  # its plateaus, as events
     logger = make_logger(settings, spec.name, spec.label, _wandb_config(spec))
     if logger and settings.logger == "wandb":
         _define_summaries(logger)
-    trainer = _trainer(spec, settings, logger, [recorder, detector, EpochProgress(on_epoch)])
-    wall, diverged = _fit(trainer, model, data)
+    trainer = _trainer(spec, settings, logger, [check, recorder, detector, EpochProgress(on_epoch)])
+    wall = _fit(trainer, model, data)
     if not trainer.is_global_zero:
         return None
     wandb_dir = _finish_wandb(logger) if logger and settings.logger == "wandb" else None
-    epochs, steps = trainer.current_epoch + (1 if diverged else 0), trainer.global_step
+    epochs, steps = trainer.current_epoch + (1 if check.diverged else 0), trainer.global_step
     record = finished_record(
-        spec,
-        settings,
-        recorder,
-        detector,
-        epochs=epochs,
-        steps=steps,
-        wall=wall,
-        wandb_dir=wandb_dir,
-        diverged=diverged,
+        spec, settings, recorder, detector, check, epochs=epochs, steps=steps, wall=wall, wandb_dir=wandb_dir
     )
     return [record]
 
@@ -263,6 +255,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
     """
     import torch
 
+    from lightning_lrsched.compare.divergence import DivergenceCheck
     from lightning_lrsched.compare.recorder import LR_KEY, RunRecorder
     from lightning_lrsched.compare.stacked import (
         CopyCallbacks,
@@ -290,10 +283,12 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
         data = per_seed[first.seed]
     else:
         data = SeedStackedData(list(per_seed.values()), [seeds.index(spec.seed) for spec in specs])
-    detectors: list[Any] = []
+    checks: list[Any] = []
 
     def on_diverge(k: int, value: float, reason: str) -> None:
-        detectors[k].diverge(module.trainer, value, reason)
+        checks[k].diverge(
+            module.trainer, reason
+        )  # found by the module (a gradient, an LR): the copy's check records it
 
     module = StackedModule(
         copies,
@@ -329,7 +324,9 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
                 _define_summaries(loggers[0], f"/{label}")
     else:
         loggers = copy_loggers = [
-            CopyLogger(make_logger(settings, spec.name, spec.label, _wandb_config(spec)), spec.label, copy.hparams)
+            CopyLogger(
+                make_logger(settings, spec.name, spec.label, _wandb_config(spec)), spec.label, _hparams(copy, spec)
+            )
             for spec, copy in zip(specs, copies, strict=True)
         ]
         if settings.logger == "wandb":
@@ -347,26 +344,40 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
             suffix=f"/{label}",
             loggers=lr_loggers(k),
             lr_key=LR_KEY if copy_loggers[k] is not None else f"{LR_KEY}/{label}",
-            on_overflow=lambda reason, k=k: on_diverge(k, math.nan, reason),
-            check_parameters=False,
             batch_size=copy_batch_size if module.per_copy_batches else None,
         )
         for k, label in enumerate(labels)
     ]
 
-    def freezer(k: int) -> Callable[[Any], None]:
-        def freeze(trainer: Any) -> None:
+    def freezer(k: int) -> Callable[[Any, float, str], None]:
+        def freeze(trainer: Any, value: float, reason: str) -> None:
             module.freeze(k)
+            checks[k].end_epoch(trainer)  # the epoch it diverged in keeps its training loss so far
             recorders[k].stop(trainer)
+            detectors[k].stopped = True
             if copy_loggers[k] is not None:
                 copy_loggers[k].stopped = True
 
         return freeze
 
-    detectors.extend(CopyDetector(k, label, freezer(k), settings.divergence_factor) for k, label in enumerate(labels))
+    batch_size = copy_batch_size if module.per_copy_batches else recorders[0].batch_size
+    checks.extend(
+        DivergenceCheck(
+            settings.divergence_factor,
+            loss_of=lambda outputs, pl_module, k=k: pl_module.copy_losses[k],
+            batch_size=batch_size,
+            on_diverge=freezer(k),
+            monitor=f"val_loss/{label}",
+            check_parameters=False,
+            on_epoch_loss=recorders[k].record_train_loss,
+            groups=lambda optimizer, k=k: [optimizer.param_groups[g] for g in module.groups[k]],
+        )
+        for k, label in enumerate(labels)
+    )
+    detectors = [CopyDetector(label) for label in labels]
     progress = EpochProgress(on_epoch, lambda: sum(at is None for at in module.frozen_at))
-    trainer = _trainer(first, settings, loggers, [CopyCallbacks([*recorders, *detectors, progress])])
-    wall, _ = _fit(trainer, module, data)
+    trainer = _trainer(first, settings, loggers, [CopyCallbacks([*checks, *recorders, *detectors, progress])])
+    wall = _fit(trainer, module, data)
     if not trainer.is_global_zero:
         return None
     wandb_dirs: list[str | None] = [None] * len(specs)
@@ -387,6 +398,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
                 settings,
                 recorders[k],
                 detectors[k],
+                checks[k],
                 epochs=epochs,
                 steps=steps,
                 wall=wall,
@@ -394,6 +406,14 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
             )
         )
     return records
+
+
+def _hparams(copy: Any, spec: RunSpec) -> dict[str, Any]:
+    """A copy's hyperparameters as its run of its own logs them (a copy is built without its schedule)."""
+    hparams = dict(getattr(copy, "hparams", {}))
+    if "scheduler" in hparams:
+        hparams["scheduler"] = spec.schedule
+    return hparams
 
 
 class EpochProgress(Callback):

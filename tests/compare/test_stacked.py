@@ -124,9 +124,9 @@ def test_a_diverging_copy_is_frozen_and_the_others_go_on(tmp_path):
         (job,) = plan_jobs(grid, "stacked")
         diverged, healthy = train_stacked(job, settings(tmp_path), epochs.append)
         solo = run(grid[1], tmp_path)
-    assert diverged.status == "diverged" and "val_loss/exponential" in diverged.reason
+    assert diverged.status == "diverged" and "the mean training loss of the epoch" in diverged.reason
     assert [e["action"] for e in diverged.events] == ["diverged"]
-    # Frozen at the first validation far above the untrained model's value: its curves end there.
+    # Frozen at the first epoch end, its training loss far above the untrained model's: its curves end there.
     assert diverged.epochs == 1 and diverged.steps == 22 and len(diverged.lr_curve) == 22
     # The other copy trained to the end as if alone (per-copy gradient clipping included).
     assert healthy.status == "ok" and healthy.epochs == 3 and healthy.steps == 66

@@ -13,33 +13,19 @@ from lightning_lrsched.callbacks import PlateauDetector
 
 
 class CopyDetector(PlateauDetector):
-    """The run's :class:`PlateauDetector` for one copy: its own loss and ``val_loss/<label>``.
+    """The run's :class:`PlateauDetector` for one copy: plateaus of ``val_loss/<label>``, recorded as events.
 
-    A divergence is recorded (``divergence_action="record"``) and calls ``on_diverge(trainer)``,
-    which freezes the copy, instead of stopping training: the other copies go on.
+    Divergence is not its to judge (the copy's :class:`~lightning_lrsched.compare.divergence.DivergenceCheck`
+    does); once the copy is frozen (:attr:`stopped`) it reads nothing more.
     """
 
-    def __init__(
-        self, index: int, label: str, on_diverge: Callable[[L.Trainer], None], divergence_factor: float | None
-    ) -> None:
-        super().__init__(
-            monitor=f"val_loss/{label}", action="log", divergence_factor=divergence_factor, divergence_action="record"
-        )
-        self.index = index
-        self.on_diverge = on_diverge
+    def __init__(self, label: str) -> None:
+        super().__init__(monitor=f"val_loss/{label}", action="log", check_finite=False)
+        self.stopped = False
 
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        own = {"loss": pl_module.copy_losses[self.index]}
-        super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
-
-    def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
-        """Record a divergence (found by this detector or by the module's gradient check) and freeze the copy."""
-        if self.diverged:
-            return
-        super().diverge(trainer, value, reason)
-        self.on_diverge(trainer)
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.stopped:
+            super().on_validation_end(trainer, pl_module)
 
 
 def copy_key(key: str, label: str) -> str | None:

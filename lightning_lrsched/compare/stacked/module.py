@@ -9,9 +9,10 @@ row of that tensor (a view), so every step reads them in place, and the gradient
 stacked tensor (and averaged across processes there), is handed to each copy's parameter as a view
 of its row; the buffers are stacked at every step and written back to each copy after it
 (BatchNorm's running statistics stay per copy). The loss is the sum of the copies' losses, so the
-gradients stay those of K separate runs; each copy's param groups (as its own
-``configure_optimizers`` makes them) are groups of one optimizer, driven by its own schedule through :class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates,
-made in place, are made in the stacked tensor too. On small models this trains K schedules in
+gradients stay those of K separate runs; each copy's param groups (as its own ``configure_optimizers``
+makes them) are groups of one optimizer, driven by its own schedule through
+:class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates, made in place, are made in
+the stacked tensor too. On small models this trains K schedules in
 little more than the time of one run, each copy on its own seed's data order.
 
 The stacking protocol. A module can be stacked when
@@ -394,14 +395,14 @@ class StackedModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.trainer.scaler is None:
-            self._freeze_non_finite(optimizer)
+            self._freeze_non_finite()
         # Without a gradient the optimizer skips a parameter: no momentum, no weight decay either.
         for k, copy in enumerate(self.copies):
             if self.frozen_at[k] is not None:
                 for p in copy.parameters():
                     p.grad = None
 
-    def _freeze_non_finite(self, optimizer: torch.optim.Optimizer) -> None:
+    def _freeze_non_finite(self) -> None:
         training = [k for k, at in enumerate(self.frozen_at) if at is None]
         if not training:
             return
@@ -412,16 +413,11 @@ class StackedModule(L.LightningModule):
         grads = [s.grad.reshape(copies, -1).sum(1, dtype=torch.float32) for s in self.stacked if s.grad is not None]
         sums = torch.stack(grads).sum(0).isfinite().tolist() if grads else [True] * copies  # one host sync
         finite = [sums[k] or self._grads_finite(k) for k in training]
-        largest = torch.finfo(self._params[0][0].dtype).max if self._params[0][0].is_floating_point() else math.inf
         for k, ok in zip(training, finite, strict=True):
-            lr = max((optimizer.param_groups[g]["lr"] for g in self.groups[k]), key=abs)
             if not ok:
                 loss = float(self.copy_losses[k])
                 reason = f"the gradient of {self.labels[k]} is not finite (its loss: {loss:.6g})"
                 self.on_diverge(k, math.nan, reason)
-            elif not abs(lr) <= largest:
-                # The update would overflow the parameters' dtype (and raise, taking every copy down).
-                self.on_diverge(k, lr, f"the LR of {self.labels[k]} ({lr:.3g}) overflows the parameters' dtype")
 
     def _grads_finite(self, k: int) -> bool:
         return all(bool(p.grad.isfinite().all()) for p in self._params[k] if p.grad is not None)
@@ -491,7 +487,9 @@ class StackedModule(L.LightningModule):
                     param.requires_grad_(False)
         kinds = {type(o) for o in optimizers}
         if len(kinds) > 1:
-            raise InvalidValue(f"the copies' configure_optimizers return different optimizers: {sorted(map(str, kinds))}")
+            raise InvalidValue(
+                f"the copies' configure_optimizers return different optimizers: {sorted(map(str, kinds))}"
+            )
         merged = optimizers[0]
         self.groups = []
         for k, (optimizer, label) in enumerate(zip(optimizers, self.labels, strict=True)):
