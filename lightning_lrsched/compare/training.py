@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,7 +18,15 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from lightning_lrsched.compare.grid import RunSettings, RunSpec, SeedsDrawApart, copy_labels, job_name, job_seeds
+from lightning_lrsched.compare.grid import (
+    RunSettings,
+    RunSpec,
+    SeedsDrawApart,
+    Unstackable,
+    copy_labels,
+    job_name,
+    job_seeds,
+)
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -242,8 +251,14 @@ def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[
     return [record]
 
 
-def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnEpoch) -> list[RunRecord] | None:
+def train_stacked(
+    specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnEpoch, decide: bool = False
+) -> list[RunRecord] | None:
     """Train the specs as copies of one stacked run; rank zero returns one record per spec.
+
+    ``decide`` (``mode="auto"``): first probe whether stacking pays (:meth:`StackedModule.stacking_pays`),
+    and raise :class:`Unstackable` with the probe's figures where it does not. Under DDP rank zero
+    decides and the other ranks, started from its environment, take its verdict.
 
     Each copy is built as a run of its own would be (its seed, then the constructor), so it starts
     from the same weights; each seed's data is built once, right after that seed's first copy, as in
@@ -306,9 +321,13 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
         by_seed = {seed: [s for s in specs if s.seed == seed] for seed in seeds}
         done = {}
         for group in by_seed.values():
-            for spec, record in zip(group, train_stacked(group, settings, on_epoch) or [], strict=False):
+            for spec, record in zip(group, train_stacked(group, settings, on_epoch, decide) or [], strict=False):
                 done[spec.key] = record
         return [done[spec.key] for spec in specs] if done else None
+    if decide:
+        verdict = _stacking_verdict(module, data, specs)
+        if verdict:
+            raise Unstackable(verdict)
 
     copy_loggers: list[Any] = [None] * len(specs)
     if settings.logger == "none":
@@ -406,6 +425,105 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
             )
         )
     return records
+
+
+def _stacking_verdict(module: Any, data: Any, specs: Sequence[RunSpec]) -> str:
+    """Why stacking does not pay for this job ("" when it does), decided once for all of its processes."""
+    import hashlib
+    import os
+
+    if specs[0].device_config.processes == 1:
+        return stacking_pays(module, data, specs[0])
+    # Lightning starts the other ranks from this process's environment: they take rank zero's verdict.
+    key = "LRSCHED_STACKING_" + hashlib.sha256(job_name(tuple(specs)).encode()).hexdigest()[:12].upper()
+    if key not in os.environ:
+        os.environ[key] = stacking_pays(module, data, specs[0])
+    return os.environ[key]
+
+
+PROBE_STEPS = 6
+"""Training steps of each side of the stacking probe (the first is not timed)."""
+
+
+def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEPS) -> str:
+    """Why training ``module``'s copies stacked would be slower than one after the other ("" when it pays).
+
+    A short probe trains a few steps both ways, with Lightning's loop as a run has it, on throwaway
+    copies (the module, its weights and every random stream stay as they were): the stacked module,
+    and its first copy alone. Stacking pays when a stacked step takes less than 0.9 x K steps alone.
+    ``vmap``'s performance warnings (an operator it runs as a loop) are named in the reason.
+    """
+    import warnings
+    from copy import deepcopy
+
+    import torch
+
+    k = len(module.copies)
+    solo = deepcopy(module.copies[0])
+    for param, stacked in zip(solo.parameters(), module.stacked, strict=True):
+        param.requires_grad_(stacked.requires_grad)
+    state = _random_state()
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stacked_s = _step_time(deepcopy(module), data, spec, steps)
+            solo_s = _step_time(solo, data, spec, steps)
+    finally:
+        _set_random_state(state)
+    if stacked_s is None or solo_s is None or stacked_s < 0.9 * k * solo_s:
+        return ""
+    loops = sorted({m.group(1) for w in caught if (m := re.search(r"batching rule for (\S+?)[.,\s]", str(w.message)))})
+    loop = f"; vmap runs {', '.join(loops)} as a loop" if loops else ""
+    return (
+        f"stacking {k} copies does not pay here: a stacked step took {stacked_s * 1e3:.3g} ms, "
+        f"{stacked_s / solo_s:.2g}x one run's {solo_s * 1e3:.3g} ms (probe of {steps} steps){loop}"
+    )
+
+
+class _StepTimer(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._started = 0.0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.times.append(time.perf_counter() - self._started)
+
+
+def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> float | None:
+    """Median seconds per training step of a few steps of ``module`` (``None``: the probe could not run)."""
+    import statistics
+
+    import lightning as L
+
+    from lightning_lrsched.plateau_driver import PlateauDriver
+
+    timer = _StepTimer()
+    owned = {"max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "num_sanity_val_steps"}
+    trainer = L.Trainer(
+        **{k: v for k, v in spec.trainer.items() if k not in owned},
+        accelerator=spec.device_config.accelerator,
+        devices=1,
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        callbacks=[timer, PlateauDriver()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    try:
+        trainer.fit(module, data)
+    except Exception:  # the probe is advice: a module it cannot run this way is stacked as asked
+        return None
+    return statistics.median(timer.times[1:]) if len(timer.times) > 1 else None
 
 
 def _hparams(copy: Any, spec: RunSpec) -> dict[str, Any]:

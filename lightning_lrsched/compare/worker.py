@@ -78,7 +78,7 @@ def read_unstackable(out: Path, index: int) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord] | None:
+def train_job(job: Job, settings: RunSettings, on_epoch: Any, decide: bool = False) -> list[RunRecord] | None:
     """Train one job here; rank zero returns one record per spec (``failed`` ones for an error).
 
     Raises:
@@ -88,7 +88,7 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord]
 
     try:
         if is_stacked(job):
-            return train_stacked(job, settings, on_epoch)
+            return train_stacked(job, settings, on_epoch, decide)
         return train_solo(job[0], settings, on_epoch)
     except Unstackable:
         raise
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
                 progress.write(f"{index} {runs}\n")
 
         try:
-            records = train_job(job, settings, on_epoch)
+            records = train_job(job, settings, on_epoch, decide=fallback)
         except Unstackable as error:
             if rank_zero:
                 _write_atomically(out_dir / f"{index}.unstackable", str(error))
