@@ -154,11 +154,21 @@ class GroupScheduledLR(LRScheduler):
             base = float(optimizer.param_groups[g][self._initial])
             # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
             peak = base if curve.peak is None else per_group("max_lr", curve.peak, k)[i]
-            values = [
-                float(peak),
-                float(per_group("base_lr", curve.floor, k)[i]),
-                float(per_group("min_lr", lane.rule.min_lr, k)[i]) if lane.rule else 0.0,
-            ]
+            if lane.rule is None:
+                min_lr = 0.0
+            elif len(self.peaks) <= g < len(self.min_lrs):
+                min_lr = float(self.min_lrs[g])  # a new group's, appended to `min_lrs` as torch's users do
+            else:
+                try:
+                    min_lr = float(per_group("min_lr", lane.rule.min_lr, k)[i])
+                except InvalidValue as error:
+                    if g < len(self.peaks) or not self.peaks:
+                        raise
+                    raise InvalidValue(
+                        f"{error}; for a param group added after build, append its min_lr to the scheduler's "
+                        "`min_lrs` (as with torch's ReduceLROnPlateau) before the next step"
+                    ) from None
+            values = [float(peak), float(per_group("base_lr", curve.floor, k)[i]), min_lr]
             for target, value in zip((self.peaks, self.floors, self.min_lrs), values, strict=True):
                 if g < len(target):
                     target[g] = value
