@@ -356,10 +356,10 @@ def split_schedule_args(args: Sequence[str]) -> tuple[list[str], list[dict[str, 
                 raise UsageError(f"{token} comes before any schedule name: put it after the schedule it belongs to")
             if inline:
                 value, i = inline, i + 1
-            elif i + 1 < len(args):
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
                 value, i = args[i + 1], i + 2
             else:
-                raise UsageError(f"{token} needs a value")
+                raise UsageError(f"{token} needs a value, e.g. {token} 10 or {token}=10")
             specs[-1][option[2:].replace("-", "_")] = _literal(value)
         elif token in names:
             specs.append({"name": token})

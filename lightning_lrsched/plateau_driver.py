@@ -9,6 +9,13 @@ it averages each plateau schedule's monitored value across processes and hands i
 <lightning_lrsched.schedules.GroupScheduledLR.observe>`. The new LR is then in ``param_groups``
 before the next training batch starts, and Lightning's ``ModelCheckpoint`` (which runs after every
 other callback) saves it with that validation's checkpoint, so a resume continues exactly.
+
+One checkpoint cannot resume exactly: one saved at the end of a training batch that a validation
+follows (``ModelCheckpoint(every_n_train_steps=N)`` landing on an epoch's last batch), because on
+resume Lightning does not run that validation, so the ``plateau`` schedule never sees its value. No
+public Lightning hook can run it in its place, so ``PlateauDriver`` records the position in its state
+and warns when a run resumes from it (what was skipped, and how to save checkpoints that resume
+exactly: at validation end, or at steps no validation follows).
 """
 
 from __future__ import annotations
@@ -80,21 +87,53 @@ class PlateauDriver(Callback):
     def __init__(self, strict: bool = False) -> None:
         self.strict = check_bool("strict", strict)
         self._warned: set[str] = set()
+        # Where a validation is due that has not started: a checkpoint saved now skips it on resume.
+        self._validation_due: dict[str, Any] | None = None
+        self._resumed_before_validation: dict[str, Any] | None = None
 
     @property
     def state_key(self) -> str:
         return "PlateauDriver"
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"validation_due": self._validation_due}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resumed_before_validation = state_dict.get("validation_due")  # absent in older checkpoints
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        due, self._resumed_before_validation = self._resumed_before_validation, None
+        if due is None or due.get("step") != trainer.global_step or not _plateau_targets(trainer):
+            return
+        metrics = ", ".join(repr(metric) for _, _, metric in _plateau_targets(trainer))
+        rank_zero_warn(
+            f"PlateauDriver: this run resumes from a checkpoint saved at step {due['step']}, at the end of training "
+            f"batch {due['batch_idx']} of epoch {due['epoch']}, before the validation that follows that batch; "
+            f"Lightning does not run that validation on resume, so the `plateau` schedule misses one value of "
+            f"{metrics} and its LR can differ from the uninterrupted run's from here on. To resume exactly, save "
+            "checkpoints at validation end (ModelCheckpoint without every_n_train_steps, or with a `monitor`) or "
+            "at steps no validation follows",
+            category=TrainingWarning,
+        )
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # Runs before ModelCheckpoint's own on_train_batch_end (Lightning calls it last), so a step
+        # checkpoint written for this batch holds it.
+        self._validation_due = None
+        if _validates_after(trainer, batch_idx) and _plateau_targets(trainer):
+            self._validation_due = {"epoch": trainer.current_epoch, "batch_idx": batch_idx, "step": trainer.global_step}
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A checkpoint saved from here on (mid-validation, at its end) resumes into it or after it.
+        if not trainer.sanity_checking:
+            self._validation_due = None
+
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        targets = [
-            (config.scheduler, i, lane.metric)
-            for config in trainer.lr_scheduler_configs
-            if isinstance(config.scheduler, GroupScheduledLR)
-            for i, lane in enumerate(config.scheduler.lanes)
-            if lane.metric is not None
-        ]
+        targets = _plateau_targets(trainer)
         if not targets:
             return
         metrics = trainer.callback_metrics
@@ -116,3 +155,32 @@ class PlateauDriver(Callback):
         if metric not in self._warned:
             self._warned.add(metric)
             rank_zero_warn(message, category=TrainingWarning)
+
+
+def _plateau_targets(trainer: pl.Trainer) -> list[tuple[GroupScheduledLR, int, str]]:
+    """Each ``plateau`` lane of the trainer's schedulers: its scheduler, lane index and monitored metric."""
+    return [
+        (config.scheduler, i, lane.metric)
+        for config in trainer.lr_scheduler_configs
+        if isinstance(config.scheduler, GroupScheduledLR)
+        for i, lane in enumerate(config.scheduler.lanes)
+        if lane.metric is not None
+    ]
+
+
+def _validates_after(trainer: pl.Trainer, batch_idx: int) -> bool:
+    """Whether Lightning validates right after training batch ``batch_idx``, by its batch-count rule.
+
+    The rule of Lightning's training epoch loop, read from the Trainer's public settings; validation
+    on a time interval or on an early stop is not foreseen (no warning then).
+    """
+    every = trainer.check_val_every_n_epoch
+    if not trainer.enable_validation or (every is not None and (trainer.current_epoch + 1) % every):
+        return False
+    interval = trainer.val_check_batch
+    if interval is None:  # validation on a time interval
+        return False
+    if interval == float("inf"):  # a loader of unknown length: at its end
+        return trainer.is_last_batch
+    index = batch_idx if every is not None else trainer.fit_loop.epoch_loop.total_batch_idx
+    return (index + 1) % int(interval) == 0

@@ -235,6 +235,11 @@ def _torch_length(value: Any) -> int | None:
 def _resolve(schedule: Schedule, plan: RunPlan | None, optimizer: Optimizer, num_groups: int) -> Curve:
     """``schedule``'s closed form for ``plan`` (``None``: no run length), as ``Schedule.build`` resolves it."""
     args = {"total_steps": None, "steps_per_epoch": None} if plan is None else plan.build_args(schedule.interval)
+    return _resolve_for(schedule, args, optimizer, num_groups)
+
+
+def _resolve_for(schedule: Schedule, args: Mapping[str, int | None], optimizer: Optimizer, num_groups: int) -> Curve:
+    """``schedule``'s closed form for ``Schedule.build``'s ``total_steps`` and ``steps_per_epoch``."""
     run = Run(schedule.interval, args["total_steps"], args["steps_per_epoch"] or 1, base_lr(optimizer), num_groups)
     return schedule.curve(run)
 
@@ -408,7 +413,8 @@ def resume_findings(
     Args:
         configs: this run's scheduler configs, as built (not yet restored).
         states: the checkpoint's ``lr_schedulers`` states.
-        before: the checkpoint's run plan (from ScheduleCheck's own state; ``None``: not saved).
+        before: the checkpoint's run plan from ScheduleCheck's own state (``None``: not saved); a
+            scheduler state that holds the run it was resolved against (``run``) is read instead.
         now: this run's plan.
         step: the checkpoint's global step.
     """
@@ -426,7 +432,7 @@ def resume_findings(
     for config, state in zip(configs, states, strict=True):
         changed = _changed_settings(config, state, step)
         out.extend(changed)
-        if before is not None and not changed and isinstance(config.scheduler, GroupScheduledLR):
+        if not changed and isinstance(config.scheduler, GroupScheduledLR):
             out.extend(_run_length_changed(config, state, before, now, step))
     return out
 
@@ -471,15 +477,26 @@ def _specs(specs: list[Any]) -> str:
 
 
 def _run_length_changed(
-    config: Any, state: Mapping[str, Any], before: RunPlan, now: RunPlan, step: int
+    config: Any, state: Mapping[str, Any], before: RunPlan | None, now: RunPlan, step: int
 ) -> list[Finding]:
-    """Lanes whose resolved schedule differs between the checkpoint's run length and this one's."""
+    """Lanes whose resolved schedule differs between the checkpoint's run length and this one's.
+
+    The checkpoint's run is the one its scheduler was resolved against (its state's ``run``), or
+    for older checkpoints ScheduleCheck's saved plan (``before``); with neither, nothing is said.
+    """
     scheduler, out = config.scheduler, []
     position = int(state.get("last_epoch", 0))
+    saved = state.get("run")
     for s, lane in zip(subjects(config, now), scheduler.lanes, strict=True):
-        old_stride = (before.steps_per_epoch or 1) if lane.stride > 1 else 1
+        if isinstance(saved, Mapping):
+            args = {"total_steps": saved.get("total_steps"), "steps_per_epoch": saved.get("steps_per_epoch")}
+        elif before is not None:
+            args = before.build_args(lane.schedule.interval)
+        else:
+            continue
+        old_stride = (args["steps_per_epoch"] or 1) if lane.stride > 1 else 1
         try:
-            old = _resolve(lane.schedule, before, scheduler.optimizer, len(lane.groups))
+            old = _resolve_for(lane.schedule, args, scheduler.optimizer, len(lane.groups))
         except (InvalidType, InvalidValue):
             continue  # the checkpoint's run could not resolve it either: nothing to compare
         lr_old = float(_planned_lr(old, scheduler.optimizer, lane.groups[0])(np.array([position // old_stride]))[0])
@@ -492,7 +509,8 @@ def _run_length_changed(
             Finding(
                 "run-length",
                 s.label,
-                f"the run length changed: the checkpoint's run was {_length(before)}, this one is {_length(now)}, and "
+                f"the run length changed: the checkpoint's run was {_length(args, lane.schedule.interval)}, this one "
+                f"is {_length(now.build_args(lane.schedule.interval), lane.schedule.interval)}, and "
                 f"{lane.schedule.name} is resolved against the run, so at the resume step {step} the LR goes from "
                 f"{lr_old:.3g} (the checkpoint's schedule) to {lr_new:.3g}. Resume with the checkpoint's "
                 f"max_epochs/max_steps to finish its schedule{fix}.",
@@ -501,11 +519,14 @@ def _run_length_changed(
     return out
 
 
-def _length(plan: RunPlan) -> str:
-    if plan.total_steps is None:
+def _length(args: Mapping[str, int | None], interval: str) -> str:
+    """A run as ``Schedule.build``'s ``total_steps`` and ``steps_per_epoch`` give it, in words."""
+    total, per_epoch = args["total_steps"], args["steps_per_epoch"]
+    if total is None:
         return "of unknown length"
-    epochs = f" ({plan.epochs} epochs of {plan.steps_per_epoch})" if plan.epochs and plan.steps_per_epoch else ""
-    return f"{plan.total_steps} optimizer steps{epochs}"
+    if per_epoch is None:  # an epoch is one scheduler step: total counts the interval's units
+        return f"{total} optimizer steps" if interval == "step" else f"{total} epochs"
+    return f"{total} optimizer steps ({-(-total // per_epoch)} epochs of {per_epoch})"
 
 
 # -- the plateau monitor -------------------------------------------------------------------------------------

@@ -105,12 +105,18 @@ def parse_schedule(text: str) -> str | dict[str, Any]:
     spec: dict[str, Any] = {"name": name.strip()}
     for item in split_top_level(rest[:-1]):
         key, equals, value = item.partition("=")
-        if not equals or not key.strip().isidentifier():
+        key, value = key.strip(), value.strip()
+        if not equals or not key.isidentifier():
             raise UsageError(f"--schedules: {item!r} in {text!r} must be arg=value, e.g. onecycle(max_lr=0.5)")
+        # An empty value would read as YAML null, which means "the default" and trains silently.
+        if not value:
+            raise UsageError(f"--schedules: {key} has no value in {text!r}: give one ({key}=value) or leave {key} out")
+        if key in spec:
+            raise UsageError(f"--schedules: {key} given twice in {text!r}: give it once")
         try:
-            spec[key.strip()] = yaml.safe_load(value.strip())
+            spec[key] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise UsageError(f"--schedules: cannot read the value of {key.strip()} in {text!r}") from None
+            raise UsageError(f"--schedules: cannot read the value of {key} in {text!r}") from None
     return spec
 
 

@@ -6,16 +6,19 @@ import hashlib
 import importlib
 import inspect
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import torch
+
 from lightning_lrsched.compare.devices import DeviceConfig, parse_device
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.optim import is_schedule_free, optimizer_spec
+from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
 
@@ -93,11 +96,17 @@ class RunSpec:
 
     def record(self, status: str, logger: str, reason: str = "", **results: Any) -> RunRecord:
         """This run's record: its identity, how it ended, and ``results`` (curves, losses, ...)."""
+        name, params = self.schedule["name"], {k: v for k, v in self.schedule.items() if k != "name"}
+        optimizer = self.model.get("init_args", {}).get("optimizer")
+        if is_schedule_free(optimizer) and {k: v for k, v in self.schedule.items() if k != "interval"} == NO_SCHEDULE:
+            # A schedule-free entry: what it trains with is its optimizer, not the constant schedule.
+            optimizer = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+            name, params = optimizer.pop("name"), optimizer
         return RunRecord(
             key=self.key,
             label=self.label,
-            schedule=self.schedule["name"],
-            params={k: v for k, v in self.schedule.items() if k != "name"},
+            schedule=name,
+            params=params,
             device=self.device,
             seed=self.seed,
             max_epochs=self.max_epochs,
@@ -265,8 +274,17 @@ def resolve_entry(entry: str | Mapping[str, Any]) -> tuple[Schedule, dict[str, A
     if is_schedule_free(entry):
         optimizer = {"name": entry} if isinstance(entry, str) else dict(entry)
         name, kwargs = optimizer_spec(optimizer)
+        _check_schedule_free(name, kwargs)
         return resolve_schedule(NO_SCHEDULE), {"name": name, **kwargs}
     return resolve_schedule(entry), None
+
+
+def _check_schedule_free(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse before training what the optimizer would train on anyway (AdamWScheduleFree takes lr=-1)."""
+    lr = kwargs.get("lr")
+    if lr is not None and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or not 0 < lr < math.inf):
+        raise InvalidValue(f"`{name}`: `lr` must be a positive number: got lr={lr!r}")
+    make_optimizer({"name": name, **kwargs}, [torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
 
 
 def _with_optimizer(model: Mapping[str, Any], optimizer: dict[str, Any] | None) -> dict[str, Any]:

@@ -73,8 +73,10 @@ class RangeTest(Callback):
         self.losses: list[float] = []
         self.smoothed: list[float] = []
         self.diverged_at: int | None = None
+        self.skipped: list[int] = []
         self._optimizer_states: list[tuple[torch.optim.Optimizer, dict[str, Any]]] = []
         self._pending = 0.0  # loss of the batches of the current optimizer step (gradient accumulation)
+        self._has_loss = False  # whether a batch of the current optimizer step returned a loss
         self._steps_done = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -95,21 +97,34 @@ class RangeTest(Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-        if not isinstance(loss, torch.Tensor):
-            raise InvalidType(
-                f"find_lr reads the loss that training_step returns: got {type(outputs).__name__} at batch {batch_idx}"
-            )
-        # Lightning divides each batch's loss by the accumulation count: their sum is the step's mean loss.
-        self._pending += float(loss.detach().float())
+        # A training_step that returns None skips its batch (Lightning hands an empty dict here); the step
+        # still counts, and as in Lightning's finder it has no loss (NaN), which the rules leave out.
+        if outputs is not None and not (isinstance(outputs, Mapping) and not outputs):
+            loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+            if not isinstance(loss, torch.Tensor):
+                raise InvalidType(
+                    f"find_lr reads the loss that training_step returns (a tensor, a dict with 'loss', or None to skip "
+                    f"the batch): got {type(outputs).__name__} at batch {batch_idx}"
+                )
+            # Lightning divides each batch's loss by the accumulation count: their sum is the step's mean loss.
+            self._pending += float(loss.detach().float())
+            self._has_loss = True
         if trainer.global_step == self._steps_done:
             return  # gradients still accumulating: no optimizer step in this batch
         self._steps_done = trainer.global_step
-        mean = trainer.strategy.reduce(torch.tensor(self._pending, device=pl_module.device), reduce_op="mean")
-        self._pending = 0.0
-        self.losses.append(float(mean))
-        self.smoothed.append(self._smoother.update(float(mean)))
-        current, best = self.smoothed[-1], min(self.smoothed)
+        # The mean over the processes that have a loss for this step; none: the step was skipped everywhere.
+        local = torch.tensor([self._pending, float(self._has_loss)], device=pl_module.device)
+        total, count = trainer.strategy.reduce(local, reduce_op="sum").tolist()
+        self._pending, self._has_loss = 0.0, False
+        if count == 0:
+            self.skipped.append(len(self.losses))
+            self.losses.append(float("nan"))
+            self.smoothed.append(float("nan"))
+            return
+        mean = total / count
+        self.losses.append(mean)
+        self.smoothed.append(self._smoother.update(mean))
+        current, best = self.smoothed[-1], float(np.nanmin(self.smoothed))  # skipped steps are NaN
         if not np.isfinite(current) or (self.divergence is not None and current > self.divergence * best):
             self.diverged_at = len(self.losses) - 1
             trainer.should_stop = True
@@ -199,6 +214,8 @@ class LRFinderResult:
         min_lr: the LR of its first step.
         max_lr: the LR of its last planned step.
         diverged_at: the step at which the loss diverged and the test stopped, or ``None``.
+        skipped: the steps whose ``training_step`` returned ``None`` (no loss: NaN in the curve, left
+            out by every rule, as Lightning's finder does).
     """
 
     lrs: np.ndarray
@@ -210,6 +227,7 @@ class LRFinderResult:
     min_lr: float
     max_lr: float
     diverged_at: int | None = None
+    skipped: tuple[int, ...] = ()
 
     def suggestion(self, rule: str = DEFAULT_RULE) -> float:
         """The LR ``rule`` suggests; raises if the rule was not run or had too few points."""
@@ -239,6 +257,11 @@ class LRFinderResult:
             out.append(
                 f"the loss diverged at step {self.diverged_at} of {self.num_steps} "
                 f"(lr={self.lrs[self.diverged_at]:.3g}); the test stopped there"
+            )
+        if self.skipped:
+            out.append(
+                f"training_step returned None at {len(self.skipped)} step(s) ({', '.join(map(str, self.skipped[:5]))}"
+                f"{', ...' if len(self.skipped) > 5 else ''}): they have no loss, and the rules leave them out"
             )
         finite = self.smoothed[np.isfinite(self.smoothed)]
         if self.diverged_at is None and finite.size and int(np.argmin(finite)) >= finite.size - 5:
@@ -284,6 +307,7 @@ class LRFinderResult:
             "max_lr": self.max_lr,
             "num_steps": self.num_steps,
             "diverged_at": self.diverged_at,
+            "skipped": list(self.skipped),
             "suggestions": self.suggestions,
             "reasons": self.reasons,
             "notes": self.notes(),
@@ -403,7 +427,7 @@ def find_lr(
             "strategy trained in other processes (ddp_spawn); use strategy='ddp', which runs this script on every rank"
         )
     recorded, smoothed = lrs[: len(test.losses)], np.asarray(test.smoothed)
-    suggestions, reasons = suggest(recorded, smoothed, num_steps, rules)
+    suggestions, reasons = suggest(recorded, smoothed, num_steps, rules, skipped=test.skipped)
     return LRFinderResult(
         lrs=recorded,
         losses=np.asarray(test.losses),
@@ -414,6 +438,7 @@ def find_lr(
         min_lr=float(min_lr),
         max_lr=float(max_lr),
         diverged_at=test.diverged_at,
+        skipped=tuple(test.skipped),
     )
 
 

@@ -1,19 +1,23 @@
 """The LR range test's numbers: its LR sweep, its loss smoothing, and the rules that pick an LR from them.
 
-Pure numpy, no Lightning: each rule takes the LRs of the test's steps and the smoothed loss at each
+No Lightning import: each rule takes the LRs of the test's steps and the smoothed loss at each
 step and returns the LR it suggests. The fastai rules are ports of ``fastai.callback.schedule``
 (``minimum``, ``steep``, ``valley``, ``slide``), run on fastai's window of the curve (the first tenth
 of the planned steps and the last 5 recorded steps left out, and everything from the first
-non-finite loss on); ``lightning`` is ``pytorch_lightning.tuner.lr_finder._LRFinder.suggestion``
-with its defaults (``skip_begin=10``, ``skip_end=1``).
+non-finite loss on); ``lightning`` is the installed Lightning's
+``lightning.pytorch.tuner.lr_finder._LRFinder.suggestion`` with its defaults (``skip_begin=10``,
+``skip_end=1``): the steepest descent per unit of LR since Lightning 2.5.3, per step before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import numpy as np
+import torch
+from packaging.version import Version
 
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.validation import check_choice, check_int, check_positive, check_range
@@ -24,6 +28,9 @@ SLIDE_THRESHOLD = 0.005
 """fastai's ``slide`` stops where the two gradients differ by no more than this."""
 LIGHTNING_SKIP_BEGIN, LIGHTNING_SKIP_END = 10, 1
 """Lightning's ``suggestion(skip_begin=10, skip_end=1)``: steps left out at either end."""
+LIGHTNING_GRADIENT_PER_LR = Version(version("lightning")) >= Version("2.5.3")
+"""Whether the installed Lightning's ``suggestion()`` takes the loss gradient per unit of LR (2.5.3 on,
+Lightning PR #21055) rather than per step."""
 MIN_STEPS = 25
 """The fewest steps for which every rule has points to work on (``slide`` needs 16 after fastai's trim)."""
 
@@ -104,13 +111,19 @@ class TooFewPoints(InvalidValue):
 
 
 # -- fastai ------------------------------------------------------------------------------------------
-def fastai_window(lrs: np.ndarray, losses: np.ndarray, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def fastai_window(
+    lrs: np.ndarray, losses: np.ndarray, num_steps: int, skipped: Sequence[int] = ()
+) -> tuple[np.ndarray, np.ndarray]:
     """The part of the curve fastai's ``lr_find`` suggests from.
 
     It leaves out the first ``num_steps // 10`` steps (``num_steps`` as planned, not as run) and the
-    last 5 recorded, and everything from the first non-finite loss on.
+    last 5 recorded, the ``skipped`` steps (no loss: ``training_step`` returned ``None``), and
+    everything from the first non-finite loss on.
     """
-    lrs, losses = lrs[num_steps // 10 : -5], losses[num_steps // 10 : -5]
+    kept = np.ones(len(losses), dtype=bool)
+    kept[list(skipped)] = False
+    window = slice(num_steps // 10, -5)
+    lrs, losses = lrs[window][kept[window]], losses[window][kept[window]]
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
         lrs, losses = lrs[: bad[0]], losses[: bad[0]]
@@ -194,24 +207,30 @@ def slide(lrs: np.ndarray, losses: np.ndarray) -> float:
 
 
 # -- Lightning ---------------------------------------------------------------------------------------
-def lightning(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """Lightning's ``suggestion()``: the steepest descent of the loss by step (central differences).
+def lightning(lrs: np.ndarray, losses: np.ndarray, per_lr: bool = LIGHTNING_GRADIENT_PER_LR) -> float:
+    r"""Lightning's ``suggestion()``: the LR where the loss falls fastest, as the installed Lightning finds it.
 
     Leaves out the first ``LIGHTNING_SKIP_BEGIN`` and the last ``LIGHTNING_SKIP_END`` recorded steps
-    and the non-finite losses, then takes the LR where ``np.gradient`` (unit spacing) is lowest.
-    Lightning indexes its LRs with the position among the finite losses, which points at the wrong
-    step once a loss was dropped (a known gap noted in its source); here the position maps back to the step.
+    and the non-finite losses, then takes the LR where the loss gradient is lowest: per unit of LR
+    (``torch.gradient(losses, spacing=[lrs])``, second-order differences on the uneven LR grid) with
+    ``per_lr`` (Lightning 2.5.3 on, the default when it is installed), else per step (unit spacing).
+    Computed in float32 as Lightning's tensors are, so that near-ties break alike; the position among
+    the finite losses maps back to the step (as Lightning does since 2.5.3; before, it indexed the LRs
+    with that position, which points at the wrong step once a loss was dropped).
 
     Example:
-        >>> lrs = np.geomspace(1e-4, 1.0, 20)
-        >>> losses = np.r_[np.full(12, 2.0), [1.5, 0.8, 0.6, 0.5, 0.5, 0.5, 0.6, 0.9]]
-        >>> float(lightning(lrs, losses)) == float(lrs[12])
-        True
+        >>> lrs = np.geomspace(1e-6, 1.0, 20)
+        >>> losses = np.r_[np.full(10, 2.0), [1.9, 1.8, 1.7, 1.6, 1.0, 0.4, 0.3, 0.3, 0.5, 0.9]]
+        >>> [int(np.flatnonzero(lrs == lightning(lrs, losses, per_lr=p))[0]) for p in (True, False)]
+        [10, 14]
     """
     steps = np.arange(len(losses))[LIGHTNING_SKIP_BEGIN:-LIGHTNING_SKIP_END]
     steps = steps[np.isfinite(losses[steps])]
     _need("lightning", len(steps), 2)
-    return float(lrs[steps[int(np.argmin(np.gradient(losses[steps])))]])
+    values = torch.tensor(losses[steps].tolist())  # float32, from Python floats: Lightning's tensors
+    spacing = [torch.tensor(lrs[steps].tolist())] if per_lr else 1.0
+    gradients = torch.gradient(values, spacing=spacing)[0]
+    return float(lrs[steps[int(torch.argmin(gradients))]])
 
 
 @dataclass(frozen=True)
@@ -231,14 +250,18 @@ RULES: dict[str, Rule] = {
         Rule("slide", "fastai slide", slide, True),
         Rule("steep", "fastai steep", steep, True),
         Rule("minimum", "fastai minimum / 10", minimum, True),
-        Rule("lightning", "Lightning suggestion()", lightning, False),
+        Rule("lightning", f"Lightning {version('lightning')} suggestion()", lightning, False),
     )
 }
 """Every rule by name, in the order tables and figures show them."""
 
 
 def suggest(
-    lrs: np.ndarray, smoothed: np.ndarray, num_steps: int, rules: Sequence[str] = tuple(RULES)
+    lrs: np.ndarray,
+    smoothed: np.ndarray,
+    num_steps: int,
+    rules: Sequence[str] = tuple(RULES),
+    skipped: Sequence[int] = (),
 ) -> tuple[dict[str, float | None], dict[str, str]]:
     """Each rule's suggestion from the range test's LRs and smoothed losses.
 
@@ -247,6 +270,7 @@ def suggest(
         smoothed: the smoothed loss after each recorded step (see :func:`smooth`).
         num_steps: the steps the test planned (fastai's window is relative to it).
         rules: names from :data:`RULES`.
+        skipped: the steps without a loss (``training_step`` returned ``None``; NaN in ``smoothed``).
 
     Returns:
         ``(suggestions, reasons)``: the LR per rule, ``None`` where the rule had too few points, and
@@ -255,7 +279,7 @@ def suggest(
     for name in rules:
         check_choice("rules", name, tuple(RULES))
     lrs, smoothed = np.asarray(lrs, dtype=np.float64), np.asarray(smoothed, dtype=np.float64)
-    window = fastai_window(lrs, smoothed, num_steps)
+    window = fastai_window(lrs, smoothed, num_steps, skipped)
     suggestions: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     for name in rules:

@@ -26,8 +26,8 @@ from lightning_lrsched.validation import (
 )
 
 
-def _optional_duration(name: str, value: object) -> Duration | None:
-    return None if value is None else parse_duration(name, value)
+def _optional_duration(name: str, value: object, minimum: int = 0) -> Duration | None:
+    return None if value is None else parse_duration(name, value, minimum)
 
 
 @register("step", interval="epoch", durations=("step_size",))
@@ -41,7 +41,7 @@ def step(step_size: int | str, gamma: float = 0.1) -> Binder:
         >>> preview(get_schedule("step", step_size=2, gamma=0.5), 6).tolist()
         [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
     """
-    size = parse_duration("step_size", step_size)
+    size = parse_duration("step_size", step_size, minimum=1)
     gamma = check_positive("gamma", gamma)
 
     def bind(run: Run) -> Curve:
@@ -113,7 +113,7 @@ def cosine(T_max: int | str | None = None, eta_min: float = 0.0) -> Binder:
         >>> preview(get_schedule("cosine", T_max=4), 5).round(4).tolist()
         [1.0, 0.8536, 0.5, 0.1464, 0.0]
     """
-    period = _optional_duration("T_max", T_max)
+    period = _optional_duration("T_max", T_max, minimum=1)
     eta_min = check_non_negative("eta_min", eta_min)
 
     def bind(run: Run) -> Curve:
@@ -138,7 +138,7 @@ def cosine_restarts(T_0: int | str, T_mult: int = 1, eta_min: float = 0.0) -> Bi
         >>> preview(get_schedule("cosine_restarts", T_0=2), 4).round(4).tolist()
         [1.0, 0.5, 1.0, 0.5]
     """
-    first = parse_duration("T_0", T_0)
+    first = parse_duration("T_0", T_0, minimum=1)
     T_mult = check_int("T_mult", T_mult, minimum=1)
     eta_min = check_non_negative("eta_min", eta_min)
 
@@ -172,7 +172,7 @@ def polynomial(total_iters: int | str = 5, power: float = 1.0) -> Binder:
         >>> preview(get_schedule("polynomial", total_iters=4, power=2.0), 5).tolist()
         [1.0, 0.5625, 0.25, 0.0625, 0.0]
     """
-    iters = parse_duration("total_iters", total_iters)
+    iters = parse_duration("total_iters", total_iters, minimum=1)
     power = check_non_negative("power", power)
 
     def bind(run: Run) -> Curve:
@@ -195,7 +195,7 @@ def linear(start_factor: float = 1.0 / 3, end_factor: float = 1.0, total_iters: 
     """
     start = check_range("start_factor", start_factor, 0.0, 1.0, low_open=True)
     end = check_range("end_factor", end_factor, 0.0, 1.0)
-    iters = parse_duration("total_iters", total_iters)
+    iters = parse_duration("total_iters", total_iters, minimum=1)
 
     def bind(run: Run) -> Curve:
         n = positive_count(run, "total_iters", iters)
@@ -267,8 +267,8 @@ def cyclic(
     lows, highs = (v if isinstance(v, tuple) else (v,) * groups for v in (low, high))
     if any(h < lo for lo, h in zip(lows, highs, strict=False)):
         raise InvalidValue(f"`max_lr` must be >= `base_lr`: got max_lr={max_lr}, base_lr={base_lr}")
-    up = parse_duration("step_size_up", step_size_up)
-    down = _optional_duration("step_size_down", step_size_down)
+    up = parse_duration("step_size_up", step_size_up, minimum=1)
+    down = _optional_duration("step_size_down", step_size_down, minimum=1)
     mode = check_choice("mode", mode, ("triangular", "triangular2", "exp_range"))
     gamma = check_positive("gamma", gamma)
     momentum = _momentum_range(cycle_momentum, base_momentum, max_momentum)

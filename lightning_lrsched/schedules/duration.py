@@ -37,8 +37,11 @@ class Duration:
         return f"{amount}{self.unit}"
 
 
-def parse_duration(name: str, value: Any) -> Duration:
+def parse_duration(name: str, value: Any, minimum: int = 0) -> Duration:
     """Parse ``value`` as a duration, raising an error that names the parameter ``name``.
+
+    ``minimum`` is the smallest count given as an int (1 for a length, such as a period, that
+    cannot be empty); a duration in epochs or percent is checked once resolved.
 
     Example:
         >>> parse_duration("warmup", "5%")
@@ -51,8 +54,8 @@ def parse_duration(name: str, value: Any) -> Duration:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidType(f"`{name}` must be {_FORMS}: got {value!r} ({type(value).__name__})")
     if isinstance(value, int):
-        if value < 0:
-            raise InvalidValue(f"`{name}` must be >= 0: got {name}={value}")
+        if value < minimum:
+            raise InvalidValue(f"`{name}` must be >= {minimum}: got {name}={value}")
         return Duration(value, "int")
     match = _PATTERN.match(value)
     if match is None:

@@ -101,7 +101,9 @@ class GroupSchedules:
             curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, lr, 1))
             stride = per_epoch if schedule.interval == "epoch" and self.interval == "step" else 1
             lanes.append(Lane(schedule, curve, (i,), stride, key))
-        return GroupScheduledLR(optimizer, lanes, param)
+        scheduler = GroupScheduledLR(optimizer, lanes, param)
+        scheduler.resolved_run = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch}
+        return scheduler
 
     def lightning_config(
         self,

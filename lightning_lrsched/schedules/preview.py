@@ -10,6 +10,9 @@ from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.schedule import Schedule
 from lightning_lrsched.validation import check_int
 
+MAX_PREVIEW_STEPS = 10_000_000
+"""The longest preview: it holds a few arrays of one value per step (about 80 MB each at this length)."""
+
 
 def preview(
     schedule: Schedule, total_steps: int, base_lr: float = 1.0, steps_per_epoch: int | None = None
@@ -28,6 +31,11 @@ def preview(
     if not isinstance(schedule, Schedule):
         raise InvalidType(f"`schedule` must be a Schedule (from get_schedule): got {type(schedule).__name__}")
     check_int("total_steps", total_steps, minimum=1)  # a preview needs its length: there is no run to ask
+    if total_steps > MAX_PREVIEW_STEPS:
+        raise InvalidValue(
+            f"`total_steps` must be at most {MAX_PREVIEW_STEPS} for a preview (it holds one LR per step in memory): "
+            f"got total_steps={total_steps}"
+        )
     if steps_per_epoch is not None:
         check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:

@@ -162,6 +162,7 @@ class Schedule:
         curve = self.curve(run)
         scheduler = (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve, param)
         scheduler.adopts_settings = adopt_settings
+        scheduler.resolved_run = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch}
         return scheduler
 
     def lightning_config(

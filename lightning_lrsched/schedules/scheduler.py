@@ -95,6 +95,10 @@ class GroupScheduledLR(LRScheduler):
         counts_updates: whether a step after which no optimizer update was applied (one a
             GradScaler skipped) leaves the schedule where it is (:meth:`count_updates`).
         adopts_settings: whether :meth:`load_state_dict` accepts a state saved with other settings.
+        resolved_run: the run its durations were resolved against, as its build was given it
+            (``{"total_steps": ..., "steps_per_epoch": ...}``, see :meth:`Schedule.build`), or ``None``
+            when unknown. Saved in its state, so a resume with another run length can be reported
+            from any checkpoint it wrote.
         param: the hyperparameter it drives: ``"lr"``, or any float key of the param groups
             (``"weight_decay"``, ...), each group relative to its own base (``initial_<param>``);
             ``"momentum"`` is SGD's momentum or Adam's first beta. Its values: :meth:`get_last_values`.
@@ -131,6 +135,7 @@ class GroupScheduledLR(LRScheduler):
         self._momenta: list[tuple[float, float] | None] = []
         self.counts_updates = False
         self.adopts_settings = False
+        self.resolved_run: dict[str, int | None] | None = None
         self._updates = 0
         # torch's base class sets `initial_lr` on every group, reads the bases from it and takes the
         # first step, which calls get_lr(): the per-group anchors must exist by then. Another
@@ -149,11 +154,21 @@ class GroupScheduledLR(LRScheduler):
             base = float(optimizer.param_groups[g][self._initial])
             # Only CyclicLR's `base_lr` can give a floor per group; name it in a length error.
             peak = base if curve.peak is None else per_group("max_lr", curve.peak, k)[i]
-            values = [
-                float(peak),
-                float(per_group("base_lr", curve.floor, k)[i]),
-                float(per_group("min_lr", lane.rule.min_lr, k)[i]) if lane.rule else 0.0,
-            ]
+            if lane.rule is None:
+                min_lr = 0.0
+            elif len(self.peaks) <= g < len(self.min_lrs):
+                min_lr = float(self.min_lrs[g])  # a new group's, appended to `min_lrs` as torch's users do
+            else:
+                try:
+                    min_lr = float(per_group("min_lr", lane.rule.min_lr, k)[i])
+                except InvalidValue as error:
+                    if g < len(self.peaks) or not self.peaks:
+                        raise
+                    raise InvalidValue(
+                        f"{error}; for a param group added after build, append its min_lr to the scheduler's "
+                        "`min_lrs` (as with torch's ReduceLROnPlateau) before the next step"
+                    ) from None
+            values = [float(peak), float(per_group("base_lr", curve.floor, k)[i]), min_lr]
             for target, value in zip((self.peaks, self.floors, self.min_lrs), values, strict=True):
                 if g < len(target):
                     target[g] = value
@@ -365,7 +380,11 @@ class GroupScheduledLR(LRScheduler):
         return settings
 
     def state_dict(self) -> dict[str, Any]:
-        """Time, each group's peak and floor (plateau reductions), each lane's settings and judge."""
+        """Time, each group's peak and floor (plateau reductions), each lane's settings and judge, and the run.
+
+        ``run`` (:attr:`resolved_run`) is information for a resume, not a setting: loading the state
+        into a scheduler resolved against another run is allowed.
+        """
         return {
             "format": 2,
             "last_epoch": self.last_epoch,
@@ -373,6 +392,7 @@ class GroupScheduledLR(LRScheduler):
             "floors": list(self.floors),
             "lanes": self.settings(),
             "plateau": [None if judge is None else judge.state_dict() for judge in self.judges],
+            "run": None if self.resolved_run is None else dict(self.resolved_run),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

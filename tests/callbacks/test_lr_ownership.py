@@ -110,6 +110,25 @@ def test_plateau_decided_at_validation_end_is_used_next_and_resumes_exactly(tmp_
         assert torch.equal(a, b)
 
 
+def test_a_step_checkpoint_a_validation_follows_warns_on_resume_that_lightning_skips_it(tmp_path):
+    # Every 2 steps, 4 batches per epoch: step 8 is saved at the end of epoch 1's last batch, before
+    # its validation (and its plateau decision); step 6 in the middle of epoch 1.
+    saves = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1, filename="{step}")
+    _, trace, _ = _fit(tmp_path / "full", PLATEAU, {}, callbacks=[saves], epochs=4)
+    assert trace.used[7] != trace.used[8], "epoch 1's validation must reduce the LR, or the test proves nothing"
+    # _fit makes our warnings errors: the resume stops at the warning, before any batch.
+    message = (
+        r"^PlateauDriver: this run resumes from a checkpoint saved at step 8, at the end of training batch 3 of "
+        r"epoch 1, before the validation that follows that batch; Lightning does not run that validation on "
+        r"resume, so the `plateau` schedule misses one value of 'val_loss' .* save checkpoints at validation end"
+    )
+    with pytest.raises(TrainingWarning, match=message):
+        _fit(tmp_path / "resumed", PLATEAU, {}, ckpt_path=tmp_path / "ckpt" / "step=8.ckpt", epochs=4)
+    # A step checkpoint no validation follows resumes exactly, and silently.
+    _, resumed, _ = _fit(tmp_path / "resumed", PLATEAU, {}, ckpt_path=tmp_path / "ckpt" / "step=6.ckpt", epochs=4)
+    assert resumed.used == {s: lr for s, lr in trace.used.items() if s >= 6}
+
+
 def _same_args(detector: PlateauDetector) -> dict[str, Any]:
     rule = detector.rule
     return {"action": detector.action, "patience": rule.patience, "factor": rule.factor, "threshold": rule.threshold}

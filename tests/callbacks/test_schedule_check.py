@@ -418,6 +418,28 @@ def test_a_resume_that_changes_the_run_length_reports_both_lengths_and_the_lr_ju
     assert check.findings == [] and messages == []
 
 
+def test_a_longer_run_is_reported_from_a_checkpoint_of_a_run_without_schedule_check(tmp_path):
+    spec = {"name": "warmup_cosine", "warmup": "10%"}
+    saves = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, filename="{epoch}")
+    trainer(tmp_path, callbacks=[saves], max_epochs=2).fit(ScriptedModule(scheduler=catalog(spec), groups=1), data(5))
+    state = torch.load(tmp_path / "epoch=1.ckpt", weights_only=False)["lr_schedulers"][0]
+    assert state["run"] == {"total_steps": 10, "steps_per_epoch": 5}  # the scheduler's own record of its run
+    check, _, messages = resume(tmp_path, catalog(spec), tmp_path / "epoch=1.ckpt", max_epochs=6)
+    assert [f.code for f in check.findings] == ["run-length"] and len(messages) == 1
+    assert "the checkpoint's run was 10 optimizer steps (2 epochs of 5), this one is 30 optimizer steps" in messages[0]
+
+
+def test_an_older_checkpoint_without_the_schedulers_run_falls_back_on_schedule_checks_plan(tmp_path):
+    spec = {"name": "warmup_cosine", "warmup": "10%"}
+    ckpt = first_run(tmp_path, catalog(spec))
+    old = torch.load(ckpt[1], weights_only=False)
+    del old["lr_schedulers"][0]["run"]  # as written before the scheduler recorded its run
+    torch.save(old, tmp_path / "old.ckpt")
+    check, _, messages = resume(tmp_path, catalog(spec), tmp_path / "old.ckpt", max_epochs=6)
+    assert [f.code for f in check.findings] == ["run-length"]
+    assert "the checkpoint's run was 10 optimizer steps (2 epochs of 5), this one is 30 optimizer steps" in messages[0]
+
+
 def test_a_longer_run_with_a_length_free_schedule_says_nothing(tmp_path):
     spec = {"name": "step", "step_size": 1, "gamma": 0.5}
     ckpt = first_run(tmp_path, catalog(spec))

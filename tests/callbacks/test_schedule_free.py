@@ -103,6 +103,23 @@ def test_a_schedule_free_grid_entry_trains_at_a_constant_lr_with_its_optimizer()
     assert len({s.stack_key for s in specs}) == 3  # another optimizer: never stacked with the scheduled runs
 
 
+@pytest.mark.parametrize("lr", [-1, 0, float("nan"), "abc"])
+def test_a_schedule_free_entry_with_a_bad_lr_is_refused_before_training(lr):
+    pytest.importorskip("schedulefree")  # AdamWScheduleFree itself takes lr=-1 and trains on to "diverged"
+    with pytest.raises(InvalidValue, match=r"`adamw_schedulefree`: `lr` must be a positive number: got lr="):
+        build_grid([{"name": "adamw_schedulefree", "lr": lr}], ["cpu:1"], [0], 1)
+    with pytest.raises(UsageError, match=r"^--schedules: `adamw_schedulefree`: `lr` must be a positive number"):
+        compare_settings(["--schedules", f"adamw_schedulefree(lr={lr})"])
+
+
+def test_a_schedule_free_record_stores_its_optimizer_not_the_constant_schedule():
+    pytest.importorskip("schedulefree")
+    specs, _ = build_grid(["cosine", {"name": "adamw_schedulefree", "lr": 0.01}], ["cpu:1"], [0], 1)
+    cosine, free = (spec.record("ok", "none") for spec in specs)
+    assert (free.schedule, free.params) == ("adamw_schedulefree", {"lr": 0.01})
+    assert (cosine.schedule, cosine.params) == ("cosine", {"eta_min": 0.0, "interval": "epoch"})
+
+
 def test_compare_runs_a_schedule_free_baseline(tmp_path):
     pytest.importorskip("schedulefree")
     comparison = compare(

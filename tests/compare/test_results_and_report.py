@@ -6,6 +6,7 @@ import io
 import json
 import math
 import os
+import re
 
 import matplotlib.image as mpimg
 import pytest
@@ -124,6 +125,19 @@ def test_plan_jobs_groups_what_can_share_a_run_and_workers_are_shared_per_device
 )
 def test_schedules_take_arguments_inline(text, expected):
     assert [parse_schedule(part) for part in split_top_level(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cosine(T_max=)", "--schedules: T_max has no value in 'cosine(T_max=)': give one (T_max=value) or leave"),
+        ("cosine(T_max= )", "--schedules: T_max has no value in 'cosine(T_max= )'"),
+        ("onecycle(max_lr=0.5, max_lr=0.6)", "--schedules: max_lr given twice in 'onecycle(max_lr=0.5, max_lr=0.6)'"),
+    ],
+)
+def test_an_empty_or_repeated_inline_argument_is_refused(text, message):
+    with pytest.raises(UsageError, match=f"^{re.escape(message)}"):
+        parse_schedule(text)
 
 
 def test_a_missing_schedule_argument_says_how_to_give_it():

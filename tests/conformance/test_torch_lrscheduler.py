@@ -990,8 +990,9 @@ def test_torch_state_dict_is_refused(foreign):
 def test_add_param_group_does_not_break_reduce_lr_on_plateau(min_lr):
     """Upstream adds a group (lr 0.05) at epoch 8 and the first group keeps its targets.
 
-    Torch then reduces the new group with the others (to 0.005 by the end). Issue 9: adopt it (its
-    LR then is its base, so the same 0.005) or refuse it with a clear error.
+    Torch then reduces the new group with the others (to 0.005 by the end). Ours adopts it (its LR
+    then is its base, so the same 0.005); with per-group `min_lr`, the new group's is appended to
+    `min_lrs`, as upstream does.
     """
     optimizer = _plateau_optimizer()
     targets = [0.5] * 6 + [0.05] * (5 + 6) + [0.005] * 4
@@ -1008,11 +1009,18 @@ def test_add_param_group_does_not_break_reduce_lr_on_plateau(min_lr):
     for epoch in range(20):
         if epoch == 8:
             optimizer.add_param_group({"params": [torch.nn.Parameter(torch.rand(2, 3))], "lr": 0.05})
+            if min_lr != "scalar":
+                scheduler.min_lrs.append(1e-3)
         optimizer.step()
-        try:
-            scheduler.step(metrics[epoch])
-        except (InvalidValue, InvalidType) as error:
-            assert epoch >= 8 and "param group" in str(error)
-            return
+        scheduler.step(metrics[epoch])
         assert float(optimizer.param_groups[0]["lr"]) == pytest.approx(targets[epoch], abs=ATOL)
+    assert len(optimizer.param_groups) == 3 and scheduler.min_lrs[-1] == (0 if min_lr == "scalar" else 1e-3)
     assert float(optimizer.param_groups[-1]["lr"]) == pytest.approx(0.005, abs=ATOL)
+
+
+def test_a_group_added_to_a_per_group_plateau_without_its_min_lr_says_how_to_give_it():
+    optimizer = _plateau_optimizer()
+    scheduler = get_schedule("plateau", min_lr=[1e-5, 1e-4]).build(optimizer)
+    optimizer.add_param_group({"params": [torch.nn.Parameter(torch.rand(2, 3))], "lr": 0.05})
+    with pytest.raises(InvalidValue, match=r"`min_lr` has 2 values .* append its min_lr to the scheduler's `min_lrs`"):
+        scheduler.step(1.0)

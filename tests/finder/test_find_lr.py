@@ -174,7 +174,9 @@ def check_each_suggestion_trains(make_model: Any, dm: L.LightningDataModule, roo
 
     before, at_min_lr = loss_after_training(result.min_lr)
     assert at_min_lr == pytest.approx(before, abs=1e-4)  # the test's smallest LR does not train: a baseline
-    for rule in RULES:
+    # Not `lightning`: it is the installed Lightning's rule, whose gradient per unit of LR on an exponential
+    # sweep lands where the loss has not begun to fall (Lightning issue #21141, open): it trains nothing here.
+    for rule in [rule for rule in RULES if rule != "lightning"]:
         _, after = loss_after_training(result.suggestion(rule))
         assert after < before - 0.05, f"{rule}: lr={result.suggestion(rule):.3g}, val_loss {before:.4f} -> {after:.4f}"
 
@@ -198,6 +200,32 @@ def test_gradient_accumulation_records_one_loss_per_optimizer_step(tmp_path):
     result = find_lr(model, data(), num_steps=25, accumulate_grad_batches=2, default_root_dir=tmp_path, **CPU)
     assert len(result.losses) == 25 and len(result.lrs) == 25
     assert result.lrs[0] == 1e-7 and result.lrs[-1] == 10.0
+
+
+class SkipsSomeSteps(SyntheticClassifier):
+    """``training_step`` returns None at the given steps: Lightning skips those batches (no backward)."""
+
+    def __init__(self, skip: set[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.skip = skip
+
+    def training_step(self, batch: Any, batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
+        return None if self.trainer.global_step in self.skip else loss
+
+
+@pytest.mark.filterwarnings("ignore:`training_step` returned `None`.*")
+def test_a_training_step_returning_none_is_skipped_as_lightning_skips_it(tmp_path):
+    # Lightning's test_lr_finder.py: the finder still suggests; the skipped steps have no loss (NaN).
+    torch.manual_seed(0)
+    skipped = [3, 12, 20]
+    model = SkipsSomeSteps(set(skipped), scheduler=None)
+    result = find_lr(model, data(), num_steps=40, divergence=None, default_root_dir=tmp_path, **CPU)
+    assert result.skipped == tuple(skipped) and len(result.losses) == 40 and result.diverged_at is None
+    assert np.isnan(result.losses[skipped]).all() and np.isnan(result.smoothed[skipped]).all()
+    assert np.isfinite(np.delete(result.smoothed, skipped)).all()
+    assert all(lr is not None for lr in result.suggestions.values()), result.reasons
+    assert any("training_step returned None at 3 step(s) (3, 12, 20)" in note for note in result.notes())
 
 
 def test_a_diverging_test_stops_and_says_which_rules_lack_points_and_what_to_change(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder.rules import (
+    LIGHTNING_GRADIENT_PER_LR,
     MIN_STEPS,
     RULES,
     check_range_args,
@@ -111,8 +112,48 @@ def test_lightning_rule_skips_the_ends_and_maps_past_non_finite_losses():
     lrs = np.geomspace(1e-6, 1.0, 20)
     losses = np.r_[np.full(11, 2.0), [np.nan, 1.95, 1.0, 0.9, 0.85, 0.8, 0.8, 0.9, 50.0]]
     # steps 10..18 without the NaN at 11: 2.0, 1.95, 1.0, 0.9, ...; the steepest central difference is
-    # at the third of them, (0.9 - 1.95) / 2, which is step 13 (Lightning's own indexing says step 12)
-    assert lightning(lrs, losses) == lrs[13]
+    # at the third of them, (0.9 - 1.95) / 2, which is step 13 (Lightning before 2.5.3 said step 12)
+    assert lightning(lrs, losses, per_lr=False) == lrs[13]
+
+
+def lightning_reference(lrs, losses):
+    """The installed Lightning's own suggestion on the curve (its finder's results, filled in by hand)."""
+    from lightning.pytorch.tuner.lr_finder import _LRFinder
+
+    finder = _LRFinder(mode="exponential", lr_min=float(lrs[0]), lr_max=float(lrs[-1]), num_training=len(lrs))
+    finder.results = {"lr": [float(x) for x in lrs], "loss": [float(x) for x in losses]}
+    return finder.suggestion()
+
+
+def curves():
+    """Range-test curves: smooth, noisy, with NaN losses (steps without a loss) and an inf at the end."""
+    rng = np.random.default_rng(0)
+    x = np.linspace(-50, 50, 100)
+    quadratic = (-(x**2) - 30 * x + 4000) / 1000  # Lightning issue #21141's curve
+    yield "quadratic", exponential_lrs(1e-8, 1.0, 100), quadratic
+    yield "quadratic-noisy", exponential_lrs(1e-8, 1.0, 100), quadratic + rng.uniform(-0.1, 0.1, 100)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(25, 200))
+        losses = smooth(2.0 - np.tanh(np.linspace(-3, 3, n)) + rng.normal(0, 0.2, n))
+        losses[rng.choice(n, 3, replace=False)] = np.nan
+        losses[-1] = np.inf
+        yield f"random-{seed}", exponential_lrs(1e-7, 10.0, n), losses
+
+
+@pytest.mark.parametrize(
+    ("lrs", "losses"), [(lrs, losses) for _, lrs, losses in curves()], ids=[n for n, *_ in curves()]
+)
+def test_lightning_rule_is_the_installed_lightnings_suggestion_on_the_same_curve(lrs, losses):
+    assert lightning(lrs, losses) == lightning_reference(lrs, losses)
+
+
+@pytest.mark.skipif(not LIGHTNING_GRADIENT_PER_LR, reason="Lightning < 2.5.3 takes the gradient per step")
+def test_the_installed_lightnings_rule_takes_the_gradient_per_unit_of_lr():
+    # Lightning >= 2.5.3 (PR #21055); on issue #21141's curve the step rule lands orders of magnitude away.
+    _, lrs, losses = next(curves())
+    per_lr, per_step = lightning(lrs, losses), lightning(lrs, losses, per_lr=False)
+    assert per_lr == lightning_reference(lrs, losses) and per_step / per_lr > 1e3
 
 
 def test_fastai_window_drops_a_tenth_of_the_planned_steps_the_last_five_and_everything_after_a_nan():

@@ -66,33 +66,36 @@ CASES = [
     pytest.param(
         build("step", step_size=0),
         ValueError,
-        r"`step_size` must last at least 1 epoch: got step_size='0'",
+        r"`step_size` must be >= 1: got step_size=0",
         id="step_size-0",
     ),
     pytest.param(
-        make("step", step_size=-2), ValueError, r"`step_size` must be >= 0: got step_size=-2", id="step_size-negative"
+        make("step", step_size=-2), ValueError, r"`step_size` must be >= 1: got step_size=-2", id="step_size-negative"
     ),
-    pytest.param(build("cosine", T_max=0), ValueError, r"`T_max` must be at least 1 epoch: got T_max=0", id="T_max-0"),
-    pytest.param(build("cosine_restarts", T_0=0), ValueError, r"`T_0` must last at least 1", id="T_0-0"),
+    pytest.param(build("cosine", T_max=0), ValueError, r"`T_max` must be >= 1: got T_max=0", id="T_max-0"),
+    # 0 is refused too: the message says >= 1, not >= 0
+    pytest.param(make("cosine", T_max=-5), ValueError, r"`T_max` must be >= 1: got T_max=-5", id="T_max-negative"),
+    pytest.param(build("cosine", T_max="0ep"), ValueError, r"`T_max` must be at least 1 epoch", id="T_max-0ep"),
+    pytest.param(build("cosine_restarts", T_0=0), ValueError, r"`T_0` must be >= 1: got T_0=0", id="T_0-0"),
     pytest.param(
         make("cosine_restarts", T_0=5, T_mult=0), ValueError, r"`T_mult` must be an integer >= 1", id="T_mult-0"
     ),
     pytest.param(
         build("polynomial", total_iters=0),
         ValueError,
-        r"`total_iters` must last at least 1",
+        r"`total_iters` must be >= 1: got total_iters=0",
         id="polynomial-total_iters-0",
     ),
     pytest.param(
         make("linear", total_iters=-3),
         ValueError,
-        r"`total_iters` must be >= 0: got total_iters=-3",
+        r"`total_iters` must be >= 1: got total_iters=-3",
         id="linear-total_iters-negative",
     ),
     pytest.param(
         build("cyclic", base_lr=0.01, max_lr=0.1, step_size_up=0),
         ValueError,
-        r"`step_size_up` must last at least 1 step",
+        r"`step_size_up` must be >= 1: got step_size_up=0",
         id="step_size_up-0",
     ),
     pytest.param(
@@ -501,6 +504,12 @@ CASES = [
         TypeError,
         r"`optimizer` must be a torch.optim.Optimizer: got str",
         id="build-not-an-optimizer",
+    ),
+    pytest.param(
+        lambda m: preview(get_schedule("cosine"), 10**11),  # a MemoryError before
+        ValueError,
+        r"`total_steps` must be at most 10000000 for a preview .*: got total_steps=100000000000",
+        id="preview-too-long",
     ),
     pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 10, base_lr=0.0),
