@@ -1,32 +1,30 @@
-"""Every ``lrsched`` command line in README.md runs as written, with its outputs in a temporary folder.
+"""Every ``lrsched`` command line in README.md and docs/*.md runs as written, with its outputs in a temporary folder.
 
 The lines run in-process through :func:`lightning_lrsched.cli.main` (no subprocess per line), from
 a temporary working directory that sees the checkout's ``examples/``. Lines that do not set their
 run's length train 2 epochs (see ``SHORTER``). The big grid (DDP on cpu:2) and the Ray line take
 about 30 s and 13 s: they run in the normal suite too, so every line is checked on every change.
+A line shown on two pages (the README's tour and its docs page) runs once.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 import pytest
+from doc_blocks import ROOT, code_blocks
 
 from lightning_lrsched.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def documented_command_lines() -> list[str]:
+    """The lines of the docs' ```bash blocks that start with ``lrsched``, trailing comments removed, each once."""
+    lines = [line for block in code_blocks("bash") for line in block.text.splitlines() if line.startswith("lrsched ")]
+    return list(dict.fromkeys(shlex.join(shlex.split(line, comments=True)) for line in lines))
 
 
-def readme_command_lines() -> list[str]:
-    """The lines of README.md's ```bash blocks that start with ``lrsched``, trailing comments removed."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
-    lines = [line for block in blocks for line in block.splitlines() if line.startswith("lrsched ")]
-    return [shlex.join(shlex.split(line, comments=True)) for line in lines]
-
-
-LINES = readme_command_lines()
+LINES = documented_command_lines()
 # Lines that do not set the run's length train 2 epochs here: their schedules take their length
 # from the run (cosine's T_max, OneCycleLR's total_steps), so the line means the same.
 SHORTER = {"fit": ("max_epochs", ["--trainer.max_epochs", "2"]), "compare": ("--max-epochs", ["--max-epochs", "2"])}
@@ -40,13 +38,13 @@ def argv_of(line: str) -> list[str]:
     return argv
 
 
-def test_the_readme_has_command_lines_of_every_kind():
+def test_the_docs_have_command_lines_of_every_kind():
     kinds = {shlex.split(line)[1] for line in LINES}
-    assert {"--help", "fit", "plot", "compare"} <= kinds, LINES
+    assert {"--help", "fit", "plot", "find", "compare"} <= kinds, LINES
 
 
 @pytest.mark.parametrize("line", [pytest.param(line, id=line) for line in LINES])
-def test_readme_command_line_runs_as_written(line: str, tmp_path: Path, monkeypatch, capsys):
+def test_documented_command_line_runs_as_written(line: str, tmp_path: Path, monkeypatch, capsys):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
     try:
