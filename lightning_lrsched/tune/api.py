@@ -28,7 +28,7 @@ from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.tune.search import TrialResult
 from lightning_lrsched.tune.space import Config, SearchSpace, check_model_takes_lr, rung_epochs
 from lightning_lrsched.tune.trials import TrialsFile
-from lightning_lrsched.validation import check_choice, check_int
+from lightning_lrsched.validation import check_choice, check_int, make_output_dir
 
 EXECUTORS = ("local", "ray")
 LR_SPAN = 10.0
@@ -191,8 +191,8 @@ def tune(
         "trainer": trainer_args,
     }
     search = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    make_output_dir("output", layout.root)  # an unusable folder is one line, before anything trains
     with GridLock(layout):
-        layout.root.mkdir(parents=True, exist_ok=True)
         (layout.root / "search.json").write_text(json.dumps({"search": search, **settings}, indent=1, default=str))
         trials_file = TrialsFile(layout.root / "trials.jsonl")
         finished = None if force else trials_file.finished(search)

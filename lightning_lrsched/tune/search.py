@@ -40,6 +40,7 @@ class TrialResult:
         epochs: the epochs it trained.
         rung: the index of the last rung it reached (``len(rungs) - 1``: the end of the run).
         val_curve: ``[epoch, val_loss]`` at every epoch it trained.
+        lr_curve: ``[epoch, lr]``: the LR of its param group at the start of every epoch it trained.
         best_val_loss: its best validation loss (``nan`` when it has none).
     """
 
@@ -51,6 +52,7 @@ class TrialResult:
     epochs: int = 0
     rung: int = 0
     val_curve: list[list[float]] = field(default_factory=list)
+    lr_curve: list[list[float]] = field(default_factory=list)
     best_val_loss: float = math.nan
     reason: str = ""
 
@@ -66,7 +68,8 @@ class TrialResult:
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         if known.get("best_val_loss") is None:
             known["best_val_loss"] = math.nan
-        known["val_curve"] = [[math.nan if v is None else v for v in p] for p in known.get("val_curve") or []]
+        for curve in ("val_curve", "lr_curve"):
+            known[curve] = [[math.nan if v is None else v for v in p] for p in known.get(curve) or []]
         return cls(**known)
 
 
@@ -124,6 +127,7 @@ class RungJudge(Callback):
         self.on_decided = on_decided
         self.on_epoch = on_epoch
         self.curves: list[list[list[float]]] = [[] for _ in configs]
+        self.lrs: list[list[list[float]]] = [[] for _ in configs]
         self.results: dict[int, TrialResult] = {}
         self.diverged: dict[int, str] = {}
 
@@ -135,6 +139,15 @@ class RungJudge(Callback):
         self.module.freeze(k)
         if k not in self.results:
             self.diverged[k] = reason
+
+    def lr_of(self, trainer: L.Trainer, k: int) -> float:
+        """The LR of the param group that holds copy ``k``'s first parameter (in whichever optimizer holds it)."""
+        first = next(self.module.copies[k].parameters())
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                if any(p is first for p in group["params"]):
+                    return float(group["lr"])
+        return math.nan
 
     def best(self, k: int) -> float:
         finite = [v for _, v in self.curves[k] if math.isfinite(v)]
@@ -151,11 +164,16 @@ class RungJudge(Callback):
             epochs=len(self.curves[k]),
             rung=rung,
             val_curve=self.curves[k],
+            lr_curve=self.lrs[k],
             best_val_loss=self.best(k),
             reason=reason,
         )
         self.results[k] = result
         self.on_decided(result)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for k in self.training():
+            self.lrs[k].append([trainer.current_epoch + 1, self.lr_of(trainer, k)])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1

@@ -51,18 +51,20 @@ class Searched:
     log: bool = False
 
     @classmethod
-    def parse(cls, name: str, value: Mapping[str, Any]) -> Searched:
+    def parse(cls, name: str, value: Mapping[str, Any], where: str = "") -> Searched:
+        """``name``: the schedule's argument; ``where``: how the space names it, in errors."""
+        shown = where or name
         if "choices" in value:
             choices = value["choices"]
             if not isinstance(choices, (list, tuple)) or not choices:
-                raise InvalidValue(f"`{name}.choices` must be a non-empty list: got {choices!r}")
+                raise InvalidValue(f"`{shown}.choices` must be a non-empty list: got {choices!r}")
             return cls(name, choices=tuple(choices))
         low, high, log = value["low"], value["high"], value.get("log", False)
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
         if not numbers or not low < high:
-            raise InvalidValue(f"`{name}` must have numbers low < high: got low={low!r}, high={high!r}")
+            raise InvalidValue(f"`{shown}` must have numbers low < high: got low={low!r}, high={high!r}")
         if log and low <= 0:
-            raise InvalidValue(f"`{name}` with log: true must have low > 0: got low={low!r}")
+            raise InvalidValue(f"`{shown}` with log: true must have low > 0: got low={low!r}")
         return cls(name, low=low, high=high, log=bool(log))
 
     def suggest(self, trial: Any, key: str) -> Any:
@@ -198,7 +200,7 @@ def _schedule_choice(i: int, entry: Any) -> ScheduleChoice:
                 f"it takes {', '.join(a for a in accepted if a != 'schedules')}"
             )
         if is_searched(value):
-            searched.append(Searched.parse(f"{where}.{arg}", value))
+            searched.append(Searched.parse(arg, value, f"{where}.{arg}"))
         else:
             fixed[arg] = value
     choice = ScheduleChoice(name, name, fixed, tuple(searched))

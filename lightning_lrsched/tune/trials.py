@@ -36,6 +36,11 @@ def _strict(value: Any) -> Any:
     return value
 
 
+def _trial_number(trial: TrialResult) -> tuple[int, str]:
+    head = trial.label.split("-")[0][1:]
+    return (int(head) if head.isdigit() else -1, trial.label)
+
+
 class TrialsFile:
     """The append-only record of a tune folder's searches."""
 
@@ -84,4 +89,5 @@ class TrialsFile:
             for line in lines
             if line["kind"] == "trial" and line.get("attempt") == last.get("attempt")
         ]
+        trials.sort(key=_trial_number)  # copy order (the lines come in the order the copies were decided)
         return trials, last
