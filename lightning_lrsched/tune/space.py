@@ -119,8 +119,8 @@ class SearchSpace:
         warmup: the warmup durations to choose from (``0``: none).
 
     Example:
-        >>> space = SearchSpace.parse({"schedules": ["cosine", {"name": "step", "gamma": {"low": 0.1, "high": 0.5}}],
-        ...                            "lr": {"low": 0.01, "high": 1.0}, "warmup": [0, "1ep"]})
+        >>> step = {"name": "step", "step_size": 5, "gamma": {"low": 0.1, "high": 0.5}}
+        >>> space = SearchSpace.parse({"schedules": ["cosine", step], "lr": {"low": 0.01, "high": 1.0}, "warmup": [0, "1ep"]})
         >>> [s.label for s in space.schedules], space.lr, space.warmup
         (['cosine', 'step'], (0.01, 1.0), (0, '1ep'))
     """
