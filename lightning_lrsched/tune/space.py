@@ -120,7 +120,8 @@ class SearchSpace:
 
     Example:
         >>> step = {"name": "step", "step_size": 5, "gamma": {"low": 0.1, "high": 0.5}}
-        >>> space = SearchSpace.parse({"schedules": ["cosine", step], "lr": {"low": 0.01, "high": 1.0}, "warmup": [0, "1ep"]})
+        >>> lr = {"low": 0.01, "high": 1.0}
+        >>> space = SearchSpace.parse({"schedules": ["cosine", step], "lr": lr, "warmup": [0, "1ep"]})
         >>> [s.label for s in space.schedules], space.lr, space.warmup
         (['cosine', 'step'], (0.01, 1.0), (0, '1ep'))
     """
