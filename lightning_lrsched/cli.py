@@ -121,7 +121,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
     "plot": ("draw LR curves before training: lrsched plot cosine --steps 100", plot_command),
     "find": ("LR range test: 5 suggestion rules, a figure, a config with the LR", find_command),
     "compare": ("train schedules x devices x seeds side by side; report + W&B", compare_command),
-    "tune": ("search schedule x peak LR x warmup (successive halving), confirm the best", tune_command),
+    "tune": ("search schedule x peak LR x warmup (successive halving); confirm", tune_command),
 }
 """Every subcommand: its one-line summary and what runs it. A new command is one entry here."""
 
