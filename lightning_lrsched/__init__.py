@@ -22,6 +22,7 @@ _EXPORTS = {
     "ScheduleCheck": "lightning_lrsched.callbacks",
     "compare": "lightning_lrsched.compare",
     "find_lr": "lightning_lrsched.finder",
+    "tune": "lightning_lrsched.tune",
     "get_schedule": "lightning_lrsched.schedules",
     "available_schedules": "lightning_lrsched.schedules",
     "preview": "lightning_lrsched.schedules",

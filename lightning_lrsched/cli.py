@@ -1,4 +1,4 @@
-"""The ``lrsched`` command: ``fit``/``validate``/``test`` (LightningCLI), ``plot`` and ``compare``.
+"""The ``lrsched`` command: ``fit``/``validate``/``test`` (LightningCLI), ``plot``, ``find``, ``compare`` and ``tune``.
 
 Examples::
 
@@ -104,6 +104,13 @@ def find_command(args: Sequence[str]) -> None:
     run(list(args))
 
 
+def tune_command(args: Sequence[str]) -> None:
+    """``lrsched tune``: see :mod:`lightning_lrsched.tune.command`."""
+    from lightning_lrsched.tune.command import tune_command as run
+
+    run(list(args))
+
+
 COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
     "fit": (
         "train with a schedule (default: the synthetic classifier, 20 epochs)",
@@ -114,6 +121,7 @@ COMMANDS: dict[str, tuple[str, Callable[[Sequence[str]], None]]] = {
     "plot": ("draw LR curves before training: lrsched plot cosine --steps 100", plot_command),
     "find": ("LR range test: 5 suggestion rules, a figure, a config with the LR", find_command),
     "compare": ("train schedules x devices x seeds side by side; report + W&B", compare_command),
+    "tune": ("search schedule x peak LR x warmup (successive halving); confirm", tune_command),
 }
 """Every subcommand: its one-line summary and what runs it. A new command is one entry here."""
 

@@ -1,0 +1,262 @@
+"""The search run: every configuration a copy of one stacked run, the worse ones stopped at each rung.
+
+Successive halving, synchronous (the inner loop of Hyperband, Li et al. 2018): all copies start
+together; at each rung epoch the copies still training are ranked by their best validation loss so
+far and only the best ``n // eta`` (at least one) go on. Every copy trains with the full run's
+Trainer (``max_epochs`` of the whole run), so a schedule whose shape depends on the run length
+(``cosine``'s ``T_max``, a ``"25%"`` warmup, ``onecycle``) is resolved against the full run: a copy
+stopped at a rung has run the first part of the schedule it would have run in full.
+
+A stopped copy is frozen (:meth:`StackedModule.freeze`): it no longer changes, leaves the loss and
+logs nothing, but it still takes part in the vectorised forward pass until the run ends (dropping
+it from the pass needs a stacked module that can shed copies mid-run: see the report of issue 21).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lightning_lrsched.compare.stacked import StackedModule
+from lightning_lrsched.schedules import GroupSchedules, get_schedule
+from lightning_lrsched.tune.space import Config, survivors
+
+STATES = ("completed", "stopped", "diverged", "invalid")
+"""How a configuration's search ended: trained to the end, stopped at a rung, diverged, or its schedule cannot run."""
+
+
+@dataclass
+class TrialResult:
+    """One configuration of the search: what it trained and how far it got.
+
+    Attributes:
+        state: one of :data:`STATES`.
+        epochs: the epochs it trained.
+        rung: the index of the last rung it reached (``len(rungs) - 1``: the end of the run).
+        val_curve: ``[epoch, val_loss]`` at every epoch it trained.
+        lr_curve: ``[epoch, lr]``: the LR of its param group at the start of every epoch it trained.
+        best_val_loss: its best validation loss (``nan`` when it has none).
+    """
+
+    label: str
+    schedule: dict[str, Any]
+    lr: float
+    params: dict[str, Any]
+    state: str
+    epochs: int = 0
+    rung: int = 0
+    val_curve: list[list[float]] = field(default_factory=list)
+    lr_curve: list[list[float]] = field(default_factory=list)
+    best_val_loss: float = math.nan
+    reason: str = ""
+
+    @property
+    def config(self) -> Config:
+        return Config(self.label, self.schedule, self.lr, self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialResult:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if known.get("best_val_loss") is None:
+            known["best_val_loss"] = math.nan
+        for curve in ("val_curve", "lr_curve"):
+            known[curve] = [[math.nan if v is None else v for v in p] for p in known.get(curve) or []]
+        return cls(**known)
+
+
+class TunedStack(StackedModule):
+    """A :class:`StackedModule` whose copies each start from their own peak LR (their ``lr`` argument).
+
+    Until the stacked module builds each copy's optimizer from the copy's own ``configure_optimizers``
+    (issue 19), it gives every copy the first copy's LR; this sets each copy's param group to its
+    own ``hparams["lr"]`` and rebuilds the schedules over it. Once every group already starts at
+    its copy's LR, it changes nothing.
+    """
+
+    def configure_optimizers(self) -> Any:
+        config = super().configure_optimizers()
+        optimizer = config.get("optimizer") if isinstance(config, dict) else None
+        groups = getattr(optimizer, "param_groups", [])
+        wanted = [float(copy.hparams["lr"]) for copy in self.copies]
+        if len(groups) != len(wanted) or all(g.get("initial_lr") == lr for g, lr in zip(groups, wanted, strict=True)):
+            return config
+        for group, lr in zip(groups, wanted, strict=True):
+            group["lr"] = group["initial_lr"] = lr
+        schedules = [get_schedule("cosine") if k in self.invalid else s for k, s in enumerate(self.schedules)]
+        monitors = [
+            f"{s.monitor}/{label}" if s.is_plateau else None for s, label in zip(schedules, self.labels, strict=True)
+        ]
+        scheduler = GroupSchedules(schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class RungJudge(Callback):
+    """At each epoch end, reads every training copy's ``val_loss/<label>``; at a rung, stops the worse copies.
+
+    Args:
+        module: the stacked module of the search.
+        configs: one per copy, in copy order.
+        rungs: the rung epochs, the last one the end of the run (see :func:`~.space.rung_epochs`).
+        eta: the reduction factor: ``n // eta`` (at least one) of ``n`` copies go on past a rung.
+        on_decided: called with each :class:`TrialResult` as soon as its configuration's search ends.
+        on_epoch: called at every epoch end with the number of copies still training.
+    """
+
+    def __init__(
+        self,
+        module: StackedModule,
+        configs: Sequence[Config],
+        rungs: Sequence[int],
+        eta: int,
+        on_decided: Callable[[TrialResult], None],
+        on_epoch: Callable[[int, int], None] = lambda epoch, training: None,
+    ) -> None:
+        self.module = module
+        self.configs = list(configs)
+        self.rungs = list(rungs)
+        self.eta = eta
+        self.on_decided = on_decided
+        self.on_epoch = on_epoch
+        self.curves: list[list[list[float]]] = [[] for _ in configs]
+        self.lrs: list[list[list[float]]] = [[] for _ in configs]
+        self.results: dict[int, TrialResult] = {}
+        self.diverged: dict[int, str] = {}
+
+    def training(self) -> list[int]:
+        return [k for k in range(len(self.configs)) if k not in self.results and self.module.frozen_at[k] is None]
+
+    def diverge(self, k: int, value: float, reason: str) -> None:
+        """The stacked module's gradient check found copy ``k`` diverging: freeze it and record why."""
+        self.module.freeze(k)
+        if k not in self.results:
+            self.diverged[k] = reason
+
+    def lr_of(self, trainer: L.Trainer, k: int) -> float:
+        """The LR of the param group that holds copy ``k``'s first parameter (in whichever optimizer holds it)."""
+        first = next(self.module.copies[k].parameters())
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                if any(p is first for p in group["params"]):
+                    return float(group["lr"])
+        return math.nan
+
+    def best(self, k: int) -> float:
+        finite = [v for _, v in self.curves[k] if math.isfinite(v)]
+        return min(finite) if finite else math.nan
+
+    def decide(self, k: int, state: str, rung: int, reason: str = "") -> None:
+        config = self.configs[k]
+        result = TrialResult(
+            config.label,
+            config.schedule,
+            config.lr,
+            config.params,
+            state,
+            epochs=len(self.curves[k]),
+            rung=rung,
+            val_curve=self.curves[k],
+            lr_curve=self.lrs[k],
+            best_val_loss=self.best(k),
+            reason=reason,
+        )
+        self.results[k] = result
+        self.on_decided(result)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for k in self.training():
+            self.lrs[k].append([trainer.current_epoch + 1, self.lr_of(trainer, k)])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        rung = sum(r < epoch for r in self.rungs)
+        for k, reason in list(self.diverged.items()):
+            self.decide(k, "diverged", rung, reason)
+            del self.diverged[k]
+        for k, invalid in self.module.invalid.items():
+            if k not in self.results:
+                self.decide(k, "invalid", 0, invalid)
+        training = self.training()
+        for k in training:
+            value = trainer.callback_metrics.get(f"val_loss/{self.module.labels[k]}")
+            self.curves[k].append([epoch, float(value) if value is not None else math.nan])
+        if epoch in self.rungs[:-1]:
+            ranked = sorted(training, key=lambda k: (not math.isfinite(self.best(k)), self.best(k)))
+            keep = survivors(len(ranked), self.eta)
+            for k in ranked[keep:]:
+                self.module.freeze(k)
+                self.decide(k, "stopped", rung)
+        self.on_epoch(epoch, len(self.training()))
+
+    def finish(self) -> list[TrialResult]:
+        """After the run: the copies still training completed it; every configuration's result, in copy order."""
+        last = len(self.rungs) - 1
+        for k, reason in list(self.diverged.items()):
+            self.decide(k, "diverged", last, reason)
+        for k in range(len(self.configs)):
+            if k not in self.results:
+                self.decide(k, "completed", last)
+        return [self.results[k] for k in range(len(self.configs))]
+
+
+def train_search(
+    configs: Sequence[Config],
+    *,
+    model_class: type,
+    model_args: dict[str, Any],
+    data: L.LightningDataModule,
+    seed: int,
+    max_epochs: int,
+    rungs: Sequence[int],
+    eta: int,
+    trainer_args: dict[str, Any],
+    on_decided: Callable[[TrialResult], None],
+    on_epoch: Callable[[int, int], None],
+) -> tuple[list[TrialResult], int]:
+    """Train ``configs`` as the copies of one stacked run with successive halving; their results and steps per epoch.
+
+    Each copy is built as its run of its own would be: the seed, then the model with the
+    configuration's ``lr`` and schedule, so every copy starts from the same weights.
+
+    Raises:
+        Unstackable: the module cannot be stacked (nothing was trained).
+    """
+    copies = []
+    for config in configs:
+        L.seed_everything(seed, verbose=False)
+        copies.append(model_class(**{**model_args, "lr": config.lr, "scheduler": config.schedule}))
+    judge: list[RungJudge] = []
+    module = TunedStack(
+        copies,
+        [c.label for c in configs],
+        [get_schedule(c.schedule) for c in configs],
+        on_diverge=lambda k, value, reason: judge[0].diverge(k, value, reason),
+    )
+    judge.append(RungJudge(module, configs, rungs, eta, on_decided, on_epoch))
+    data.prepare_data()
+    data.setup("fit")
+    with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed: the copies' run must not see that
+        batch = next(iter(data.train_dataloader()))
+    module.probe(batch)
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        logger=False,
+        callbacks=[judge[0]],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        **trainer_args,
+    )
+    trainer.fit(module, data)
+    batches = trainer.num_training_batches
+    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else 0
+    return judge[0].finish(), per_epoch

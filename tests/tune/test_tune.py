@@ -1,0 +1,217 @@
+"""`tune`: the space and its checks, the rungs, the stacked search, trials.jsonl, the confirmation and the CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+
+import pytest
+import torch
+import yaml
+
+from lightning_lrsched.cli import main
+from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
+from lightning_lrsched.tune.api import tune
+from lightning_lrsched.tune.search import TrialResult, train_search
+from lightning_lrsched.tune.space import Config, SearchSpace, rung_epochs, survivors, with_absolute_peak
+from lightning_lrsched.tune.trials import TrialsFile
+
+SPACE = {"schedules": ["cosine", "step"], "lr": {"low": 0.05, "high": 0.5}, "warmup": [0]}
+CPU = {"accelerator": "cpu", "devices": 1}
+
+
+@pytest.fixture(autouse=True)
+def quiet():
+    torch.set_num_threads(1)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# -- the space and the rungs (no training) --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({"schedules": []}, "`space.schedules` is empty"),
+        ({"schedules": ["cosine"], "lr": {"low": 0.0, "high": 1.0}}, "positive and increasing"),
+        ({"schedules": ["cosine"], "lr": {"low": 1.0, "high": 0.1}}, "positive and increasing"),
+        ({"schedules": [{"name": "cosine", "gamma": {"low": 0.1, "high": 0.9}}]}, "cosine takes no argument 'gamma'"),
+        ({"schedules": [{"name": "step", "step_size": 5, "gamma": {"low": 0.9, "high": 0.1}}]}, "low < high"),
+        ({"schedules": ["cosine"], "warmup": ["two epochs"]}, "warmup"),
+        ({"schedules": ["cosine"], "momentum": 0.9}, "unknown keys"),
+    ],
+)
+def test_a_bad_space_is_refused_naming_what_is_wrong(space, match):
+    with pytest.raises((InvalidValue, InvalidType), match=match):
+        SearchSpace.parse(space)
+
+
+def test_a_searched_argument_is_proposed_by_the_trial_and_fixed_ones_stay():
+    import optuna
+
+    space = SearchSpace.parse(
+        {
+            "schedules": [{"name": "step", "step_size": 2, "gamma": {"choices": [0.25, 0.5]}}],
+            "lr": {"low": 0.01, "high": 1.0},
+            "warmup": [0, "1ep"],
+        }
+    )
+    trial = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0)).ask()
+    config = space.propose(trial)
+    assert config.schedule["step_size"] == 2
+    assert config.schedule["gamma"] == trial.params["step.gamma"] in (0.25, 0.5)
+    assert config.lr == trial.params["lr"] and 0.01 <= config.lr <= 1.0
+    assert config.label == "t000-step"
+
+
+@pytest.mark.parametrize(
+    ("max_epochs", "eta", "rungs", "expected"),
+    [(30, 3, 2, [3, 10, 30]), (27, 3, 3, [1, 3, 9, 27]), (3, 3, 2, [1, 3]), (20, 2, 1, [10, 20]), (1, 3, 2, [1])],
+)
+def test_rungs_are_the_run_divided_by_powers_of_eta(max_epochs, eta, rungs, expected):
+    assert rung_epochs(max_epochs, eta, rungs) == expected
+
+
+@pytest.mark.parametrize(("n", "eta", "kept"), [(48, 3, 16), (16, 3, 5), (5, 3, 1), (2, 3, 1), (9, 2, 4)])
+def test_a_rung_keeps_the_best_nth_and_at_least_one(n, eta, kept):
+    assert survivors(n, eta) == kept
+
+
+def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
+    assert with_absolute_peak({"name": "onecycle"}, 0.3) == {"name": "onecycle", "max_lr": 0.3}
+    spec = with_absolute_peak({"name": "cyclic", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 5}, 0.5)
+    assert spec["max_lr"] == 0.5 and spec["base_lr"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"budget": 2, "max_epochs": 9}, r"`budget` must be at least the number of rungs \(3: epochs \[1, 3, 9\]\)"),
+        ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
+        ({"executor": "ray"}, "not available yet"),
+        ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
+        ({"device": "cpu:2"}, "single-process"),
+    ],
+)
+def test_bad_tune_input_is_refused_before_anything_trains(tmp_path, kwargs, match):
+    with pytest.raises(InvalidValue, match=match):
+        tune(SPACE, **{"budget": 4, "max_epochs": 3, "output": tmp_path / "out", **kwargs})
+    assert not (tmp_path / "out").exists()
+
+
+# -- the search ------------------------------------------------------------------------------------
+def search(configs, max_epochs, rungs, eta=3, decided=None):
+    return train_search(
+        configs,
+        model_class=SyntheticClassifier,
+        model_args={"optimizer": "sgd"},
+        data=SyntheticDataModule(num_samples=64, batch_size=16),
+        seed=0,
+        max_epochs=max_epochs,
+        rungs=rungs,
+        eta=eta,
+        trainer_args=CPU,
+        on_decided=(decided if decided is not None else lambda r: None),
+        on_epoch=lambda epoch, training: None,
+    )
+
+
+def test_each_copy_trains_at_its_own_peak_lr():
+    constant = {"name": "constant", "factor": 1.0, "total_iters": 0}
+    configs = [Config("slow", constant, 0.1), Config("fast", constant, 0.5)]
+    results, _ = search(configs, 2, [2])
+    assert [r.lr_curve[0][1] for r in results] == [pytest.approx(0.1), pytest.approx(0.5)]
+    assert results[0].best_val_loss != results[1].best_val_loss
+
+
+def test_the_worse_copies_stop_at_a_rung_and_a_stopped_schedule_is_the_full_runs():
+    cosine = {"name": "cosine"}
+    # The tiny LRs learn least by the rung: they are stopped there (4 // eta=2 go on), the others train to the end.
+    configs = [Config("a", cosine, 0.5), Config("b", cosine, 1e-4), Config("c", cosine, 0.3), Config("d", cosine, 2e-4)]
+    decided: list[TrialResult] = []
+    results, per_epoch = search(configs, 6, [2, 6], eta=2, decided=decided.append)
+    states = {r.label: (r.state, r.epochs, r.rung) for r in results}
+    stopped, completed = ("stopped", 2, 0), ("completed", 6, 1)
+    assert states == {"a": completed, "b": stopped, "c": completed, "d": stopped}
+    assert {r.label for r in decided[:2]} == {"b", "d"}  # written when stopped, not at the end
+    assert per_epoch == 3  # 48 training samples of 64, batches of 16
+    # Epoch 2 of the stopped copy ran at cosine(t=1, T_max=6): the full run's schedule, not a 2-epoch one.
+    assert results[1].lr_curve[1][1] == pytest.approx(1e-4 * (1 + math.cos(math.pi / 6)) / 2)
+    assert len(results[1].val_curve) == 2 and results[1].best_val_loss > results[0].best_val_loss
+
+
+# -- trials.jsonl and the whole tune -------------------------------------------------------------------
+def test_a_killed_search_is_trained_again_and_a_finished_one_is_read_back(tmp_path):
+    file = TrialsFile(tmp_path / "trials.jsonl")
+    trial = TrialResult("t000-cosine", {"name": "cosine"}, 0.1, {}, "stopped", 1, 0, [[1, 0.5]], [[1, 0.1]], 0.5)
+    file.append({"kind": "trial", "search": "s", "attempt": 1, **trial.to_dict()})
+    assert file.finished("s") is None and file.attempts("s") == 1  # no "done": a rerun trains attempt 2
+    with file.path.open("a") as handle:
+        handle.write('{"kind": "trial", "sear')  # a write cut short
+    done = {**trial.to_dict(), "best_val_loss": math.nan}
+    file.append({"kind": "trial", "search": "s", "attempt": 2, **done})
+    file.append({"kind": "done", "search": "s", "attempt": 2, "rungs": [1, 3], "steps_per_epoch": 4})
+    trials, line = file.finished("s")
+    assert [t.attempt if hasattr(t, "attempt") else 2 for t in trials] == [2]
+    assert math.isnan(trials[0].best_val_loss) and line["steps_per_epoch"] == 4
+
+
+def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_the_search_back(tmp_path, capsys):
+    out, best_yaml = tmp_path / "out", tmp_path / "best.yaml"
+    settings = {
+        "budget": 4,
+        "max_epochs": 3,
+        "top_k": 2,
+        "output": out,
+        "logger": "none",
+        "model": {"optimizer": "sgd"},
+        "data": {"num_samples": 64, "batch_size": 16},
+    }
+    tuning = tune(SPACE, write_config=best_yaml, **settings)
+    lines = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert [line["kind"] for line in lines].count("trial") == 4 and lines[-1]["kind"] == "done"
+    assert tuning.rungs == [1, 3] and sum(t.state == "completed" for t in tuning.trials) == 1
+    assert len(tuning.top) == 2 and tuning.statistics is not None and not tuning.statistics.missing
+    assert {r.label for r in tuning.records} == {c.label for c in tuning.top} and len(tuning.records) == 6
+    # The best configuration's search run is seed 0 of its confirmation: the same training.
+    search_best = {t.label: t.best_val_loss for t in tuning.trials}
+    seed0 = {r.label: r.best_val_loss for r in tuning.records if r.seed == 0}
+    first = tuning.top[0].label
+    assert seed0[first] == pytest.approx(search_best[first], rel=1e-4)
+    report = (out / "report.md").read_text()
+    assert "Indistinguishable" in report and tuning.best.label in report
+    assert (out / "lr_curves.png").read_bytes()[:4] == b"\x89PNG"
+    written = yaml.safe_load(best_yaml.read_text())
+    assert written["model"]["init_args"]["lr"] == pytest.approx(tuning.best.lr, rel=1e-3)
+    assert written["model"]["init_args"]["scheduler"]["name"] == tuning.best.schedule["name"]
+    assert written["trainer"]["max_epochs"] == 3
+
+    again = tune(SPACE, confirm=False, **settings)
+    assert again.resumed and [t.label for t in again.trials] == [t.label for t in tuning.trials]
+    assert (out / "trials.jsonl").read_text().count('"done"') == 1
+
+
+# -- the command line ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"space": {"schedules": []}}, "space.schedules` is empty"),
+        ({"space": {"schedules": ["cosine"], "lr": [1.0, 0.1]}}, "positive and increasing"),
+        ({"space": SPACE, "budget": 1, "max_epochs": 9}, "number of rungs"),
+        ({"space": {"schedules": [{"name": "step", "T_max": {"low": 1, "high": 5}}]}}, "takes no argument 'T_max'"),
+        ({"space": SPACE, "colour": "red"}, "unknown setting"),
+    ],
+)
+def test_lrsched_tune_bad_input_is_one_line_and_exit_2(tmp_path, capsys, config, match):
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump({"output": str(tmp_path / "out"), **config}))
+    with pytest.raises(SystemExit) as stop:
+        main(["tune", "--config", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and match in err
+    assert not (tmp_path / "out").exists()
