@@ -87,14 +87,25 @@ def compare_command(args: Sequence[str]) -> None:
     """``lrsched compare``: see :mod:`lightning_lrsched.compare.command`."""
     from contextlib import nullcontext
 
-    from lightning_lrsched.compare.processes import Standby  # no torch: starts before this process imports it
+    from lightning_lrsched.compare.processes import Standby, Stopped, stop_on_signals  # no torch
 
-    # The grid's first worker imports torch and Lightning while this process parses the arguments and
-    # imports them too; a grid that needs no single-process worker, or bad arguments, stop it again.
-    with Standby.early() if not {"-h", "--help"} & set(args) else nullcontext():
-        from lightning_lrsched.compare.command import compare_command as run
+    try:
+        # SIGTERM and SIGHUP raise like Ctrl-C, so the workers (in sessions of their own) are ended too.
+        with stop_on_signals():
+            # The grid's first worker imports torch and Lightning while this process parses the arguments and
+            # imports them too; a grid that needs no single-process worker, or bad arguments, stop it again.
+            with Standby.early() if not {"-h", "--help"} & set(args) else nullcontext():
+                from lightning_lrsched.compare.command import compare_command as run
 
-        run(args)
+                run(args)
+    except KeyboardInterrupt as stop:
+        name = stop.name if isinstance(stop, Stopped) else "SIGINT"
+        print(
+            f"lrsched compare: stopped by {name}: its workers were ended; the runs that finished are in "
+            "results.jsonl and a rerun trains the others",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + (stop.signum if isinstance(stop, Stopped) else 2)) from None
 
 
 def find_command(args: Sequence[str]) -> None:
