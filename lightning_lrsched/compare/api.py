@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.executors import EXECUTORS, run_local, run_ray
+from lightning_lrsched.compare.executors import EXECUTORS, recover_stopped_workers, run_local, run_ray
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
@@ -205,12 +206,9 @@ def _run_grid(
     standby: Standby | None,
 ) -> Comparison:
     results = ResultsFile(layout)
-    torn = results.set_aside_torn()
-    if torn:
-        notes.append(
-            f"{torn} line(s) of {layout.results} were not whole records (a write cut short): "
-            f"moved to {layout.torn}; their runs train again"
-        )
+    for why, count in Counter(results.set_aside_unreadable()).items():
+        notes.append(f"{count} line(s) of {layout.results} moved to {layout.torn}: {why}; their runs train again")
+    notes += recover_stopped_workers(layout, results)
     latest = results.latest()
     todo = [spec for spec in grid if force or spec.key not in latest or not latest[spec.key].finished]
     retried = sum(spec.key in latest and not latest[spec.key].finished for spec in todo)
