@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import inspect
 import logging
 import re
@@ -176,6 +177,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2)
     try:
         COMMANDS[command][1](args[1:])
+    except OSError as error:
+        if error.errno not in MACHINE_FAULTS:
+            error.add_note(BUG_NOTE)
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        print(
+            f"lrsched {command}: error: {error.strerror or error}{where}: what was written before is kept; "
+            "free space or fix the permissions (or choose another output folder) and run it again",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     except Exception as error:
         user = user_error(error)
         if user is None:
@@ -183,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"lrsched {command}: error: {error_line(user)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+"""Errors of the machine, not of lrsched nor of the input: a full disk, a folder made read-only mid-run."""
 
 
 def user_error(error: BaseException) -> BaseException | None:

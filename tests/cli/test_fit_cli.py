@@ -326,3 +326,39 @@ def test_fit_schedules_the_weight_decay_from_the_command_line(tmp_path: Path):
     decay = [float(r["weight_decay-cosine"]) for r in rows if r.get("weight_decay-cosine")]
     assert decay[0] == pytest.approx(0.1) and decay[-1] < 0.01, "the weight decay follows a cosine to ~0"
     assert decay == sorted(decay, reverse=True)
+
+
+def test_a_resume_that_asks_for_another_schedule_is_refused_naming_each_difference(tmp_path: Path, capsys):
+    onecycle = ["--model.scheduler", "{name: onecycle, max_lr: 0.5}"]
+    saving = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *TINY, *onecycle, "--trainer.default_root_dir", str(tmp_path), *saving])
+    (ckpt,) = tmp_path.glob("**/*.ckpt")
+    resume = ["fit", *TINY, "--trainer.max_epochs", "2", *saving, "--ckpt_path", str(ckpt)]
+    resume += ["--trainer.default_root_dir", str(tmp_path / "resumed")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:  # LightningCLI would load the checkpoint's onecycle over it
+        main([*resume, "--model.scheduler", "cosine", "--model.lr", "0.05"])
+    assert_short_error(
+        capsys, error, "fit", ["`scheduler` was {'name': 'onecycle', 'max_lr': 0.5}, now 'cosine'", "`lr` was 0.1"]
+    )
+    main([*resume, *onecycle])  # the settings it was saved with (given again, or left out) resume
+    main(resume)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "bit-flipped", "a tensor", "text"])
+def test_a_damaged_or_foreign_checkpoint_is_one_line(tmp_path: Path, capsys, damage: str):
+    saving = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path), *saving])
+    (ckpt,) = tmp_path.glob("**/*.ckpt")
+    data = ckpt.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    if damage == "a tensor":
+        torch.save(torch.zeros(3), bad)
+    else:
+        at = data.index(b"data.pkl") + 100  # in the pickle of the checkpoint's structure
+        flipped = data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1 :]
+        bad.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "bit-flipped": flipped}.get(damage, b"hi"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        main(["fit", *TINY, *saving, "--ckpt_path", str(bad), "--trainer.default_root_dir", str(tmp_path / "r")])
+    assert_short_error(capsys, error, "fit", ["--ckpt_path", str(bad), "checkpoint"])
