@@ -188,6 +188,7 @@ class LRSchedCLI(LightningCLI):
                 "that optimizer; or schedule the model's own with --model.scheduler (see `lrsched plot --list`)"
             )
         _check_accelerator(trainer.get("accelerator"))
+        _check_trainer_counts(trainer)
         root = trainer.get("default_root_dir")
         if root is not None:
             make_output_dir("--trainer.default_root_dir", root)
@@ -374,6 +375,24 @@ def _fill_one_cycle(args: dict[str, Any], run_steps: float) -> None:
             f"--lr_scheduler.total_steps {total} is shorter than the run ({int(run_steps)} optimizer steps) and "
             "OneCycleLR cannot step past its end: leave total_steps out to use the run's length, or shorten the "
             "run (--trainer.max_epochs / --trainer.max_steps)"
+        )
+
+
+def _check_trainer_counts(trainer: Any) -> None:
+    """Counts the Trainer takes without a word and fails on later (a division by zero, an unclear error)."""
+    accumulate = trainer.get("accumulate_grad_batches")
+    if isinstance(accumulate, int) and accumulate < 1:
+        raise UsageError(
+            f"--trainer.accumulate_grad_batches must be an integer >= 1 (batches per optimizer step): got {accumulate}"
+        )
+    devices = trainer.get("devices")
+    number = devices if isinstance(devices, int) else None
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        number = int(devices)
+    if (number is not None and number < 1 and number != -1) or devices in ([], ()):
+        raise UsageError(
+            f"--trainer.devices must be a number of devices >= 1, -1 (all), a list of device indices (e.g. [0, 1]) "
+            f"or 'auto': got {devices!r}"
         )
 
 

@@ -230,7 +230,10 @@ BAD_FIT = {
         [*ONE_CYCLE, "--lr_scheduler.max_lr", "0.5", "--lr_scheduler.total_steps", "10"],
         ["total_steps 10", "shorter than the run", "22 optimizer steps", "leave total_steps out"],
     ),
-    "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD"]),
+    "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD", "Adam", "did you mean 'SGD'"]),
+    "no batch per optimizer step": (["--trainer.accumulate_grad_batches", "0"], ["accumulate_grad_batches", ">= 1"]),
+    "no device": (["--trainer.devices", "0"], ["--trainer.devices", ">= 1", "got '0'"]),
+    "config not YAML": (["--config", "{tmp}/bad.yaml"], ["bad.yaml", "not valid YAML at line 3, column 1"]),
 }
 
 
@@ -256,6 +259,7 @@ def assert_short_error(capsys: pytest.CaptureFixture, error: pytest.ExceptionInf
 @pytest.mark.parametrize("case", BAD_FIT)
 def test_bad_fit_input_exits_2_with_a_short_message(case: str, tmp_path: Path, capsys, quiet_lightning):
     (tmp_path / "afile").write_text("")
+    (tmp_path / "bad.yaml").write_text("model:\n  scheduler: [a\n")
     args, words = BAD_FIT[case]
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as error:
