@@ -45,7 +45,7 @@ from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.compare.tracking import summary_run, sync_hint, wandb_login_missing
-from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.validation import check_choice, check_non_negative, check_positive
 
 
@@ -140,6 +140,15 @@ def compare(
         InvalidValue: bad input, no runnable device config, W&B online without a login, or
             another grid running on ``output``.
     """
+    for name, value, example in (
+        ("schedules", schedules, "['cosine', 'step']"),
+        ("devices", devices, "['cpu:1']"),
+        ("seeds", seeds, "[0, 1, 2]"),
+    ):
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            raise InvalidType(f"`{name}` must be a list, e.g. {name}={example}: got {name}={value!r}")
+        if not value:
+            raise InvalidValue(f"`{name}` must not be empty, e.g. {name}={example}")
     check_choice("executor", executor, EXECUTORS)
     check_choice("mode", mode, MODES)
     check_choice("wandb_runs", wandb_runs, WANDB_RUNS)
