@@ -189,6 +189,10 @@ class LRSchedCLI(LightningCLI):
             )
         _check_accelerator(trainer.get("accelerator"))
         _check_trainer_counts(trainer)
+        if trainer.get("logger") is False and trainer.get("enable_checkpointing") is None:
+            # No logger, no folder: Lightning would write checkpoints/ into the current directory.
+            if trainer.get("default_root_dir") is None and "trainer" in section:
+                section["trainer"]["enable_checkpointing"] = False
         root = trainer.get("default_root_dir")
         if root is not None:
             make_output_dir("--trainer.default_root_dir", root)

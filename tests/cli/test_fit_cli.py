@@ -366,3 +366,39 @@ def test_a_damaged_or_foreign_checkpoint_is_one_line(tmp_path: Path, capsys, dam
     with pytest.raises(SystemExit) as error:
         main(["fit", *TINY, *saving, "--ckpt_path", str(bad), "--trainer.default_root_dir", str(tmp_path / "r")])
     assert_short_error(capsys, error, "fit", ["--ckpt_path", str(bad), "checkpoint"])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "shown"),
+    [
+        ({"train_loss": 0.5, "val_loss": 0.4}, "loss 0.5000  val_loss 0.4000"),
+        ({"loss": 0.25, "val_loss": 0.4}, "loss 0.2500  val_loss 0.4000"),  # Lightning's own `loss` key
+        ({"train/loss_epoch": 0.3, "train/loss_step": 0.1}, "train/loss_epoch 0.3000  val_loss -"),
+        ({"val_loss": 0.4}, "Epoch 1/3  val_loss 0.4000"),  # no training loss logged: no "loss -" column
+    ],
+)
+def test_the_epoch_line_shows_the_training_loss_the_module_logs(metrics, shown):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from lightning_lrsched.console import EpochReport
+
+    console = Console(record=True, width=200)
+    report = EpochReport(console)
+    trainer = SimpleNamespace(
+        callback_metrics={k: torch.tensor(v) for k, v in metrics.items()},
+        is_global_zero=True,
+        current_epoch=0,
+        max_epochs=3,
+        progress_bar_callback=None,
+    )
+    report.on_train_epoch_end(trainer, None)
+    line = console.export_text().strip()
+    assert shown in line and "  loss -" not in line, line
+
+
+def test_fit_without_a_logger_writes_nothing_next_to_you(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TINY, "--trainer.logger", "false", "--trainer.enable_model_summary", "false"])
+    assert list(tmp_path.iterdir()) == []  # no checkpoints/ (nor config.yaml, nor lightning_logs/)
