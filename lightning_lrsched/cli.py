@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import inspect
 import logging
 import re
@@ -49,6 +50,7 @@ def lightning_command(command: str, args: Sequence[str]) -> None:
     if "-h" in args or "--help" in args:
         sys.stdout.write(lightning_help(command))
         sys.stdout.flush()
+    _check_config_files(args)
     # "Seed set to 0" on every start would make a one-line error two lines.
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     from lightning_lrsched.trainer_cli import LRSchedCLI
@@ -58,6 +60,25 @@ def lightning_command(command: str, args: Sequence[str]) -> None:
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         warnings.showwarning = _warning_printer(command, warnings.showwarning)
         LRSchedCLI(args=[command, *args])
+
+
+def _check_config_files(args: Sequence[str]) -> None:
+    """A ``--config`` that is not valid YAML, named with the place and the problem (jsonargparse names neither)."""
+    for i, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if option not in ("--config", "-c"):
+            continue
+        path = value if equals else (args[i + 1] if i + 1 < len(args) else "")
+        try:
+            with open(path) as handle:
+                yaml.safe_load(handle)
+        except OSError:
+            continue  # a missing file: the parser says so
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or "not valid YAML"
+            raise UsageError(f"--config {path}: not valid YAML{where}: {problem}") from None
 
 
 def _warning_printer(command: str, show: Callable[..., None]) -> Callable[..., None]:
@@ -87,14 +108,25 @@ def compare_command(args: Sequence[str]) -> None:
     """``lrsched compare``: see :mod:`lightning_lrsched.compare.command`."""
     from contextlib import nullcontext
 
-    from lightning_lrsched.compare.processes import Standby  # no torch: starts before this process imports it
+    from lightning_lrsched.compare.processes import Standby, Stopped, stop_on_signals  # no torch
 
-    # The grid's first worker imports torch and Lightning while this process parses the arguments and
-    # imports them too; a grid that needs no single-process worker, or bad arguments, stop it again.
-    with Standby.early() if not {"-h", "--help"} & set(args) else nullcontext():
-        from lightning_lrsched.compare.command import compare_command as run
+    try:
+        # SIGTERM and SIGHUP raise like Ctrl-C, so the workers (in sessions of their own) are ended too.
+        with stop_on_signals():
+            # The grid's first worker imports torch and Lightning while this process parses the arguments and
+            # imports them too; a grid that needs no single-process worker, or bad arguments, stop it again.
+            with Standby.early() if not {"-h", "--help"} & set(args) else nullcontext():
+                from lightning_lrsched.compare.command import compare_command as run
 
-        run(args)
+                run(args)
+    except KeyboardInterrupt as stop:
+        name = stop.name if isinstance(stop, Stopped) else "SIGINT"
+        print(
+            f"lrsched compare: stopped by {name}: its workers were ended; the runs that finished are in "
+            "results.jsonl and a rerun trains the others",
+            file=sys.stderr,
+        )
+        raise SystemExit(128 + (stop.signum if isinstance(stop, Stopped) else 2)) from None
 
 
 def find_command(args: Sequence[str]) -> None:
@@ -173,6 +205,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2)
     try:
         COMMANDS[command][1](args[1:])
+    except OSError as error:
+        if error.errno not in MACHINE_FAULTS:
+            error.add_note(BUG_NOTE)
+            raise
+        where = f": {error.filename}" if error.filename else ""
+        print(
+            f"lrsched {command}: error: {error.strerror or error}{where}: what was written before is kept; "
+            "free space or fix the permissions (or choose another output folder) and run it again",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     except Exception as error:
         user = user_error(error)
         if user is None:
@@ -180,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"lrsched {command}: error: {error_line(user)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+"""Errors of the machine, not of lrsched nor of the input: a full disk, a folder made read-only mid-run."""
 
 
 def user_error(error: BaseException) -> BaseException | None:
@@ -232,11 +279,28 @@ def parser_reason(message: str) -> str:
         article = "an" if kinds[0] in "aeiou" else "a"
         return f"{option}expected {article} {kinds}" + (f": got {given!r}" if given is not None else "")
     reason = reasons[-1] if reasons else (details[0] if details else message.strip())
+    not_a_class = re.match(r"Expected a dot import path string: (\S+)", reason)
+    if not_a_class and option in ("--optimizer: ", "--lr_scheduler: "):
+        return option + _unknown_torch_class(not_a_class.group(1), option.strip(" :-"))
     unknown = re.search(r"Option '([^']+)' is not accepted", reason)
     class_path = re.search(r"class_path '([\w.]+)'", message)
     if unknown and class_path:
         reason += _accepted_options(class_path.group(1), unknown.group(1))
     return option + reason
+
+
+def _unknown_torch_class(name: str, option: str) -> str:
+    """``unknown optimizer class 'SGDD': use one of ... (did you mean 'SGD'?)`` from torch's own classes."""
+    import torch
+
+    if option == "optimizer":
+        base, kind, module = torch.optim.Optimizer, "optimizer", torch.optim
+    else:
+        base, kind, module = torch.optim.lr_scheduler.LRScheduler, "scheduler", torch.optim.lr_scheduler
+    names = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, base) and v is not base)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} class {name!r}: use one of {', '.join(names)}, or a dot import path{hint}"
 
 
 def _non_finite(text: str) -> bool:
@@ -336,6 +400,9 @@ def _plot_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_PLOT_STEPS = 10_000_000
+"""``lrsched plot --steps`` at most: a point per step (80 MB a curve), far more than a figure's pixels."""
+
 GLOBAL_OPTIONS = {"--steps", "--steps-per-epoch", "--base-lr", "--x", "-o", "--output", "--title"}
 
 
@@ -412,6 +479,12 @@ def plot_schedules(args: Sequence[str]) -> None:
     schedules = [resolve_schedule(spec["name"] if len(spec) == 1 else spec) for spec in specs]
     if opts.steps is None or opts.steps < 1:
         raise UsageError(f"--steps must be a positive number of optimizer steps: got {opts.steps}")
+    if opts.steps > MAX_PLOT_STEPS:
+        raise UsageError(
+            f"--steps must be at most {MAX_PLOT_STEPS:,} (a figure cannot show more points; the curve's shape "
+            f"does not need them: draw a run {opts.steps // MAX_PLOT_STEPS + 1}x shorter with durations scaled alike): "
+            f"got {opts.steps}"
+        )
     if opts.steps_per_epoch is not None and opts.steps_per_epoch < 1:
         raise UsageError(f"--steps-per-epoch must be >= 1: got {opts.steps_per_epoch}")
     if opts.steps_per_epoch is None:

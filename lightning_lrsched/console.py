@@ -101,12 +101,16 @@ class EpochReport(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = {k: _number(trainer.callback_metrics.get(k)) for k in METRICS}
+        loss_key = _train_loss_key(trainer.callback_metrics)
+        values["train_loss"] = _number(trainer.callback_metrics.get(loss_key)) if loss_key else math.nan
         for key, value in values.items():
             if not math.isnan(value):
                 better = max if key.endswith("acc") else min
                 self.best[key] = better(self.best.get(key, value), value)
         if trainer.is_global_zero:
-            cells = "  ".join(f"{LABELS.get(k, k)} {_fmt(v)}" for k, v in values.items())
+            shown = {k: v for k, v in values.items() if k != "train_loss" or loss_key or "train_loss" in self.best}
+            labels = {**LABELS, "train_loss": LABELS["train_loss"] if loss_key in (None, "train_loss") else loss_key}
+            cells = "  ".join(f"{labels.get(k, k)} {_fmt(v)}" for k, v in shown.items())
             lr = "-" if self.step is None else _lr(self.lr)
             self._print(
                 trainer, f"{epoch_label(trainer.current_epoch, trainer.max_epochs)}  {cells}  last-step lr {lr}"
@@ -136,6 +140,18 @@ class EpochReport(Callback):
             bar.print(line)
         else:
             self.console.print(line, markup=False, soft_wrap=True)
+
+
+def _train_loss_key(metrics: dict[str, Any]) -> str | None:
+    """The training loss the module logs: ``train_loss``, else the one metric that names a loss outside validation.
+
+    ``None`` when it logs none: the epoch line then leaves the loss out rather than show ``loss -`` every epoch.
+    """
+    if "train_loss" in metrics:
+        return "train_loss"
+    losses = [k for k in metrics if "loss" in k.lower() and not k.lower().startswith(("val", "test"))]
+    epoch = [k for k in losses if not k.endswith("_step")]
+    return (epoch or losses or [None])[0]
 
 
 def _number(value: Any) -> float:

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import math
@@ -131,6 +132,38 @@ class LRSchedCLI(LightningCLI):
         if not _same_classes(chosen, DEFAULT_CLASSES) or len(argv) != sum(not _is_print_config(a) for a in argv):
             self._set_class_defaults(chosen)
             self.config = parser.parse_args(argv)
+        # LightningCLI then parses a --ckpt_path checkpoint's hyperparameters over these: keep what was asked.
+        self._asked_model = {key: copy.deepcopy(self._model_args().get(key)) for key in _given_model_args(argv)}
+        subcommand = self.config.get("subcommand")
+        ckpt_path = (self.config.get(subcommand) or {}).get("ckpt_path") if subcommand else None
+        if isinstance(ckpt_path, str) and Path(ckpt_path).is_file():
+            _check_checkpoint_file(ckpt_path)  # before LightningCLI reads it
+
+    def _model_args(self) -> dict[str, Any]:
+        subcommand = self.config.get("subcommand")
+        section = self.config.get(subcommand, self.config) if subcommand else self.config
+        model = _plain(section.get("model")) or {}
+        return dict(model.get("init_args") or {}) if isinstance(model, dict) else {}
+
+    def _check_checkpoint_settings(self, ckpt_path: str) -> None:
+        """Refuse a resume whose command line asks for model settings other than the checkpoint's.
+
+        LightningCLI loads the checkpoint's hyperparameters over the parsed command line, so a
+        ``--model.scheduler`` that differs would otherwise train the checkpoint's schedule without a word.
+        """
+        loaded = self._model_args()
+        differences = [
+            f"`{key}` was {_shown(loaded.get(key))}, now {_shown(asked)}"
+            for key, asked in getattr(self, "_asked_model", {}).items()
+            if _normal(loaded.get(key)) != _normal(asked)
+        ]
+        if differences:
+            raise UsageError(
+                f"--ckpt_path {ckpt_path}: the checkpoint was saved with other model settings: "
+                + "; ".join(differences)
+                + ": resume with the settings it was saved with (leave those options out), "
+                "or start a new run (no --ckpt_path)"
+            )
 
     def _chosen_classes(self) -> dict[str, str]:
         subcommand = self.config.get("subcommand")  # ``self.subcommand`` is set after parsing
@@ -155,6 +188,11 @@ class LRSchedCLI(LightningCLI):
                 "that optimizer; or schedule the model's own with --model.scheduler (see `lrsched plot --list`)"
             )
         _check_accelerator(trainer.get("accelerator"))
+        _check_trainer_counts(trainer)
+        if trainer.get("logger") is False and trainer.get("enable_checkpointing") is None:
+            # No logger, no folder: Lightning would write checkpoints/ into the current directory.
+            if trainer.get("default_root_dir") is None and "trainer" in section:
+                section["trainer"]["enable_checkpointing"] = False
         root = trainer.get("default_root_dir")
         if root is not None:
             make_output_dir("--trainer.default_root_dir", root)
@@ -162,6 +200,7 @@ class LRSchedCLI(LightningCLI):
         if isinstance(ckpt_path, str) and ckpt_path not in CHECKPOINT_KEYWORDS and "://" not in ckpt_path:
             if not Path(ckpt_path).is_file():
                 raise UsageError(f"--ckpt_path: no such checkpoint file {ckpt_path!r}: give a .ckpt file, or 'last'")
+            self._check_checkpoint_settings(ckpt_path)
 
     def instantiate_classes(self) -> None:
         # LightningCLI.instantiate_classes, except that the optimizer and a torch scheduler are built
@@ -232,6 +271,77 @@ def _configure_optimizers(
     return configure_optimizers
 
 
+def _check_checkpoint_file(path: str) -> None:
+    """Refuse a file that is not a readable Lightning checkpoint (empty, cut short, damaged, something else)."""
+    import zipfile
+
+    import torch
+
+    try:
+        # mmap: the tensors are not read into memory here (LightningCLI and the Trainer load it again).
+        loaded = torch.load(path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path))
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise UsageError(
+            f"--ckpt_path {path}: not a readable checkpoint ({reason}): give a .ckpt file that Lightning saved "
+            "whole, or leave --ckpt_path out to start a new run"
+        ) from None
+    if not isinstance(loaded, dict) or "state_dict" not in loaded:
+        held = f"keys {', '.join(map(str, list(loaded)[:5]))}" if isinstance(loaded, dict) else type(loaded).__name__
+        raise UsageError(
+            f"--ckpt_path {path}: not a Lightning checkpoint (it holds {held}, no state_dict): give a .ckpt "
+            "file that Lightning saved, or leave --ckpt_path out to start a new run"
+        )
+
+
+def _given_model_args(argv: list[str]) -> set[str]:
+    """The model's init args that the command line names (``--model.X``, ``--model.init_args.X``, a --config's)."""
+    given: set[str] = set()
+    for i, arg in enumerate(argv):
+        option = arg.split("=", 1)[0]
+        if option.startswith("--model."):
+            key = option.removeprefix("--model.").removeprefix("init_args.")
+            given.add(key.split(".", 1)[0])
+        elif option in ("--config", "-c") and ("=" in arg or i + 1 < len(argv)):
+            path = arg.split("=", 1)[1] if "=" in arg else argv[i + 1]
+            given |= _config_model_args(path)
+    return given
+
+
+def _config_model_args(path: str) -> set[str]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, ValueError):
+        return set()  # the parser has said what is wrong with it already, or will
+    if not isinstance(loaded, dict):
+        return set()
+    model = loaded.get("model")
+    for section in ("fit", "validate", "test"):
+        if isinstance(loaded.get(section), dict) and "model" in loaded[section]:
+            model = loaded[section]["model"]
+    if not isinstance(model, dict):
+        return set()
+    init_args = model.get("init_args", model)
+    return {key for key in init_args if key != "class_path"} if isinstance(init_args, dict) else set()
+
+
+def _normal(value: Any) -> Any:
+    """A schedule spec in one form: ``"cosine"`` and ``{"name": "cosine"}`` are the same."""
+    value = _plain(value)
+    if isinstance(value, dict) and set(value) == {"name"}:
+        return value["name"]
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _shown(value: Any) -> str:
+    value = _normal(value)
+    return repr(dict(value) if isinstance(value, dict) else value)
+
+
 def _same_classes(a: dict[str, str], b: dict[str, str]) -> bool:
     """Whether two ``{key: class path}`` name the same classes (jsonargparse may shorten a path)."""
 
@@ -269,6 +379,24 @@ def _fill_one_cycle(args: dict[str, Any], run_steps: float) -> None:
             f"--lr_scheduler.total_steps {total} is shorter than the run ({int(run_steps)} optimizer steps) and "
             "OneCycleLR cannot step past its end: leave total_steps out to use the run's length, or shorten the "
             "run (--trainer.max_epochs / --trainer.max_steps)"
+        )
+
+
+def _check_trainer_counts(trainer: Any) -> None:
+    """Counts the Trainer takes without a word and fails on later (a division by zero, an unclear error)."""
+    accumulate = trainer.get("accumulate_grad_batches")
+    if isinstance(accumulate, int) and accumulate < 1:
+        raise UsageError(
+            f"--trainer.accumulate_grad_batches must be an integer >= 1 (batches per optimizer step): got {accumulate}"
+        )
+    devices = trainer.get("devices")
+    number = devices if isinstance(devices, int) else None
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        number = int(devices)
+    if (number is not None and number < 1 and number != -1) or devices in ([], ()):
+        raise UsageError(
+            f"--trainer.devices must be a number of devices >= 1, -1 (all), a list of device indices (e.g. [0, 1]) "
+            f"or 'auto': got {devices!r}"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from rich.progress import (
 )
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.executors import EXECUTORS, run_local, run_ray
+from lightning_lrsched.compare.executors import EXECUTORS, recover_stopped_workers, run_local, run_ray
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
@@ -44,7 +45,7 @@ from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.compare.tracking import summary_run, sync_hint, wandb_login_missing
-from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.validation import check_choice, check_non_negative, check_positive
 
 
@@ -145,6 +146,15 @@ def compare(
         InvalidValue: bad input, no runnable device config, W&B online without a login, or
             another grid running on ``output``.
     """
+    for name, value, example in (
+        ("schedules", schedules, "['cosine', 'step']"),
+        ("devices", devices, "['cpu:1']"),
+        ("seeds", seeds, "[0, 1, 2]"),
+    ):
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+            raise InvalidType(f"`{name}` must be a list, e.g. {name}={example}: got {name}={value!r}")
+        if not value:
+            raise InvalidValue(f"`{name}` must not be empty, e.g. {name}={example}")
     check_choice("executor", executor, EXECUTORS)
     check_choice("mode", mode, MODES)
     check_choice("wandb_runs", wandb_runs, WANDB_RUNS)
@@ -220,12 +230,9 @@ def _run_grid(
     standby: Standby | None,
 ) -> Comparison:
     results = ResultsFile(layout)
-    torn = results.set_aside_torn()
-    if torn:
-        notes.append(
-            f"{torn} line(s) of {layout.results} were not whole records (a write cut short): "
-            f"moved to {layout.torn}; their runs train again"
-        )
+    for why, count in Counter(results.set_aside_unreadable()).items():
+        notes.append(f"{count} line(s) of {layout.results} moved to {layout.torn}: {why}; their runs train again")
+    notes += recover_stopped_workers(layout, results)
     latest = results.latest()
     todo = [spec for spec in grid if force or spec.key not in latest or not latest[spec.key].finished]
     retried = sum(spec.key in latest and not latest[spec.key].finished for spec in todo)

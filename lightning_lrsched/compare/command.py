@@ -25,6 +25,10 @@ SCHEDULES_HELP = (
 )
 
 
+LISTS = {"schedules": "cosine, step", "devices": "cpu:1", "seeds": "0,1,2"}
+"""The settings that are lists, each with an example."""
+
+
 def config_keys() -> list[str]:
     """The settings a ``--config`` YAML may hold: :func:`compare`'s arguments."""
     from lightning_lrsched.compare.api import compare
@@ -161,6 +165,11 @@ def compare_settings(args: Sequence[str]) -> dict[str, Any]:
     settings: dict[str, Any] = _load_config(opts.config) if opts.config else {}
     if opts.schedules is not None:
         settings["schedules"] = [parse_schedule(part) for part in split_top_level(opts.schedules)]
+    for key, example in LISTS.items():
+        if key in settings and not isinstance(settings[key], list):
+            raise UsageError(
+                f"--config {opts.config}: `{key}` must be a list, e.g. {key}: [{example}]: got {settings[key]!r}"
+            )
     for key, kind in (("devices", str), ("seeds", int)):
         value = getattr(opts, key)
         if value is not None:
@@ -170,6 +179,11 @@ def compare_settings(args: Sequence[str]) -> dict[str, Any]:
                 raise UsageError(
                     f"--{key}: expected a comma-separated list of {kind.__name__}s: got {value!r}"
                 ) from None
+            if not settings[key]:
+                raise UsageError(f"--{key}: give at least one, e.g. --{key} {LISTS[key]}: got {value!r}")
+    if opts.schedules is not None and not settings["schedules"]:
+        example = LISTS["schedules"].replace(" ", "")
+        raise UsageError(f"--schedules: give at least one, e.g. --schedules {example}: got {opts.schedules!r}")
     if opts.divergence_factor is not None:
         settings["divergence_factor"] = _divergence_factor(opts.divergence_factor)
     for key in config_keys():

@@ -9,16 +9,28 @@ dies, becomes ``failed`` records, and a fresh worker takes the jobs that were st
 A :class:`~lightning_lrsched.compare.processes.Standby` worker is started before the grid is
 known: it imports torch and Lightning (seconds) while the caller checks the grid, and takes the
 first single-process batch.
+
+A killed grid: a worker's folder (its batch, its records, the pid of its process group, the W&B run
+folders there were when it started) lies under the output folder, ``<output>/.workers/``, and is
+removed when its batch ends. One left by a killed grid is recovered by the next grid on that folder
+(:func:`recover_stopped_workers`): a worker still alive is killed, the records it wrote that never
+reached ``results.jsonl`` are appended (those runs are not trained again), and the W&B run folders
+of the runs it was training when it was stopped go to ``<output>/wandb/stopped/`` (out of
+``wandb sync <output>/wandb/offline-run-*``), so a run trained again has one W&B run, not two.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
 from lightning_lrsched.compare.layout import OutputLayout
@@ -80,31 +92,117 @@ def run_batch(
     """
     layout = OutputLayout(settings.output)
     layout.logs.mkdir(parents=True, exist_ok=True)
+    layout.workers.mkdir(parents=True, exist_ok=True)
     pending = list(jobs)
     while pending:
         log = layout.log(job_name(pending[0]))
-        with tempfile.TemporaryDirectory(prefix="lrsched-worker-") as tmp:
-            out = Path(tmp)
-            batch = out / "batch.json"
-            write_batch(batch, settings, pending, fallback)
-            process = standby.hand_over(batch, out, log) if standby is not None else None
-            standby = None  # a worker that ends early leaves the rest of the batch to a fresh one
-            if process is None:
-                with log.open("a") as handle:
-                    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                        [*WORKER, str(batch), str(out)],
-                        stdout=handle,
-                        stderr=subprocess.STDOUT,
-                        env=environment(pending[0][0].device_config.processes),
-                        start_new_session=True,  # a kill reaches its DDP processes too
-                    )
-            try:
-                done = _watch(
-                    process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback
+        # Under the output folder, not /tmp: what a killed grid's worker wrote is found by the next grid.
+        out = Path(tempfile.mkdtemp(prefix="worker-", dir=layout.workers))
+        (out / WANDB_BEFORE).write_text(json.dumps(_wandb_runs(layout)))
+        batch = out / "batch.json"
+        write_batch(batch, settings, pending, fallback)
+        process = standby.hand_over(batch, out, log) if standby is not None else None
+        standby = None  # a worker that ends early leaves the rest of the batch to a fresh one
+        if process is None:
+            with log.open("a") as handle:
+                process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                    [*WORKER, str(batch), str(out)],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    env=environment(pending[0][0].device_config.processes),
+                    start_new_session=True,  # a kill reaches its DDP processes too
                 )
-            finally:
-                kill(process)
+        (out / GROUP).write_text(str(process.pid))
+        try:
+            done = _watch(process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback)
+        finally:
+            kill(process)  # a signal, an error: the folder stays for the next grid to recover what it holds
+        shutil.rmtree(out, ignore_errors=True)
         pending = pending[done:]
+    try:
+        layout.workers.rmdir()
+    except OSError:
+        pass  # another worker's folder (a grid killed before) waits for recovery
+
+
+WANDB_BEFORE = "wandb-before.json"
+"""In a worker's folder: the W&B run folders of the output folder when the worker started."""
+GROUP = "group"
+"""In a worker's folder: the pid of the worker, which leads its process group."""
+
+
+def _wandb_runs(layout: OutputLayout) -> list[str]:
+    if not layout.wandb.is_dir():
+        return []
+    return sorted(p.name for p in layout.wandb.iterdir() if p.is_dir() and p.name.startswith(("run-", "offline-run-")))
+
+
+def _run_folder(wandb_dir: str | None) -> str | None:
+    """The name of the W&B run folder a record's ``wandb_dir`` lies in."""
+    parts = Path(wandb_dir).parts if wandb_dir else ()
+    return next((part for part in parts if part.startswith(("run-", "offline-run-"))), None)
+
+
+def _end_group(folder: Path) -> None:
+    """Kill a stopped grid's worker group if it is somehow still alive (its pid names a worker still)."""
+    try:
+        pid = int((folder / GROUP).read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"lightning_lrsched.compare.worker" in cmdline:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def recover_stopped_workers(layout: OutputLayout, results: Any) -> list[str]:
+    """Recover what the workers of a killed grid on this output folder left; return notes saying what.
+
+    Call it with the grid's lock held. For each folder under ``<output>/.workers/``: a worker still
+    running is killed; the records it wrote are appended to ``results`` (a
+    :class:`~lightning_lrsched.compare.results.ResultsFile`) unless a finished record of the run is
+    there already; the W&B run folders that appeared while it ran and that no record names (the runs
+    it was training when stopped: they train again) move to ``<output>/wandb/stopped/``.
+    """
+    if not layout.workers.is_dir():
+        return []
+    recovered, stopped = 0, []
+    for folder in sorted(p for p in layout.workers.iterdir() if p.is_dir()):
+        _end_group(folder)
+        records: list[RunRecord] = []
+        for path in sorted(folder.glob("*.jsonl"), key=lambda p: p.stem):
+            try:
+                records += [RunRecord.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+            except (ValueError, TypeError):
+                continue  # not ours to trust: its runs train again
+        latest = results.latest()
+        fresh = [r for r in records if not (r.key in latest and latest[r.key].finished)]
+        if fresh:
+            results.append(*fresh)
+            recovered += len(fresh)
+        try:
+            before = set(json.loads((folder / WANDB_BEFORE).read_text()))
+        except (OSError, ValueError):
+            before = None  # no way to tell its runs from others: leave W&B as it is
+        if before is not None:
+            named = {_run_folder(record.wandb_dir) for record in results}
+            for name in _wandb_runs(layout):
+                if name not in before and name not in named:
+                    layout.wandb_stopped.mkdir(parents=True, exist_ok=True)
+                    os.replace(layout.wandb / name, layout.wandb_stopped / name)
+                    stopped.append(name)
+        shutil.rmtree(folder, ignore_errors=True)
+    notes = []
+    if recovered:
+        notes.append(f"{recovered} record(s) written by the worker of a stopped grid were added to {layout.results}")
+    if stopped:
+        notes.append(
+            f"{len(stopped)} W&B run(s) stopped mid-way by a killed grid moved to {layout.wandb_stopped} "
+            "(their runs train again)"
+        )
+    return notes
 
 
 def _watch(

@@ -10,6 +10,8 @@
     <output>/csv/<run>/           CSV logs (``logger="csv"``)
     <output>/lightning/           the Trainer's default_root_dir
     <output>/.lock                held while a grid runs on this folder
+    <output>/.workers/<worker>/   each running worker's batch and records (left by a killed grid: recovered)
+    <output>/wandb/stopped/       W&B runs of a killed grid that stopped mid-way (their runs trained again)
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ class OutputLayout:
     @property
     def csv(self) -> Path:
         return self.root / "csv"
+
+    @property
+    def workers(self) -> Path:
+        return self.root / ".workers"
+
+    @property
+    def wandb_stopped(self) -> Path:
+        return self.wandb / "stopped"
 
     @property
     def lightning(self) -> Path:

@@ -2,6 +2,13 @@
 
 Standard library only, so that ``lrsched compare`` can start a standby worker before it imports
 torch itself (the worker's imports then overlap the command's own).
+
+A worker runs in a session of its own (one kill of its process group reaches the DDP processes
+Lightning starts from it), so no signal sent to its caller, or to the caller's process group,
+reaches it. Two things end it with its caller instead: ``lrsched compare`` turns SIGTERM, SIGHUP
+and SIGINT into an exception that kills its workers' groups on the way out
+(:func:`stop_on_signals`), and each worker process watches its parent (:func:`watch_parent`), so
+that a caller killed with SIGKILL takes its workers with it within a fraction of a second.
 """
 
 from __future__ import annotations
@@ -12,6 +19,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +30,73 @@ WORKER = (sys.executable, "-m", "lightning_lrsched.compare.worker")
 """The command of a worker process (see :mod:`lightning_lrsched.compare.worker`)."""
 STANDBY = "--standby"
 """The worker's flag for a standby worker: ``WORKER + (STANDBY, OUTPUT)``."""
+CALLER = "LRSCHED_COMPARE_CALLER"
+"""The environment variable that gives a worker its caller's pid: the worker's group ends when the caller does."""
+WATCH_S = 0.2
+"""How often a worker checks that its parent is still there."""
+
+
+class Stopped(KeyboardInterrupt):
+    """``lrsched compare`` was sent SIGTERM or SIGHUP: raised where it runs, so its workers are killed on the way out.
+
+    A ``KeyboardInterrupt`` (as SIGINT raises), so no ``except Exception`` stops it on its way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` in the main thread while in the block (SIGINT already raises).
+
+    Every worker runs in a ``try/finally`` that kills its process group, so the exception ends them
+    all. A second signal while they are being ended is ignored: the cleanup is a few system calls.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for each in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(each, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {each: signal.signal(each, stop) for each in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for each, handler in previous.items():
+            signal.signal(each, handler)
+
+
+def watch_parent() -> None:
+    """End this process (and, in a worker started by a caller, its whole process group) when its parent ends.
+
+    A daemon thread compares ``os.getppid()`` with the parent this process started under (the
+    caller's pid from :data:`CALLER` for a worker, so a caller that died before the worker started
+    is noticed too). A worker leads its own process group and its DDP processes are in it, so
+    killing the group ends them all; a DDP process whose worker died does the same. Outside a
+    compare grid (no :data:`CALLER`) it ends only this process.
+    """
+    caller = os.environ.get(CALLER)
+    in_group = caller is not None
+    # Lightning starts the other DDP processes with LOCAL_RANK set: their parent is the worker, not the caller.
+    parent = int(caller) if caller and "LOCAL_RANK" not in os.environ else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_S)
+        if in_group:
+            try:
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lrsched-parent-watch", daemon=True).start()
 
 
 def environment(processes: int) -> dict[str, str]:
@@ -29,6 +107,7 @@ def environment(processes: int) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", str(threads))
     env.setdefault("WANDB_SILENT", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    env[CALLER] = str(os.getpid())
     return env
 
 

@@ -84,26 +84,70 @@ class RunRecord:
         """The record of one JSON line.
 
         Raises:
-            ValueError: not a JSON object with a record's fields (a torn or foreign line).
+            ValueError: not JSON (a torn line), or :class:`InvalidRecord`: JSON but not a record's fields.
         """
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError(f"not a JSON object: {str(text)[:80]!r}")
+            raise InvalidRecord(f"not a JSON object: {str(text)[:80]!r}")
         return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """The record of a parsed line.
+
+        Raises:
+            InvalidRecord: a field is missing or of the wrong kind (``"seed": "zero"``, a string curve).
+        """
         known = {f.name: f for f in fields(cls)}
         missing = [name for name, f in known.items() if f.default is f.default_factory is MISSING and name not in data]
         if missing:
-            raise ValueError(f"a run record needs {', '.join(missing)}")
+            raise InvalidRecord(f"a run record needs {', '.join(missing)}")
         values = {k: v for k, v in data.items() if k in known}
         for name, value in values.items():
-            if value is None and known[name].type == "float":
+            kind = known[name].type
+            if value is None and kind == "float":
                 values[name] = math.nan
+            elif not _FIELD_CHECKS[kind](value):
+                raise InvalidRecord(f"field {name} must be {_FIELD_KINDS[kind]}: got {value!r}"[:200])
+        if values["status"] not in STATUSES:
+            raise InvalidRecord(f"field status must be one of {', '.join(STATUSES)}: got {values['status']!r}")
         for name in ("lr_curve", "val_curve", "train_curve"):
             values[name] = [[math.nan if v is None else v for v in point] for point in values.get(name) or []]
         return cls(**values)
+
+
+class InvalidRecord(ValueError):
+    """A line that parses as JSON but is not a run record (a field missing or of the wrong kind)."""
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _curve(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(point, list) and all(v is None or _number(v) for v in point) for point in value
+    )
+
+
+_FIELD_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": _number,
+    "dict[str, Any]": lambda v: isinstance(v, dict),
+    "list[Point]": _curve,
+    "list[dict[str, Any]]": lambda v: isinstance(v, list) and all(isinstance(e, dict) for e in v),
+    "str | None": lambda v: v is None or isinstance(v, str),
+}
+_FIELD_KINDS = {
+    "str": "a string",
+    "int": "an integer",
+    "float": "a number or null",
+    "dict[str, Any]": "an object",
+    "list[Point]": "a list of [number, ...] points",
+    "list[dict[str, Any]]": "a list of objects",
+    "str | None": "a string or null",
+}
 
 
 def _strict(value: Any) -> Any:

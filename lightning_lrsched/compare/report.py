@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -520,11 +522,16 @@ def write_report(
     wandb_hint: str | None = None,
     notes: Sequence[str] = (),
 ) -> list[DeviceCheck]:
-    """Write report.csv, report.md and report.png; return the cross-device checks."""
+    """Write report.csv, report.md and report.png; return the cross-device checks.
+
+    Each file is written next to its place and then moved there, so a full disk or a kill mid-write
+    leaves the previous report whole, never an empty or cut ``report.png``.
+    """
     layout.root.mkdir(parents=True, exist_ok=True)
     checks = cross_device(records, tolerance)
     statistics = seed_statistics(records)
-    write_csv(records, layout.report_csv)
+    with _replacing(layout.report_csv) as tmp:
+        write_csv(records, tmp)
     text = markdown(
         records,
         checks,
@@ -535,10 +542,23 @@ def write_report(
         notes=notes,
         statistics=statistics,
     )
-    layout.report_md.write_text(text)
+    with _replacing(layout.report_md) as tmp:
+        tmp.write_text(text)
     if any(r.finished for r in records):
-        figure(records, layout.report_png, statistics)
+        with _replacing(layout.report_png) as tmp:
+            figure(records, tmp, statistics)
     return checks
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` (same suffix, for the figure's format) that replaces it at the end."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def print_report(records: Sequence[RunRecord], checks: Sequence[DeviceCheck], console: Console) -> None:

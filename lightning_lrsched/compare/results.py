@@ -3,8 +3,9 @@
 A record's line is written with a single ``write`` on a file opened for appending, under an
 exclusive lock, then flushed to disk, so a grid killed at any moment leaves whole lines, except
 when the machine itself dies mid-write. Such a torn last line is handled twice: an append first
-ends it (every line starts on a fresh line), and :meth:`ResultsFile.set_aside_torn` moves lines
-that do not parse into a side file, so their runs are trained again and the file parses whole.
+ends it (every line starts on a fresh line), and :meth:`ResultsFile.set_aside_unreadable` moves
+lines that are not valid records (torn, or with a field of the wrong kind) into a side file, so
+their runs are trained again and the file parses whole.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from lightning_lrsched.compare.layout import OutputLayout
-from lightning_lrsched.compare.record import RunRecord
+from lightning_lrsched.compare.record import InvalidRecord, RunRecord
 from lightning_lrsched.errors import InvalidValue
 
 
@@ -44,38 +45,44 @@ class ResultsFile:
             os.close(fd)
 
     def __iter__(self) -> Iterator[RunRecord]:
-        for _, record in self._lines():
+        for _, record, _ in self._lines():
             if record is not None:
                 yield record
 
-    def _lines(self) -> Iterator[tuple[bytes, RunRecord | None]]:
+    def _lines(self) -> Iterator[tuple[bytes, RunRecord | None, str]]:
+        """Each line, its record (``None`` if it is not one) and why it is not one."""
         if not self.path.exists():
             return
         with self.path.open("rb") as handle:
             for raw in handle:
                 if raw.strip():
                     try:
-                        yield raw, RunRecord.from_json(raw)
+                        yield raw, RunRecord.from_json(raw), ""
+                    except InvalidRecord as error:
+                        yield raw, None, f"not a valid record: {error}"
                     except (ValueError, TypeError):
-                        yield raw, None
+                        yield raw, None, "not a whole JSON line (a write cut short)"
 
-    def set_aside_torn(self) -> int:
-        """Move the lines that are not whole records into the side file; return how many.
+    def set_aside_unreadable(self) -> list[str]:
+        """Move the lines that are not valid records into the side file; return why each was moved.
 
-        Call it with the grid's lock held (:class:`GridLock`): the file is rewritten (atomically).
+        A torn line (a write cut short) and a line that parses but is not a record (a field of the
+        wrong kind, written by another tool or by hand) go alike: their runs train again, and every
+        other record still counts. Call it with the grid's lock held (:class:`GridLock`): the file
+        is rewritten (atomically).
         """
         lines = list(self._lines())
-        torn = [raw for raw, record in lines if record is None]
-        if not torn:
-            return 0
+        unreadable = [(raw, why) for raw, record, why in lines if record is None]
+        if not unreadable:
+            return []
         with self.layout.torn.open("ab") as side:
-            side.write(b"".join(raw.rstrip(b"\n") + b"\n" for raw in torn))
+            side.write(b"".join(raw.rstrip(b"\n") + b"\n" for raw, _ in unreadable))
             side.flush()
             os.fsync(side.fileno())
         tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_bytes(b"".join(raw.rstrip(b"\n") + b"\n" for raw, record in lines if record is not None))
+        tmp.write_bytes(b"".join(raw.rstrip(b"\n") + b"\n" for raw, record, _ in lines if record is not None))
         os.replace(tmp, self.path)
-        return len(torn)
+        return [why for _, why in unreadable]
 
     def latest(self) -> dict[str, RunRecord]:
         """The last record of every run key (a rerun supersedes, never deletes)."""
@@ -95,7 +102,13 @@ class GridLock:
 
     def __enter__(self) -> GridLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise InvalidValue(
+                f"`output`: {self.path} is a folder, but lrsched compare keeps its lock file there: "
+                "move that folder away (or use another --output)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

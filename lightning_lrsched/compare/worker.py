@@ -12,7 +12,11 @@ other in this process (Python, torch and Lightning are imported once) and writes
 - ``OUT_DIR/progress``: a line ``i n`` at each epoch end, ``n`` the runs that trained through it.
 
 A failing run becomes ``failed`` records and the worker goes on with the next job; a crash or a
-hang is the caller's to notice (:mod:`lightning_lrsched.compare.executors`). Under DDP Lightning
+hang is the caller's to notice (:mod:`lightning_lrsched.compare.executors`). A worker whose
+caller is gone ends itself and its DDP processes
+(:func:`~lightning_lrsched.compare.processes.watch_parent`); ``OUT_DIR`` lies under the grid's
+output folder, so records it wrote that its caller never read reach ``results.jsonl`` on the next
+run (:func:`~lightning_lrsched.compare.executors.recover_stopped_workers`). Under DDP Lightning
 starts the other processes from this same command, and only rank zero writes.
 
 ``python -m lightning_lrsched.compare.worker --standby OUTPUT`` is a worker started before its
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, Unstackable, is_stacked
-from lightning_lrsched.compare.processes import STANDBY
+from lightning_lrsched.compare.processes import STANDBY, watch_parent
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.quick_exit import leave
 
@@ -167,4 +171,5 @@ def _run(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    watch_parent()  # a caller killed with SIGKILL takes this process (and its DDP processes) with it
     leave(_run(sys.argv[1:]))

@@ -230,7 +230,10 @@ BAD_FIT = {
         [*ONE_CYCLE, "--lr_scheduler.max_lr", "0.5", "--lr_scheduler.total_steps", "10"],
         ["total_steps 10", "shorter than the run", "22 optimizer steps", "leave total_steps out"],
     ),
-    "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD"]),
+    "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD", "Adam", "did you mean 'SGD'"]),
+    "no batch per optimizer step": (["--trainer.accumulate_grad_batches", "0"], ["accumulate_grad_batches", ">= 1"]),
+    "no device": (["--trainer.devices", "0"], ["--trainer.devices", ">= 1", "got '0'"]),
+    "config not YAML": (["--config", "{tmp}/bad.yaml"], ["bad.yaml", "not valid YAML at line 3, column 1"]),
 }
 
 
@@ -256,6 +259,7 @@ def assert_short_error(capsys: pytest.CaptureFixture, error: pytest.ExceptionInf
 @pytest.mark.parametrize("case", BAD_FIT)
 def test_bad_fit_input_exits_2_with_a_short_message(case: str, tmp_path: Path, capsys, quiet_lightning):
     (tmp_path / "afile").write_text("")
+    (tmp_path / "bad.yaml").write_text("model:\n  scheduler: [a\n")
     args, words = BAD_FIT[case]
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as error:
@@ -326,3 +330,75 @@ def test_fit_schedules_the_weight_decay_from_the_command_line(tmp_path: Path):
     decay = [float(r["weight_decay-cosine"]) for r in rows if r.get("weight_decay-cosine")]
     assert decay[0] == pytest.approx(0.1) and decay[-1] < 0.01, "the weight decay follows a cosine to ~0"
     assert decay == sorted(decay, reverse=True)
+
+
+def test_a_resume_that_asks_for_another_schedule_is_refused_naming_each_difference(tmp_path: Path, capsys):
+    onecycle = ["--model.scheduler", "{name: onecycle, max_lr: 0.5}"]
+    saving = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *TINY, *onecycle, "--trainer.default_root_dir", str(tmp_path), *saving])
+    (ckpt,) = tmp_path.glob("**/*.ckpt")
+    resume = ["fit", *TINY, "--trainer.max_epochs", "2", *saving, "--ckpt_path", str(ckpt)]
+    resume += ["--trainer.default_root_dir", str(tmp_path / "resumed")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:  # LightningCLI would load the checkpoint's onecycle over it
+        main([*resume, "--model.scheduler", "cosine", "--model.lr", "0.05"])
+    assert_short_error(
+        capsys, error, "fit", ["`scheduler` was {'name': 'onecycle', 'max_lr': 0.5}, now 'cosine'", "`lr` was 0.1"]
+    )
+    main([*resume, *onecycle])  # the settings it was saved with (given again, or left out) resume
+    main(resume)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "bit-flipped", "a tensor", "text"])
+def test_a_damaged_or_foreign_checkpoint_is_one_line(tmp_path: Path, capsys, damage: str):
+    saving = ["--trainer.logger", "false", "--trainer.enable_model_summary", "false"]
+    main(["fit", *TINY, "--trainer.default_root_dir", str(tmp_path), *saving])
+    (ckpt,) = tmp_path.glob("**/*.ckpt")
+    data = ckpt.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    if damage == "a tensor":
+        torch.save(torch.zeros(3), bad)
+    else:
+        at = data.index(b"data.pkl") + 100  # in the pickle of the checkpoint's structure
+        flipped = data[:at] + bytes([data[at] ^ 0x5A]) + data[at + 1 :]
+        bad.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "bit-flipped": flipped}.get(damage, b"hi"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as error:
+        main(["fit", *TINY, *saving, "--ckpt_path", str(bad), "--trainer.default_root_dir", str(tmp_path / "r")])
+    assert_short_error(capsys, error, "fit", ["--ckpt_path", str(bad), "checkpoint"])
+
+
+@pytest.mark.parametrize(
+    ("metrics", "shown"),
+    [
+        ({"train_loss": 0.5, "val_loss": 0.4}, "loss 0.5000  val_loss 0.4000"),
+        ({"loss": 0.25, "val_loss": 0.4}, "loss 0.2500  val_loss 0.4000"),  # Lightning's own `loss` key
+        ({"train/loss_epoch": 0.3, "train/loss_step": 0.1}, "train/loss_epoch 0.3000  val_loss -"),
+        ({"val_loss": 0.4}, "Epoch 1/3  val_loss 0.4000"),  # no training loss logged: no "loss -" column
+    ],
+)
+def test_the_epoch_line_shows_the_training_loss_the_module_logs(metrics, shown):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from lightning_lrsched.console import EpochReport
+
+    console = Console(record=True, width=200)
+    report = EpochReport(console)
+    trainer = SimpleNamespace(
+        callback_metrics={k: torch.tensor(v) for k, v in metrics.items()},
+        is_global_zero=True,
+        current_epoch=0,
+        max_epochs=3,
+        progress_bar_callback=None,
+    )
+    report.on_train_epoch_end(trainer, None)
+    line = console.export_text().strip()
+    assert shown in line and "  loss -" not in line, line
+
+
+def test_fit_without_a_logger_writes_nothing_next_to_you(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", *TINY, "--trainer.logger", "false", "--trainer.enable_model_summary", "false"])
+    assert list(tmp_path.iterdir()) == []  # no checkpoints/ (nor config.yaml, nor lightning_logs/)

@@ -177,6 +177,7 @@ BAD_PLOT = {
     "output under a file": (["cosine", "--steps", "10", "-o", "/proc/version/lr.png"], ["-o", "/proc/version"]),
     "output not writable": (["cosine", "--steps", "10", "-o", "/proc/lrsched/lr.png"], ["-o", "/proc/lrsched"]),
     "bad --x": (["cosine", "--steps", "10", "--x", "foo"], ["--x", "foo", "steps"]),
+    "more steps than a figure holds": (["cosine", "--steps", "100000000"], ["--steps", "at most 10,000,000"]),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -214,14 +215,34 @@ def test_ray_executor_runs_a_two_by_one_grid(tmp_path):
         (["--run-timeout", "-5"], "`run_timeout` must be > 0"),
         (["--config", "missing.yaml"], "--config"),
         (["--wandb-mode", "online"], "needs a W&B login"),
+        (["--devices", ""], "--devices: give at least one, e.g. --devices cpu:1: got ''"),
+        (["--config", "{tmp}/string.yaml"], "`schedules` must be a list, e.g. schedules: [cosine, step]: got 'cosine'"),
     ],
 )
 def test_bad_compare_input_is_one_line_error(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in to W&B
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "string.yaml").write_text("schedules: cosine\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     assert exit_code(["--output", str(tmp_path), *args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("lrsched compare: error:") and message in err[0], err
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "words"),
+    [
+        ({"devices": "cpu:1"}, TypeError, "`devices` must be a list, e.g. devices=['cpu:1']: got devices='cpu:1'"),
+        ({"seeds": 0}, TypeError, "`seeds` must be a list, e.g. seeds=[0, 1, 2]: got seeds=0"),
+        ({"schedules": "cosine"}, TypeError, "`schedules` must be a list"),
+        ({"devices": []}, ValueError, "`devices` must not be empty"),
+    ],
+)
+def test_compare_names_a_setting_that_is_not_a_list(tmp_path, given, error, words):
+    with pytest.raises(error, match=re.escape(words)):
+        compare(**{"schedules": ["cosine"], "output": tmp_path, "logger": "none", **given})
     assert not (tmp_path / "results.jsonl").exists()
 
 

@@ -12,6 +12,7 @@ import matplotlib.image as mpimg
 import pytest
 from rich.console import Console
 
+from lightning_lrsched.compare import compare
 from lightning_lrsched.compare.command import compare_settings, parse_schedule, split_top_level
 from lightning_lrsched.compare.executors import worker_batches
 from lightning_lrsched.compare.grid import build_grid, plan_jobs
@@ -67,11 +68,47 @@ def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_a
         handle.write(torn)  # a crash mid-write: no newline
     results.append(record("cyclic"), record("cosine"))  # a stacked run's records: one write
     assert [r.label for r in results] == ["step", "cyclic", "cosine"]  # the next records did not continue it
-    assert results.set_aside_torn() == 1
+    assert results.set_aside_unreadable() == ["not a whole JSON line (a write cut short)"]
     assert layout.torn.read_text() == torn + "\n"
     lines = layout.results.read_text().splitlines()
     assert [json.loads(line)["label"] for line in lines] == ["step", "cyclic", "cosine"]
-    assert results.set_aside_torn() == 0  # reported once
+    assert results.set_aside_unreadable() == []  # reported once
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("seed", "zero", "field seed must be an integer: got 'zero'"),
+        ("val_curve", "0.1,0.2", "field val_curve must be a list of [number, ...] points: got '0.1,0.2'"),
+        ("best_val_loss", "low", "field best_val_loss must be a number or null: got 'low'"),
+        ("status", "done", "field status must be one of ok, diverged, failed: got 'done'"),
+    ],
+)
+def test_a_record_with_a_field_of_the_wrong_kind_is_set_aside_with_what_is_wrong(tmp_path, field, value, why):
+    layout = OutputLayout(tmp_path)
+    results = ResultsFile(layout)
+    data = json.loads(record("cosine").to_json())
+    data[field] = value
+    with layout.results.open("w") as handle:
+        handle.write(json.dumps(data) + "\n")
+    results.append(record("step"))
+    with pytest.raises(ValueError, match=why.replace("[", r"\[")):
+        RunRecord.from_json(json.dumps(data))
+    assert [r.label for r in results] == ["step"]  # the report and the rerun read the rest
+    assert results.set_aside_unreadable() == [f"not a valid record: {why}"]
+    assert json.loads(layout.torn.read_text())[field] == value
+
+
+def test_a_grid_sets_a_wrong_kind_of_record_aside_and_trains_its_run_again(tmp_path):
+    layout = OutputLayout(tmp_path)
+    data = json.loads(record("cosine").to_json())
+    (spec,), _ = build_grid(["cosine"], ["cpu:1"], [0], 1)
+    data.update(key=spec.key, seed="zero")
+    layout.results.write_text(json.dumps(data) + "\n")
+    comparison = compare(["cosine"], max_epochs=1, output=tmp_path, logger="none")
+    assert comparison.succeeded and [r.seed for r in comparison.records] == [0]
+    (note,) = [n for n in comparison.notes if "moved to" in n]
+    assert "not a valid record: field seed must be an integer: got 'zero'" in note and "cut short" not in note
 
 
 def test_a_second_grid_on_the_same_output_is_refused(tmp_path):

@@ -142,3 +142,46 @@ def test_a_grid_without_a_single_process_config_stops_the_early_standby(tmp_path
         comparison = compare(["step"], ["cpu:2"], max_epochs=1, output=tmp_path, logger="none")
         assert comparison.succeeded and [r.device for r in comparison.records] == ["cpu:2"]
         assert early.process is None  # stopped when the grid started, not when the command ends
+
+
+def test_a_disk_full_mid_grid_is_one_line_and_keeps_the_report_whole(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import lightning_lrsched.compare.report as report
+    from lightning_lrsched.cli import main
+
+    out = tmp_path / "full"
+    compare(["cosine"], max_epochs=1, output=out, logger="none")
+    png = (out / "report.png").read_bytes()
+
+    def full(records, path, statistics):
+        Path(path).write_bytes(b"")  # savefig had opened the file when the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(report, "figure", full)
+    with pytest.raises(SystemExit) as stop:
+        main(
+            [
+                "compare",
+                "--schedules",
+                "cosine",
+                "--max-epochs",
+                "1",
+                "--logger",
+                "none",
+                "--force",
+                "--output",
+                *[str(out)],
+            ]
+        )
+    assert stop.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("lrsched compare: error: No space left on device: ") and "kept" in line
+    assert (out / "report.png").read_bytes() == png  # the previous report, whole
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2  # the run that ended before is kept
+
+
+def test_a_lock_that_is_a_folder_is_one_line(tmp_path):
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(ValueError, match=r"`output`: .*\.lock is a folder.*move that folder away"):
+        compare(["cosine"], max_epochs=1, output=tmp_path, logger="none")
