@@ -22,6 +22,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lightning_lrsched.compare.layout import OutputLayout
@@ -75,6 +76,8 @@ class DeviceCheck:
     lr_max_diff: float
     val_loss_diff: float
     tolerance: float
+    not_comparable: str = ""
+    """Why the two runs cannot be compared (their global batches differ), "" when they can."""
 
     @property
     def lr_match(self) -> bool:
@@ -86,7 +89,14 @@ class DeviceCheck:
 
     @property
     def passed(self) -> bool:
-        return self.lr_match and self.loss_match
+        """The runs match; runs that cannot be compared neither pass nor fail (their reason is reported)."""
+        return bool(self.not_comparable) or (self.lr_match and self.loss_match)
+
+    @property
+    def verdict(self) -> str:
+        if self.not_comparable:
+            return f"not comparable: {self.not_comparable}"
+        return "pass" if self.passed else ("LR MISMATCH" if not self.lr_match else "LOSS MISMATCH")
 
 
 def ranked(records: Sequence[RunRecord]) -> list[RunRecord]:
@@ -125,8 +135,23 @@ def cross_device(records: Sequence[RunRecord], tolerance: float) -> list[DeviceC
             else:  # two runs without a final loss (both diverged before validating) agree
                 loss_diff = 0.0 if not (_finite(loss) or _finite(ref_loss)) else math.inf
             lr_diff = _relative_lr_diff(reference.lr_curve, other.lr_curve)
-            checks.append(DeviceCheck(label, seed, reference.device, other.device, lr_diff, loss_diff, tolerance))
+            batches = global_batch(reference), global_batch(other)
+            why = ""
+            if None not in batches and batches[0] != batches[1]:
+                why = (
+                    f"the global batch is {batches[0]:g} on {reference.device} and {batches[1]:g} on {other.device} "
+                    "(the datamodule's batch size is per process: give the multi-process config batch/N)"
+                )
+                lr_diff = loss_diff = math.nan
+            checks.append(
+                DeviceCheck(label, seed, reference.device, other.device, lr_diff, loss_diff, tolerance, why)
+            )
     return checks
+
+
+def global_batch(record: RunRecord) -> float | None:
+    """Samples per optimizer step over all processes (``None`` for a run that took no step)."""
+    return record.samples / record.steps if record.steps else None
 
 
 def _finite(*values: Any) -> bool:
@@ -203,7 +228,7 @@ def markdown(
             "|---|---|---|---|---|---|---|",
         ]
         for c in checks:
-            verdict = "pass" if c.passed else ("**LR MISMATCH**" if not c.lr_match else "**LOSS MISMATCH**")
+            verdict = c.verdict if c.passed else f"**{c.verdict}**"
             lines.append(
                 f"| {c.label} | {c.seed} | {c.reference} | {c.device} | {c.lr_max_diff:.3g} | "
                 f"{c.val_loss_diff:.3g} | {verdict} |"
@@ -575,7 +600,13 @@ def print_report(records: Sequence[RunRecord], checks: Sequence[DeviceCheck], co
     failed = [c for c in checks if not c.passed]
     if checks:
         verdict = "[green]all match[/]" if not failed else f"[red]{len(failed)} mismatch(es)[/]"
+        apart = sum(bool(c.not_comparable) for c in checks)
+        if apart:
+            verdict += f", [yellow]{apart} not comparable[/]"
         console.print(f"Cross-device check: {len(checks)} comparison(s), {verdict}")
+        for c in checks:
+            if c.not_comparable:
+                console.print(escape(f"  {c.label} seed {c.seed}: {c.device} vs {c.reference}: {c.verdict}"))
         for c in failed:
             console.print(
                 f"  [red]{c.label} seed {c.seed}: {c.device} vs {c.reference}: "

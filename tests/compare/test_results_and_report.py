@@ -261,3 +261,20 @@ def test_wandb_summary_run_copes_with_no_curves(tmp_path):
     # It used to raise IndexError in wandb's line_series when no run had an LR curve.
     folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
     assert Path(folder).parent == tmp_path / "wandb" and Path(folder).name.startswith("offline-run-")
+
+
+def test_runs_whose_global_batch_differs_are_not_comparable_and_say_why(tmp_path):
+    # A datamodule whose batch size is per process: cpu:2 takes 2 x 32 samples per step, cpu:1 takes 32.
+    one = record(device="cpu:1", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.1]])
+    two = record(device="cpu:2", samples=64, steps=1, lr_curve=[[0, 0.1]])
+    (check,) = cross_device([one, two], 1e-3)
+    assert check.passed and check.not_comparable.startswith("the global batch is 32 on cpu:1 and 64 on cpu:2")
+    assert check.verdict.startswith("not comparable: ") and "inf" not in check.verdict
+    # Same global batch: compared as before (here the LRs differ).
+    other = record(device="cpu:2", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.2]])
+    (check,) = cross_device([one, other], 1e-3)
+    assert not check.not_comparable and not check.passed and check.verdict == "LR MISMATCH"
+    console = Console(record=True, width=200)
+    print_report([one, two], cross_device([one, two], 1e-3), console)
+    shown = console.export_text()
+    assert "1 not comparable" in shown and "the global batch is 32 on cpu:1" in shown
