@@ -9,6 +9,7 @@ import os
 
 import matplotlib.image as mpimg
 import pytest
+from harness import run_record
 from rich.console import Console
 
 from lightning_lrsched.compare.command import compare_settings, parse_schedule, split_top_level
@@ -21,32 +22,8 @@ from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.errors import UsageError
 
 
-def record(label="step", device="cpu:1", seed=0, status="ok", best=0.3, **extra) -> RunRecord:
-    lr = extra.pop("lr_curve", [[0, 0.1], [32, 0.1], [64, 0.01]])
-    val = extra.pop("val_curve", [[32, best + 0.1, 0.8], [64, best, 0.85]])
-    return RunRecord(
-        key=f"{label}-{device}-{seed}",
-        label=label,
-        schedule=label,
-        params={"gamma": 0.1, "milestones": [1, 2]},
-        device=device,
-        seed=seed,
-        max_epochs=2,
-        mode="sequential",
-        logger="none",
-        status=status,
-        best_val_loss=best,
-        final_val_loss=best,
-        final_val_acc=0.85,
-        final_lr=lr[-1][1] if lr else math.nan,
-        lr_curve=lr,
-        val_curve=val,
-        **extra,
-    )
-
-
 def test_record_lines_are_strict_json_and_read_back():
-    diverged = record(status="diverged", reason="val_loss is nan", best=math.nan, lr_curve=[[0, math.inf]])
+    diverged = run_record(status="diverged", reason="val_loss is nan", best=math.nan, lr_curve=[[0, math.inf]])
     line = diverged.to_json()
     data = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert data["best_val_loss"] is None and data["lr_curve"] == [[0, None]] and data["status"] == "diverged"
@@ -60,11 +37,11 @@ def test_record_lines_are_strict_json_and_read_back():
 def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_aside(tmp_path):
     layout = OutputLayout(tmp_path)
     results = ResultsFile(layout)
-    results.append(record("step"))
-    torn = record("cosine").to_json()[:40]
+    results.append(run_record("step"))
+    torn = run_record("cosine").to_json()[:40]
     with layout.results.open("a") as handle:
         handle.write(torn)  # a crash mid-write: no newline
-    results.append(record("cyclic"), record("cosine"))  # a stacked run's records: one write
+    results.append(run_record("cyclic"), run_record("cosine"))  # a stacked run's records: one write
     assert [r.label for r in results] == ["step", "cyclic", "cosine"]  # the next records did not continue it
     assert results.set_aside_torn() == 1
     assert layout.torn.read_text() == torn + "\n"
@@ -138,15 +115,18 @@ def test_a_missing_schedule_argument_says_how_to_give_it():
 
 def test_cross_device_check_treats_two_missing_losses_as_agreeing():
     nan = math.nan
-    both = [record(device="cpu:1", status="diverged", best=nan), record(device="cpu:2", status="diverged", best=nan)]
+    both = [
+        run_record(device="cpu:1", status="diverged", best=nan),
+        run_record(device="cpu:2", status="diverged", best=nan),
+    ]
     (check,) = cross_device(both, 1e-3)
     assert check.passed
-    one = [record(device="cpu:1"), record(device="cpu:2", status="diverged", best=nan)]
+    one = [run_record(device="cpu:1"), run_record(device="cpu:2", status="diverged", best=nan)]
     assert not cross_device(one, 1e-3)[0].passed
 
 
 def test_terminal_table_fits_80_columns_without_cutting_values():
-    records = [record("warmup_cosine", best=0.2934), record("exponential", best=0.3101, status="diverged")]
+    records = [run_record("warmup_cosine", best=0.2934), run_record("exponential", best=0.3101, status="diverged")]
     console = Console(width=80, record=True, file=io.StringIO())
     print_report(records, [], console)
     text = console.export_text()
@@ -157,7 +137,7 @@ def test_terminal_table_fits_80_columns_without_cutting_values():
 
 
 def test_report_csv_params_are_json(tmp_path):
-    write_csv([record()], tmp_path / "report.csv")
+    write_csv([run_record()], tmp_path / "report.csv")
     header, row = (tmp_path / "report.csv").read_text().splitlines()[:2]
     import csv
 
@@ -175,10 +155,10 @@ def test_figure_uses_a_log_axis_for_wide_values_and_keeps_the_legend_off_the_pan
         saved.append(self)
         return original(self, *args, **kwargs)
 
-    records = [record(label, seed=seed, best=best + seed * 0.01) for seed in (0, 1, 2) for label, best in
+    records = [run_record(label, seed=seed, best=best + seed * 0.01) for seed in (0, 1, 2) for label, best in
                (("step", 0.29), ("cosine", 0.31))]  # fmt: skip
-    records.append(record("slow_start", best=0.3, val_curve=[[32, 50.0, 0.5], [64, 0.3, 0.8]]))  # spans > 100x
-    records.append(record("exploding", status="diverged", best=0.5, val_curve=[[32, 0.5, 0.5], [64, 9e4, 0.1]]))
+    records.append(run_record("slow_start", best=0.3, val_curve=[[32, 50.0, 0.5], [64, 0.3, 0.8]]))  # spans > 100x
+    records.append(run_record("exploding", status="diverged", best=0.5, val_curve=[[32, 0.5, 0.5], [64, 9e4, 0.1]]))
     Figure.savefig = keep
     try:
         figure(records, tmp_path / "report.png")
@@ -206,7 +186,7 @@ def test_wandb_summary_run_copes_with_no_curves(tmp_path):
     from lightning_lrsched.compare.grid import RunSettings
     from lightning_lrsched.compare.tracking import summary_run
 
-    failed = record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
+    failed = run_record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
     # It used to raise IndexError in wandb's line_series when no run had an LR curve.
     folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
     assert Path(folder).parent == tmp_path / "wandb" and Path(folder).name.startswith("offline-run-")
