@@ -1,11 +1,12 @@
-"""Shared fixtures: two-group optimizers and step-by-step LR traces.
+"""Shared fixtures: two-group optimizers, step-by-step LR traces, and one torch thread per test.
 
-The fixtures are session-scoped factories, so Hypothesis tests can take them as arguments.
+The factories are session-scoped, so Hypothesis tests can take them as arguments. ``one_thread`` is
+function-scoped: a module applies it to all its tests with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,3 +81,14 @@ def record() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
 def assert_tracks() -> Callable[..., None]:
     """``assert_tracks(ours, reference, rel=1e-9)``: per-group match relative to the group's peak."""
     return _assert_tracks
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Run the test on one torch thread: the models are tiny, and extra intra-op threads only oversubscribe the
+    cores that pytest-xdist's workers (and the tests' DDP and compare subprocesses) share, which can slow runs
+    down many-fold."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -143,9 +143,7 @@ def cross_device(records: Sequence[RunRecord], tolerance: float) -> list[DeviceC
                     "(the datamodule's batch size is per process: give the multi-process config batch/N)"
                 )
                 lr_diff = loss_diff = math.nan
-            checks.append(
-                DeviceCheck(label, seed, reference.device, other.device, lr_diff, loss_diff, tolerance, why)
-            )
+            checks.append(DeviceCheck(label, seed, reference.device, other.device, lr_diff, loss_diff, tolerance, why))
     return checks
 
 

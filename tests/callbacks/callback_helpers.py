@@ -13,9 +13,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
-import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from harness import quiet_trainer
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -26,30 +25,6 @@ for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 BATCH = 32
-# Warnings from Lightning that the tests' tiny set-up triggers on purpose; each test module sets
-# `pytestmark = QUIET` and imports `one_thread` (a conftest.py here would clash with tests/conftest.py
-# under --doctest-modules).
-QUIET = [
-    pytest.mark.filterwarnings(expected)
-    for expected in (
-        "ignore:.*isinstance\\(treespec, LeafSpec\\).*",
-        "ignore:You defined a `validation_step` but have no `val_dataloader`.*",
-        "ignore:You're resuming from a checkpoint that ended before the epoch ended.*",
-        "ignore:Checkpoint directory .* exists and is not empty.*",
-        "ignore:It is recommended to use .*sync_dist=True.*",
-    )
-]
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Run each test single-threaded: the model is tiny, and extra intra-op threads only
-    oversubscribe the cores that pytest-xdist's workers share (which can slow runs down many-fold).
-    Test modules import it, which makes pytest use it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]
@@ -238,25 +213,10 @@ class RecordingLogger(Logger):
 
 
 def trainer(root: Any, **kwargs: Any) -> pl.Trainer:
-    """A quiet CPU Trainer that logs every step; ``kwargs`` override the defaults."""
-    options: dict[str, Any] = {
-        "default_root_dir": root,
-        "accelerator": "cpu",
-        "devices": 1,
-        "max_epochs": 3,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "log_every_n_steps": 1,
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 1,
-    }
-    options.update(kwargs)
-    # A plateau schedule follows validation results through PlateauDriver (harmless for the others).
-    callbacks = list(options.get("callbacks") or ())
+    """:func:`harness.quiet_trainer` with the callback tests' defaults (3 epochs, logging every step, one validation
+    batch, no sanity check) and a PlateauDriver, which a plateau schedule follows (harmless for the others)."""
+    callbacks = list(kwargs.pop("callbacks", None) or ())
     if not any(isinstance(c, PlateauDriver) for c in callbacks):
-        options["callbacks"] = [*callbacks, PlateauDriver()]
-    if any(isinstance(c, ModelCheckpoint) for c in options.get("callbacks") or ()):
-        options["enable_checkpointing"] = True
-    return pl.Trainer(**options)
+        callbacks.append(PlateauDriver())
+    defaults = {"max_epochs": 3, "log_every_n_steps": 1, "num_sanity_val_steps": 0, "limit_val_batches": 1}
+    return quiet_trainer(root, *callbacks, **{**defaults, **kwargs})

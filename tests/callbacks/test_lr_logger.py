@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 import torch
 from callback_helpers import (
-    QUIET,
     RecordingLogger,
     ScriptedModule,
     adam,
     catalog,
     data,
-    one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     per_group,
     sgd,
     trainer,
@@ -25,7 +23,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelChec
 from lightning_lrsched import LRLogger
 from lightning_lrsched.callbacks.lr_logger import monitor_names
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXTRA = ("-planned", "-beta2")
 

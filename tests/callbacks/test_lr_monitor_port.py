@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from callback_helpers import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.callbacks.callback import Callback
 from lightning.pytorch.callbacks.finetuning import BackboneFinetuning
 from lightning.pytorch.demos.boring_classes import BoringModel
@@ -33,7 +32,7 @@ from torch import optim
 from lightning_lrsched import LRLogger
 
 # The original tests run fewer batches than Lightning's default logging interval, on purpose.
-pytestmark = [*QUIET, pytest.mark.filterwarnings("ignore:The number of training batches .* is smaller than.*")]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 EXTRA_SUFFIXES = ("-momentum", "-weight_decay", "-beta2", "-planned")
 
@@ -211,6 +210,26 @@ class TwoOptimizers(BoringModel):
         lr_scheduler1 = optim.lr_scheduler.StepLR(optimizer1, 1, gamma=0.1)
         lr_scheduler2 = optim.lr_scheduler.StepLR(optimizer2, 1, gamma=0.1)
         return [optimizer1, optimizer2], [lr_scheduler1, lr_scheduler2]
+
+
+class NamedAndUnnamed(TwoOptimizers):
+    """Two SGD optimizers: the first scheduler config named, the second not."""
+
+    def __init__(self) -> None:
+        super().__init__(schedulers=True)
+
+    def configure_optimizers(self):
+        optimizers = [optim.SGD(self.parameters(), lr=0.1), optim.SGD(self.parameters(), lr=0.1)]
+        schedulers = [optim.lr_scheduler.StepLR(opt, 1, gamma=0.5) for opt in optimizers]
+        return optimizers, [{"scheduler": schedulers[0], "name": "custom"}, schedulers[1]]
+
+
+def test_a_named_scheduler_config_does_not_count_toward_the_optimizer_suffix(tmp_path):
+    """Added: LearningRateMonitor counts only unnamed configs for ``-1``, ``-2``: the unnamed one is ``lr-SGD``."""
+    monitor, lr_logger = LearningRateMonitor(), LRLogger(log_momentum=False, log_weight_decay=False)
+    fit(tmp_path, NamedAndUnnamed(), None, callbacks=[monitor, lr_logger], max_epochs=1, limit_train_batches=2)
+    ours = list(dict.fromkeys(key for _, row in lr_logger.history for key in row if not key.endswith(EXTRA_SUFFIXES)))
+    assert ours == list(monitor.lrs) == ["custom", "lr-SGD"]
 
 
 @pytest.mark.parametrize("schedulers", [True, False], ids=["multi_lrs", "no_lr_scheduler_multi_lrs"])

@@ -18,7 +18,6 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
-from callback_helpers import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 from harness import quiet_trainer
 from lightning.pytorch.callbacks import BaseFinetuning, Callback, ModelCheckpoint
 from lightning.pytorch.plugins import MixedPrecision
@@ -27,7 +26,7 @@ from lightning_lrsched import PlateauDetector, SyntheticClassifier, SyntheticDat
 from lightning_lrsched.errors import InvalidValue, TrainingWarning
 from lightning_lrsched.schedules import get_schedule, preview
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Reduces at nearly every validation after the first: a value must beat the best by 90 % to count.
 PLATEAU = {"name": "plateau", "patience": 0, "factor": 0.5, "threshold": 0.9}

@@ -7,12 +7,10 @@ import math
 import pytest
 import torch
 from callback_helpers import (
-    QUIET,
     ScriptedModule,
     catalog,
     data,
     f32,
-    one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     per_group,
     torch_reductions,
     trainer,
@@ -23,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_lrsched import LRLogger, PlateauDetector
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_detector(tmp_path, values, metric="val_loss", trainer_kwargs=None, module_kwargs=None, **detector_kwargs):

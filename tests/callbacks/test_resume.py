@@ -11,11 +11,9 @@ import warnings
 
 import pytest
 from callback_helpers import (
-    QUIET,
     ScriptedModule,
     catalog,
     data,
-    one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     per_group,
     trainer,
 )
@@ -24,7 +22,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning_lrsched import LRLogger, PlateauDetector, ScheduleCheck
 from lightning_lrsched.callbacks import ScheduleWarning
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SCHEDULES = {
     "step": {"name": "step", "step_size": 1, "gamma": 0.7},

@@ -14,12 +14,10 @@ from typing import Any
 import pytest
 import torch
 from callback_helpers import (
-    QUIET,
     ScriptedModule,
     adam,
     catalog,
     data,
-    one_thread,  # noqa: F401  (an autouse fixture: importing it applies it)
     sgd,
     trainer,
 )
@@ -33,7 +31,7 @@ from lightning_lrsched.callbacks.schedule_check import check_schedulers
 from lightning_lrsched.schedules import GroupSchedules, get_schedule
 from lightning_lrsched.schedules.run import RunPlan
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @dataclass

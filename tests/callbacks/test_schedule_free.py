@@ -11,7 +11,6 @@ import sys
 import lightning.pytorch as pl
 import pytest
 import torch
-from callback_helpers import QUIET, one_thread  # noqa: F401 (a fixture)
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from lightning_lrsched import ScheduleFreeMode
@@ -22,7 +21,7 @@ from lightning_lrsched.errors import InvalidValue, UsageError
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.optim import make_optimizer
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 HINT = "pip install lightning-lrsched[schedulefree]"
 
 
@@ -50,7 +49,7 @@ class ModeRecorder(SyntheticClassifier):
 
 
 @pytest.mark.parametrize("optimizer", [{"name": "adamw_schedulefree", "lr": 0.01}, {"name": "sgd_schedulefree"}])
-def test_trains_in_train_mode_and_validates_and_saves_in_eval_mode(tmp_path, one_thread, optimizer):  # noqa: F811
+def test_trains_in_train_mode_and_validates_and_saves_in_eval_mode(tmp_path, optimizer):
     pytest.importorskip("schedulefree")
     pl.seed_everything(0, verbose=False)
     model = ModeRecorder(optimizer=optimizer, lr=0.5, scheduler=None)

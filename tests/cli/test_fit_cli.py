@@ -30,7 +30,7 @@ from lightning_lrsched.schedules.tutorial import resolve_schedule
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "examples" / "configs").glob("*.yaml"))
 RECORDER = f"{LRRecorder.__module__}.{LRRecorder.__name__}"
-QUIET = [
+QUIET_TRAINER_ARGS = [
     "--trainer.logger",
     "false",
     "--trainer.enable_checkpointing",
@@ -49,7 +49,7 @@ def fit(tmp_path: Path, *args: str) -> dict[str, Any]:
             *args,
             "--trainer.default_root_dir",
             str(tmp_path),
-            *QUIET,
+            *QUIET_TRAINER_ARGS,
             f"--trainer.callbacks+={RECORDER}",
             f"--trainer.callbacks.path={record}",
         ]
@@ -134,7 +134,7 @@ def test_example_config_default_length_trains_to_completion(tmp_path: Path, caps
 
 def test_validate_and_test_subcommands(tmp_path: Path, capsys):
     for command, metric in (("validate", "val_loss"), ("test", "test_acc")):
-        main([command, "--trainer.default_root_dir", str(tmp_path / command), *QUIET])
+        main([command, "--trainer.default_root_dir", str(tmp_path / command), *QUIET_TRAINER_ARGS])
         assert metric in capsys.readouterr().out
 
 
@@ -263,7 +263,17 @@ def test_bad_fit_input_exits_2_with_a_short_message(case: str, tmp_path: Path, c
     args, words = BAD_FIT[case]
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     with pytest.raises(SystemExit) as error:
-        main(["fit", "--trainer.max_epochs", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET, *args])
+        main(
+            [
+                "fit",
+                "--trainer.max_epochs",
+                "1",
+                "--trainer.default_root_dir",
+                str(tmp_path),
+                *QUIET_TRAINER_ARGS,
+                *args,
+            ]
+        )
     assert_short_error(capsys, error, "fit", words)
 
 
@@ -283,12 +293,12 @@ def test_fit_attaches_lr_logger_and_schedule_check_unless_switched_off(tmp_path:
 
 def test_fit_warns_about_a_plateau_monitor_that_is_not_logged(tmp_path: Path, capsys, quiet_lightning):
     plateau = ["--model.scheduler", "{name: plateau, monitor: val_los}"]
-    main(["fit", *TINY, *QUIET, *plateau])
+    main(["fit", *TINY, *QUIET_TRAINER_ARGS, *plateau])
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line or "logged" in line]
     text = " ".join(warnings)
     assert warnings[0].startswith("lrsched fit: warning: ScheduleCheck"), warnings
     assert "'val_los'" in text and "val_loss" in text and "val_acc" in text, "the logged keys are not named"
-    main(["fit", *TINY, *QUIET, *plateau, "--lr_callbacks", "false"])
+    main(["fit", *TINY, *QUIET_TRAINER_ARGS, *plateau, "--lr_callbacks", "false"])
     assert "ScheduleCheck" not in capsys.readouterr().err, "--lr_callbacks false still attached ScheduleCheck"
 
 

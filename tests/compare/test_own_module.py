@@ -15,7 +15,7 @@ import pytest
 import torch
 from harness import quiet_trainer
 from lightning.pytorch.callbacks import Callback
-from test_stack_any import SYNTHETIC_DATA, assert_copies_equal_solo_runs, grid, one_thread, stacked_and_solo
+from test_stack_any import SYNTHETIC_DATA, assert_copies_equal_solo_runs, grid, stacked_and_solo
 
 from lightning_lrsched.compare import compare
 from lightning_lrsched.compare.stacked import StackedModule
@@ -31,7 +31,6 @@ from tests.compare.own_models import (
     TwoOptimizers,
 )
 
-__all__ = ["one_thread"]  # the fixture, used by name
 ROOT = Path(__file__).resolve().parents[2]
 
 

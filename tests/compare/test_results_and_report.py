@@ -10,6 +10,7 @@ import re
 
 import matplotlib.image as mpimg
 import pytest
+from harness import run_record
 from rich.console import Console
 
 from lightning_lrsched.compare import compare
@@ -23,32 +24,8 @@ from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.errors import UsageError
 
 
-def record(label="step", device="cpu:1", seed=0, status="ok", best=0.3, **extra) -> RunRecord:
-    lr = extra.pop("lr_curve", [[0, 0.1], [32, 0.1], [64, 0.01]])
-    val = extra.pop("val_curve", [[32, best + 0.1, 0.8], [64, best, 0.85]])
-    return RunRecord(
-        key=f"{label}-{device}-{seed}",
-        label=label,
-        schedule=label,
-        params={"gamma": 0.1, "milestones": [1, 2]},
-        device=device,
-        seed=seed,
-        max_epochs=2,
-        mode="sequential",
-        logger="none",
-        status=status,
-        best_val_loss=best,
-        final_val_loss=best,
-        final_val_acc=0.85,
-        final_lr=lr[-1][1] if lr else math.nan,
-        lr_curve=lr,
-        val_curve=val,
-        **extra,
-    )
-
-
 def test_record_lines_are_strict_json_and_read_back():
-    diverged = record(status="diverged", reason="val_loss is nan", best=math.nan, lr_curve=[[0, math.inf]])
+    diverged = run_record(status="diverged", reason="val_loss is nan", best=math.nan, lr_curve=[[0, math.inf]])
     line = diverged.to_json()
     data = json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert data["best_val_loss"] is None and data["lr_curve"] == [[0, None]] and data["status"] == "diverged"
@@ -62,11 +39,11 @@ def test_record_lines_are_strict_json_and_read_back():
 def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_aside(tmp_path):
     layout = OutputLayout(tmp_path)
     results = ResultsFile(layout)
-    results.append(record("step"))
-    torn = record("cosine").to_json()[:40]
+    results.append(run_record("step"))
+    torn = run_record("cosine").to_json()[:40]
     with layout.results.open("a") as handle:
         handle.write(torn)  # a crash mid-write: no newline
-    results.append(record("cyclic"), record("cosine"))  # a stacked run's records: one write
+    results.append(run_record("cyclic"), run_record("cosine"))  # a stacked run's records: one write
     assert [r.label for r in results] == ["step", "cyclic", "cosine"]  # the next records did not continue it
     assert results.set_aside_unreadable() == ["not a whole JSON line (a write cut short)"]
     assert layout.torn.read_text() == torn + "\n"
@@ -87,11 +64,11 @@ def test_append_after_a_torn_line_starts_a_fresh_line_and_the_torn_line_is_set_a
 def test_a_record_with_a_field_of_the_wrong_kind_is_set_aside_with_what_is_wrong(tmp_path, field, value, why):
     layout = OutputLayout(tmp_path)
     results = ResultsFile(layout)
-    data = json.loads(record("cosine").to_json())
+    data = json.loads(run_record("cosine").to_json())
     data[field] = value
     with layout.results.open("w") as handle:
         handle.write(json.dumps(data) + "\n")
-    results.append(record("step"))
+    results.append(run_record("step"))
     with pytest.raises(ValueError, match=why.replace("[", r"\[")):
         RunRecord.from_json(json.dumps(data))
     assert [r.label for r in results] == ["step"]  # the report and the rerun read the rest
@@ -101,7 +78,7 @@ def test_a_record_with_a_field_of_the_wrong_kind_is_set_aside_with_what_is_wrong
 
 def test_a_grid_sets_a_wrong_kind_of_record_aside_and_trains_its_run_again(tmp_path):
     layout = OutputLayout(tmp_path)
-    data = json.loads(record("cosine").to_json())
+    data = json.loads(run_record("cosine").to_json())
     (spec,), _ = build_grid(["cosine"], ["cpu:1"], [0], 1)
     data.update(key=spec.key, seed="zero")
     layout.results.write_text(json.dumps(data) + "\n")
@@ -189,15 +166,18 @@ def test_a_missing_schedule_argument_says_how_to_give_it():
 
 def test_cross_device_check_treats_two_missing_losses_as_agreeing():
     nan = math.nan
-    both = [record(device="cpu:1", status="diverged", best=nan), record(device="cpu:2", status="diverged", best=nan)]
+    both = [
+        run_record(device="cpu:1", status="diverged", best=nan),
+        run_record(device="cpu:2", status="diverged", best=nan),
+    ]
     (check,) = cross_device(both, 1e-3)
     assert check.passed
-    one = [record(device="cpu:1"), record(device="cpu:2", status="diverged", best=nan)]
+    one = [run_record(device="cpu:1"), run_record(device="cpu:2", status="diverged", best=nan)]
     assert not cross_device(one, 1e-3)[0].passed
 
 
 def test_terminal_table_fits_80_columns_without_cutting_values():
-    records = [record("warmup_cosine", best=0.2934), record("exponential", best=0.3101, status="diverged")]
+    records = [run_record("warmup_cosine", best=0.2934), run_record("exponential", best=0.3101, status="diverged")]
     console = Console(width=80, record=True, file=io.StringIO())
     print_report(records, [], console)
     text = console.export_text()
@@ -208,7 +188,7 @@ def test_terminal_table_fits_80_columns_without_cutting_values():
 
 
 def test_report_csv_params_are_json(tmp_path):
-    write_csv([record()], tmp_path / "report.csv")
+    write_csv([run_record()], tmp_path / "report.csv")
     header, row = (tmp_path / "report.csv").read_text().splitlines()[:2]
     import csv
 
@@ -226,10 +206,10 @@ def test_figure_uses_a_log_axis_for_wide_values_and_keeps_the_legend_off_the_pan
         saved.append(self)
         return original(self, *args, **kwargs)
 
-    records = [record(label, seed=seed, best=best + seed * 0.01) for seed in (0, 1, 2) for label, best in
+    records = [run_record(label, seed=seed, best=best + seed * 0.01) for seed in (0, 1, 2) for label, best in
                (("step", 0.29), ("cosine", 0.31))]  # fmt: skip
-    records.append(record("slow_start", best=0.3, val_curve=[[32, 50.0, 0.5], [64, 0.3, 0.8]]))  # spans > 100x
-    records.append(record("exploding", status="diverged", best=0.5, val_curve=[[32, 0.5, 0.5], [64, 9e4, 0.1]]))
+    records.append(run_record("slow_start", best=0.3, val_curve=[[32, 50.0, 0.5], [64, 0.3, 0.8]]))  # spans > 100x
+    records.append(run_record("exploding", status="diverged", best=0.5, val_curve=[[32, 0.5, 0.5], [64, 9e4, 0.1]]))
     Figure.savefig = keep
     try:
         figure(records, tmp_path / "report.png")
@@ -257,7 +237,7 @@ def test_wandb_summary_run_copes_with_no_curves(tmp_path):
     from lightning_lrsched.compare.grid import RunSettings
     from lightning_lrsched.compare.tracking import summary_run
 
-    failed = record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
+    failed = run_record(status="failed", reason="every run failed", lr_curve=[], val_curve=[])
     # It used to raise IndexError in wandb's line_series when no run had an LR curve.
     folder = summary_run([failed], RunSettings(output=str(tmp_path), experiment="nothing"), OutputLayout(tmp_path))
     assert Path(folder).parent == tmp_path / "wandb" and Path(folder).name.startswith("offline-run-")
@@ -265,13 +245,13 @@ def test_wandb_summary_run_copes_with_no_curves(tmp_path):
 
 def test_runs_whose_global_batch_differs_are_not_comparable_and_say_why(tmp_path):
     # A datamodule whose batch size is per process: cpu:2 takes 2 x 32 samples per step, cpu:1 takes 32.
-    one = record(device="cpu:1", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.1]])
-    two = record(device="cpu:2", samples=64, steps=1, lr_curve=[[0, 0.1]])
+    one = run_record(device="cpu:1", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.1]])
+    two = run_record(device="cpu:2", samples=64, steps=1, lr_curve=[[0, 0.1]])
     (check,) = cross_device([one, two], 1e-3)
     assert check.passed and check.not_comparable.startswith("the global batch is 32 on cpu:1 and 64 on cpu:2")
     assert check.verdict.startswith("not comparable: ") and "inf" not in check.verdict
     # Same global batch: compared as before (here the LRs differ).
-    other = record(device="cpu:2", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.2]])
+    other = run_record(device="cpu:2", samples=64, steps=2, lr_curve=[[0, 0.1], [32, 0.2]])
     (check,) = cross_device([one, other], 1e-3)
     assert not check.not_comparable and not check.passed and check.verdict == "LR MISMATCH"
     console = Console(record=True, width=200)

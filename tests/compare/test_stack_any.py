@@ -55,14 +55,6 @@ def worst(ours: list[list[float]], solo: list[list[float]], column: int = 1) -> 
     return max(abs(p[column] - q[column]) / abs(q[column]) for p, q in zip(ours, solo, strict=True))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def stacked_and_solo(specs, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -81,14 +81,6 @@ def worst(ours: list[list[float]], solo: list[list[float]], column: int = 1) -> 
     return max(abs(a - b) / abs(b) if b else (0.0 if a == b else math.inf) for a, b in pairs)
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_stacked_copies_match_their_solo_runs(tmp_path, one_thread):
     grid = specs(SCHEDULES, 10)
     with warnings.catch_warnings():

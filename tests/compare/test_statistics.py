@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from harness import run_record
 from rich.console import Console
 
 from lightning_lrsched.cli import main
@@ -21,7 +22,7 @@ from lightning_lrsched.compare.grid import RunSpec, class_config
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.report import markdown, print_report, write_report
-from lightning_lrsched.compare.statistics import MIN_SEEDS, estimate, paired, seed_statistics
+from lightning_lrsched.compare.statistics import MIN_SEEDS, Paired, estimate, paired, seed_statistics
 from lightning_lrsched.compare.training import _data, seeded_model
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules.tutorial import resolve_schedule
@@ -32,28 +33,6 @@ DIGITS_MODEL = {"class_path": "lightning_lrsched.models.DigitsClassifier", "init
 DIGITS_DATA = {"class_path": "lightning_lrsched.models.DigitsDataModule", "init_args": {}}
 
 
-def record(label: str, seed: int, best: float, *, device: str = "cpu:1", status: str = "ok", acc: float = 0.9):
-    curve = [[32, best + 0.1, acc - 0.05], [64, best, acc]] if status == "ok" else []
-    return RunRecord(
-        key=f"{label}-{device}-{seed}",
-        label=label,
-        schedule=label,
-        params={},
-        device=device,
-        seed=seed,
-        max_epochs=2,
-        mode="stacked",
-        logger="none",
-        status=status,
-        best_val_loss=best if status == "ok" else math.nan,
-        final_val_loss=best + 0.01 if status == "ok" else math.nan,
-        best_val_acc=acc,
-        final_val_acc=acc,
-        lr_curve=[[0, 0.1], [32, 0.1], [64, 0.01]],
-        val_curve=curve,
-    )
-
-
 SEED_SHIFT = [0.0, 0.2, -0.15, 0.1]
 """What every schedule shares on a seed (its initial weights and batches): large next to the schedules' gaps."""
 
@@ -61,7 +40,7 @@ SEED_SHIFT = [0.0, 0.2, -0.15, 0.1]
 def grid(effects: dict[str, list[float]], seeds: int = 4, device: str = "cpu:1") -> list[RunRecord]:
     """Records whose best loss is 0.5 + the seed's shift + the schedule's effect on that seed."""
     return [
-        record(label, s, 0.5 + SEED_SHIFT[s] + effect[s], device=device)
+        run_record(label, s, 0.5 + SEED_SHIFT[s] + effect[s], device=device)
         for label, effect in effects.items()
         for s in range(seeds)
     ]
@@ -96,6 +75,29 @@ def test_paired_comparison_is_a_t_interval_of_the_seedwise_differences():
     assert p.diff == pytest.approx(diffs.mean())
     assert (p.low, p.high) == (pytest.approx(diffs.mean() - half), pytest.approx(diffs.mean() + half))
     assert (p.agree, p.seeds, p.indistinguishable) == (4, 4, False)
+
+
+def test_an_interval_that_touches_zero_is_indistinguishable():
+    # Identical losses on every seed: the interval is the point 0, which it reaches.
+    tie = paired("step", "cpu:1", "cosine", [0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
+    assert (tie.low, tie.high, tie.indistinguishable) == (0.0, 0.0, True)
+    assert Paired("step", "cpu:1", "cosine", 0.1, 0.0, 0.2, 3, 3).indistinguishable
+    assert not Paired("step", "cpu:1", "cosine", 0.1, 1e-12, 0.2, 3, 3).indistinguishable
+
+
+def test_a_tied_seed_is_not_counted_as_agreeing():
+    """``agree`` counts the seeds on which the best schedule is strictly better."""
+    p = paired("step", "cpu:1", "cosine", [0.5, 0.4, 0.6, 0.3], [0.3, 0.4, 0.5, 0.3])
+    assert (p.agree, p.seeds) == (2, 4)
+
+
+def test_a_pair_with_fewer_than_three_shared_seeds_is_not_compared():
+    # Both have 3 ok seeds, but only seeds 1 and 2 in common: a paired interval over 2 seeds means nothing.
+    records = [run_record("cosine", s, 0.3) for s in (0, 1, 2)] + [run_record("step", s, 0.4) for s in (1, 2, 3)]
+    stats = seed_statistics(records)
+    assert all(g.enough for g in stats.groups) and stats.best("cpu:1").label == "cosine"
+    assert stats.paired == []
+    assert stats.verdict("cpu:1").endswith(f"no other schedule has {MIN_SEEDS} seeds to compare with it.")
 
 
 def test_pairing_finds_a_consistent_gap_that_the_seed_spread_hides():
@@ -145,7 +147,8 @@ def test_fewer_than_three_seeds_says_why_statistics_are_missing(seeds, tmp_path)
 
 def test_a_schedule_that_diverged_on_a_seed_has_too_few_seeds_and_is_left_out_of_the_ranking():
     records = grid({"cosine": [0.0] * 3, "step": [0.05] * 3}, seeds=3)
-    records += [record("onecycle", s, 0.3) for s in range(2)] + [record("onecycle", 2, 0, status="diverged")]
+    records += [run_record("onecycle", s, 0.3) for s in range(2)]
+    records.append(run_record("onecycle", 2, math.nan, status="diverged", val_curve=[]))
     stats = seed_statistics(records)
     onecycle = next(g for g in stats.groups if g.label == "onecycle")
     assert (onecycle.enough, onecycle.seeds, onecycle.excluded) == (False, (0, 1), 1)

@@ -56,5 +56,7 @@ def test_boring_model_as_it_is_trains_sequentially_in_auto_and_is_refused_stacke
 def test_a_batchnorm_resnet_from_transformers_trains_without_false_divergence(mode, tmp_path):
     schedules = ["step", "cosine", {"name": "exponential", "gamma": 0.5}]
     comparison = compare(schedules, max_epochs=2, output=tmp_path, logger="none", mode=mode, model=RESNET, data=IMAGES)
-    assert [(r.mode, r.status) for r in comparison.records] == [(mode, "ok")] * 3, [r.reason for r in comparison.records]
+    assert [(r.mode, r.status) for r in comparison.records] == [(mode, "ok")] * 3, [
+        r.reason for r in comparison.records
+    ]
     assert all(r.lr_curve[0][1] == 0.05 for r in comparison.records)

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 
 from lightning_lrsched.errors import InvalidValue, UsageError
 from lightning_lrsched.finder.command import find_command
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
 
 

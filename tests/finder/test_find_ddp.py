@@ -10,14 +10,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from ddp_find_run import run
-from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 from harness import run_script
 
 SCRIPT = Path(__file__).with_name("ddp_find_run.py")
 TIMEOUT_S = 300
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_rank_gets_the_same_suggestions_from_the_global_batch_loss(tmp_path):

@@ -14,16 +14,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from finder_fixtures import QUIET, one_thread  # noqa: F401  (an autouse fixture: importing it applies it)
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from lightning_lrsched import SyntheticClassifier, SyntheticDataModule, find_lr
+from lightning_lrsched import DigitsClassifier, DigitsDataModule, SyntheticClassifier, SyntheticDataModule, find_lr
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder import RULES, LRFinderResult, with_peak_lr
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
-pytestmark = QUIET
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 CPU: dict[str, Any] = {"accelerator": "cpu", "enable_progress_bar": False}
 
@@ -188,10 +187,9 @@ def test_training_at_each_suggested_lr_lowers_the_synthetic_classifiers_loss(tmp
 
 
 def test_training_at_each_suggested_lr_lowers_the_digits_loss(tmp_path):
-    digits = pytest.importorskip("lightning_lrsched.models.digits", reason="the real-data task is not in this checkout")
     L.seed_everything(0, verbose=False)
-    make = lambda lr: digits.DigitsClassifier(lr=lr, scheduler=None)  # noqa: E731
-    check_each_suggestion_trains(make, digits.DigitsDataModule(), tmp_path, steps=45)  # one epoch
+    make = lambda lr: DigitsClassifier(lr=lr, scheduler=None)  # noqa: E731
+    check_each_suggestion_trains(make, DigitsDataModule(), tmp_path, steps=45)  # one epoch
 
 
 def test_gradient_accumulation_records_one_loss_per_optimizer_step(tmp_path):

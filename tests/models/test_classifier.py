@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from harness import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lr_recorder import LRRecorder, plateau_reference
 
@@ -25,23 +26,9 @@ def seeded() -> None:
     torch.manual_seed(0)
 
 
-def trainer(tmp_path: Path, *callbacks: L.Callback, **kwargs: Any) -> L.Trainer:
-    return L.Trainer(
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-        **kwargs,
-    )
-
-
 def tiny_fit(tmp_path: Path, model: SyntheticClassifier, *callbacks: L.Callback, **kwargs: Any) -> L.Trainer:
     kwargs = {"max_epochs": 2, "limit_train_batches": 3, "limit_val_batches": 1, **kwargs}
-    run = trainer(tmp_path, *callbacks, **kwargs)
+    run = quiet_trainer(tmp_path, *callbacks, **kwargs)
     run.fit(model, SyntheticDataModule(num_samples=200, batch_size=16))
     return run
 
@@ -153,7 +140,7 @@ def test_hidden_layers(tmp_path: Path):
     assert model(torch.zeros(5, 10)).shape == (5, 3)
     # it trains: the training loss falls
     data = SyntheticDataModule(num_samples=400, num_classes=3, batch_size=20)
-    run = trainer(tmp_path, max_epochs=4)
+    run = quiet_trainer(tmp_path, max_epochs=4)
     run.validate(model, data, verbose=False)
     before = float(run.callback_metrics["val_loss"])
     run.fit(model, data)
@@ -210,7 +197,7 @@ PLATEAU = {"mode": "min", "factor": 0.5, "patience": 0, "threshold": 0.1}
 def test_plateau_acts_once_per_validation_run(cadence, observations, metric_steps, tmp_path: Path):
     model = SyntheticClassifier(lr=0.5, scheduler={"name": "plateau", **PLATEAU})
     recorder = LRRecorder(str(tmp_path / "lr.json"))
-    run = trainer(tmp_path, recorder, limit_train_batches=4, **cadence)
+    run = quiet_trainer(tmp_path, recorder, limit_train_batches=4, **cadence)
     run.fit(model, SyntheticDataModule(num_samples=300, batch_size=16))
     steps = cadence["max_epochs"] * 4
     assert recorder.steps == list(range(steps))
@@ -227,7 +214,7 @@ def test_a_classifier_built_from_a_schedule_object_reloads_with_that_schedule(tm
 
     schedule = get_schedule("cosine", T_max=5, eta_min=0.01)
     saves = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    run = trainer(tmp_path, saves, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
+    run = quiet_trainer(tmp_path, saves, max_epochs=1, limit_train_batches=2, limit_val_batches=1)
     run.fit(SyntheticClassifier(scheduler=schedule), SyntheticDataModule(num_samples=100, batch_size=16))
     reloaded = SyntheticClassifier.load_from_checkpoint(tmp_path / "ckpt" / "last.ckpt")
     assert reloaded.schedule == schedule  # not the default `step`

@@ -84,6 +84,21 @@ def test_shuffled_orders_differ_by_epoch_and_seed_only():
 def test_lightning_keeps_the_sampler_under_a_distributed_strategy():
     # Lightning replaces a loader's sampler by its own shuffling one unless it is a DistributedSampler
     assert isinstance(GlobalBatchSampler(10, 2), DistributedSampler)
+    # ... and does keep ours: the loader a 2-process DDP Trainer prepares for fitting (no process starts here).
+    from lightning.pytorch.trainer.states import RunningStage
+
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False)
+    data = SyntheticDataModule(num_samples=64, batch_size=16)
+    data.trainer = trainer
+    data.setup("fit")
+    prepare = trainer._data_connector._prepare_dataloader  # Lightning's own step (private: no public entry)
+    loader = data.train_dataloader()
+    kept = prepare(loader, shuffle=True, mode=RunningStage.TRAINING)
+    assert kept is loader and type(kept.sampler) is GlobalBatchSampler
+    assert (kept.sampler.num_replicas, kept.sampler.rank) == (2, 0)
+    plain = DataLoader(torch.utils.data.TensorDataset(torch.zeros(8)), batch_size=2)
+    replaced = prepare(plain, shuffle=True, mode=RunningStage.TRAINING)  # the test can fail: a plain one is replaced
+    assert replaced is not plain and type(replaced.sampler) is DistributedSampler
 
 
 # -- where the epoch stands: state_dict / load_state_dict ---------------------------------------------
