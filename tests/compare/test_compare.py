@@ -182,16 +182,19 @@ def test_sigkill_mid_grid_then_rerun_gives_every_run_once(tmp_path):
     assert final[: len(killed)] == killed  # what finished before the kill is untouched
 
 
-def test_cross_device_check_flags_a_real_mismatch_with_exit_status_1(tmp_path, monkeypatch):
+def test_cross_device_check_reports_a_per_process_batch_as_not_comparable(tmp_path, monkeypatch):
+    # The datamodule's batch size is per process: cpu:2 sees twice the samples per step. That is not a
+    # mismatch of the schedule (exit 0) and never an "inf" LR difference: the report says why.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     config = tmp_path / "naive.yaml"
     data = {"class_path": "tests.compare.naive_data.PerDeviceBatchData", "init_args": {"num_samples": 300}}
     config.write_text(json.dumps({"data": data}))
     args = ["--schedules", "cosine", "--devices", "cpu:1,cpu:2", "--max-epochs", "1", "--logger", "none"]
-    assert exit_code([*args, "--output", str(tmp_path / "out"), "--config", str(config)]) == 1
+    assert exit_code([*args, "--output", str(tmp_path / "out"), "--config", str(config)]) == 0
     records = lines(tmp_path / "out" / "results.jsonl")
     assert all(r["status"] == "ok" for r in records), records
-    assert "LR MISMATCH" in (tmp_path / "out" / "report.md").read_text()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "not comparable: the global batch is" in report and "| inf |" not in report
 
 
 def test_ray_executor_runs_a_two_by_one_grid(tmp_path):
