@@ -180,10 +180,11 @@ def user_error(error: BaseException) -> BaseException | None:
     The argument parser wraps what a class raised while being built (``raise ValueError(...) from
     error``), so the explicit cause chain is followed; where an error was raised plays no part.
     """
-    while error is not None:
-        if isinstance(error, (*USER_ERRORS, ArgumentError)):
-            return error
-        error = error.__cause__
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (*USER_ERRORS, ArgumentError)):
+            return cause
+        cause = cause.__cause__
     return None
 
 

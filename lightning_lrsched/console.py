@@ -132,7 +132,8 @@ class EpochReport(Callback):
 
     def _print(self, trainer: L.Trainer, line: str) -> None:
         bar = trainer.progress_bar_callback
-        if bar is not None and bar.is_enabled:
+        # TQDM and Rich bars say whether they are shown; the ProgressBar base class does not.
+        if bar is not None and getattr(bar, "is_enabled", False):
             bar.print(line)
         else:
             self.console.print(line, markup=False, soft_wrap=True)

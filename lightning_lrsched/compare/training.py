@@ -7,6 +7,7 @@ Both paths build each run the same way (the seed, then the model; the data after
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import time
@@ -300,7 +301,7 @@ def train_stacked(specs: Sequence[RunSpec], settings: RunSettings, on_epoch: OnE
             suffix=f"/{label}",
             loggers=lr_loggers(k),
             lr_key=LR_KEY if copy_loggers[k] is not None else f"{LR_KEY}/{label}",
-            on_overflow=lambda reason, k=k: on_diverge(k, math.nan, reason),
+            on_overflow=functools.partial(on_diverge, k, math.nan),
             check_parameters=False,
             batch_size=copy_batch_size if module.per_copy_batches else None,
         )

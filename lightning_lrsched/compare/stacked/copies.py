@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
 from lightning_lrsched.callbacks import PlateauDetector
+
+if TYPE_CHECKING:
+    from lightning_lrsched.compare.stacked.module import StackedModule
 
 
 class CopyDetector(PlateauDetector):
@@ -31,7 +34,7 @@ class CopyDetector(PlateauDetector):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        own = {"loss": pl_module.copy_losses[self.index]}
+        own = {"loss": cast("StackedModule", pl_module).copy_losses[self.index]}
         super().on_train_batch_end(trainer, pl_module, own, batch, batch_idx)
 
     def diverge(self, trainer: L.Trainer, value: float, reason: str) -> None:
@@ -92,7 +95,7 @@ class CopyLogger(Logger):
 
     @property
     def experiment(self) -> Any:
-        return self.inner.experiment
+        return self.inner.experiment  # type: ignore[attr-defined]  # every logger has one; Logger does not declare it
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         self.inner.log_hyperparams(self.hparams)

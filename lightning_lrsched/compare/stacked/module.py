@@ -43,7 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -156,6 +156,9 @@ class StackedModule(L.LightningModule):
         Unstackable: the module cannot be stacked (see the module docstring).
     """
 
+    copy_losses: torch.Tensor
+    _training: torch.Tensor  # a buffer
+
     def __init__(
         self,
         copies: Sequence[nn.Module],
@@ -178,9 +181,9 @@ class StackedModule(L.LightningModule):
         hparams = getattr(first, "hparams", {})
         if "optimizer" not in hparams or "lr" not in hparams:
             raise Unstackable(f"{type(first).__name__} does not take `optimizer` and `lr` arguments (saved in hparams)")
-        if getattr(first, "param_schedules", None):
+        if param_schedules := getattr(first, "param_schedules", None):
             # The stacked optimizer schedules the LR only; the copies would silently lose these schedules.
-            raise Unstackable(f"{type(first).__name__} schedules {', '.join(first.param_schedules)} besides the LR")
+            raise Unstackable(f"{type(first).__name__} schedules {', '.join(param_schedules)} besides the LR")
         self.copies = nn.ModuleList(copies)
         self.labels = list(labels)
         self.schedules = list(schedules)
@@ -347,7 +350,8 @@ class StackedModule(L.LightningModule):
                         batch_size=count,
                     )
 
-    def freeze(self, index: int) -> None:
+    # One copy, not LightningModule.freeze's whole module (which a stacked module has no use for).
+    def freeze(self, index: int) -> None:  # type: ignore[override]
         """Stop training copy ``index`` (diverged): no more updates, out of the loss, no more metrics."""
         if self.frozen_at[index] is not None:
             return
@@ -415,11 +419,11 @@ class StackedModule(L.LightningModule):
 
     def configure_callbacks(self) -> Any:
         # What the module asks for (a driver of its plateau schedules, say) serves every copy: one Trainer.
-        return self.copies[0].configure_callbacks()
+        return cast(L.LightningModule, self.copies[0]).configure_callbacks()
 
     def configure_optimizers(self) -> Any:
         self._alias_copies()  # Lightning moved the module to its device: the copies' parameters are copies again
-        hparams = self.copies[0].hparams
+        hparams = cast(L.LightningModule, self.copies[0]).hparams
         pairs = zip(self.copies, self.labels, strict=True)
         groups = [{"params": list(copy.parameters()), "name": label} for copy, label in pairs]
         optimizer = make_optimizer(hparams["optimizer"], groups, hparams["lr"])
