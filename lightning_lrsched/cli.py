@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 import textwrap
+import types
 import warnings
 from argparse import ArgumentError
 from collections.abc import Callable, Sequence
@@ -235,10 +236,11 @@ def user_error(error: BaseException) -> BaseException | None:
     The argument parser wraps what a class raised while being built (``raise ValueError(...) from
     error``), so the explicit cause chain is followed; where an error was raised plays no part.
     """
-    while error is not None:
-        if isinstance(error, (*USER_ERRORS, ArgumentError)):
-            return error
-        error = error.__cause__
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (*USER_ERRORS, ArgumentError)):
+            return cause
+        cause = cause.__cause__
     return None
 
 
@@ -293,6 +295,8 @@ def _unknown_torch_class(name: str, option: str) -> str:
     """``unknown optimizer class 'SGDD': use one of ... (did you mean 'SGD'?)`` from torch's own classes."""
     import torch
 
+    base: type
+    module: types.ModuleType
     if option == "optimizer":
         base, kind, module = torch.optim.Optimizer, "optimizer", torch.optim
     else:

@@ -136,7 +136,8 @@ class EpochReport(Callback):
 
     def _print(self, trainer: L.Trainer, line: str) -> None:
         bar = trainer.progress_bar_callback
-        if bar is not None and bar.is_enabled:
+        # TQDM and Rich bars say whether they are shown; the ProgressBar base class does not.
+        if bar is not None and getattr(bar, "is_enabled", False):
             bar.print(line)
         else:
             self.console.print(line, markup=False, soft_wrap=True)
@@ -151,7 +152,7 @@ def _train_loss_key(metrics: dict[str, Any]) -> str | None:
         return "train_loss"
     losses = [k for k in metrics if "loss" in k.lower() and not k.lower().startswith(("val", "test"))]
     epoch = [k for k in losses if not k.endswith("_step")]
-    return (epoch or losses or [None])[0]
+    return next(iter(epoch or losses), None)
 
 
 def _number(value: Any) -> float:

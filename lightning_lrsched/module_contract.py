@@ -129,7 +129,7 @@ def schedule_module(module: L.LightningModule, schedule: Schedule) -> None:
         optimizer = one_optimizer(own(), owner)
         return {"optimizer": optimizer, "lr_scheduler": schedule.lightning_config(optimizer, module.trainer)}
 
-    module.configure_optimizers = configure_optimizers  # type: ignore[method-assign]
+    module.configure_optimizers = configure_optimizers  # type: ignore[method-assign,assignment]
 
 
 def check_module(module: L.LightningModule) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules import Schedule, preview
@@ -58,7 +59,9 @@ def schedule_figure(
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     if notes:
-        figure.get_layout_engine().set(h_pad=0.1)
+        engine = figure.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):  # it is: the figure is made constrained above
+            engine.set(h_pad=0.1)
         figure.supxlabel("\n".join(f"Note: {note}" for note in dict.fromkeys(notes)), fontsize="small", color="dimgray")
     return figure
 

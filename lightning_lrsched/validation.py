@@ -11,11 +11,13 @@ import errno
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
+
+Choice = TypeVar("Choice")
 
 
 def _is_number(value: Any) -> bool:
@@ -63,7 +65,7 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     return value
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+def check_choice(name: str, value: Any, choices: Sequence[Choice]) -> Choice:
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
         raise InvalidValue(f"`{name}` must be one of {valid}: got {name}={value!r}")
@@ -76,7 +78,9 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_per_group(name: str, value: Any, check=check_non_negative) -> float | tuple[float, ...]:
+def check_per_group(
+    name: str, value: Any, check: Callable[[str, Any], float] = check_non_negative
+) -> float | tuple[float, ...]:
     """A float for every param group, or a list with one float per group (checked at build)."""
     if isinstance(value, (list, tuple)):
         if not value:
@@ -85,9 +89,9 @@ def check_per_group(name: str, value: Any, check=check_non_negative) -> float | 
     return check(name, value)
 
 
-def per_group(name: str, value: float | tuple[float, ...], num_groups: int) -> list[float]:
+def per_group(name: str, value: float | tuple[float, ...] | list[float], num_groups: int) -> list[float]:
     """Expand a per-group value to one entry per param group."""
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         if len(value) != num_groups:
             raise InvalidValue(
                 f"`{name}` has {len(value)} values but the optimizer has {num_groups} param groups: "

@@ -205,7 +205,7 @@ class LRLogger(Callback):
         tracks = self._tracks_of.get(id(optimizer))
         if tracks is None:
             return
-        every_n = trainer.log_every_n_steps
+        every_n = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set on the Trainer at init, not declared
         # LearningRateMonitor checks before the batch, so at `batches + 1`.
         on_cadence = every_n > 0 and ((self._batches + 1) % every_n == 0 or trainer.should_stop)
         epoch = trainer.current_epoch
@@ -299,7 +299,7 @@ class LRLogger(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not (self.log_figure and trainer.is_global_zero and self.history):
             return
-        image_loggers = [logger for logger in trainer.loggers if _takes_images(logger)]
+        image_loggers: list[Any] = [logger for logger in trainer.loggers if _takes_images(logger)]  # duck-typed
         if not image_loggers:
             return
         figure = self.figure()

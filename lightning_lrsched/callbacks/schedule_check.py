@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
@@ -173,7 +173,8 @@ def _lane_subject(
     config: Any, i: int, lane: Lane, used: int | None, calls: int | None, start: int, stepped: str
 ) -> Subject:
     """A lane's time is the scheduler's step divided by its stride (an epoch lane stepped per optimizer step)."""
-    schedule, curve, stride, lanes = lane.schedule, lane.curve, lane.stride, config.scheduler.lanes
+    # A lane holds a Schedule; its protocol type only keeps schedules/scheduler.py from importing schedule.py.
+    schedule, curve, stride, lanes = cast(Schedule, lane.schedule), lane.curve, lane.stride, config.scheduler.lanes
     label = _label(config) + (
         "" if len(lanes) == 1 else f" lane {i} ({schedule.name}, param groups {list(lane.groups)})"
     )
@@ -185,6 +186,11 @@ def _lane_subject(
         lr=_planned_lr(curve, config.scheduler.optimizer, lane.groups[0]),
     )  # fmt: skip
     return _with_parts(subject, schedule, curve)
+
+
+def _shifted(lr: Callable[[np.ndarray], np.ndarray], start: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``lr`` on a part's own clock, which starts at ``start`` of the composite's."""
+    return lambda t: lr(t + start)
 
 
 def _with_parts(s: Subject, schedule: Schedule, curve: Curve) -> Subject:
@@ -210,7 +216,7 @@ def _with_parts(s: Subject, schedule: Schedule, curve: Curve) -> Subject:
             f"{s.label} part {i} ({part.name}, {span})", part.name, CATALOG[part.name], part.params, s.interval,
             built_for=s.stepped, stepped=s.stepped, used=used, calls=None, start=max(0, s.start - start),
             length=part_curve.length, warmup=part_curve.warmup,
-            lr=None if lr is None else (lambda t, lr=lr, start=start: lr(t + start)), hands_over=hands_over,
+            lr=None if lr is None else _shifted(lr, start), hands_over=hands_over,
         )  # fmt: skip
         parts.append(_with_parts(part_subject, part, part_curve))
     return replace(s, entry=replace(entry, interval=schedule.interval), parts=tuple(parts))
@@ -319,7 +325,7 @@ def _epoch_durations_on_steps(s: Subject, plan: RunPlan) -> Finding | None:
     if s.entry.interval != "epoch" or s.interval != "step" or epochs is None or spe is None or spe < 2:
         return None
     for arg in s.entry.durations:
-        value = s.params.get(arg)
+        value: Any = s.params.get(arg)
         ints = [int(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if _plain_int(v)]
         if ints and 0 < max(ints) <= epochs:
             n = max(ints)
@@ -344,7 +350,7 @@ def _plain_int(value: Any) -> bool:
 
 
 def _warmup_too_long(s: Subject) -> Finding | None:
-    if not s.warmup or s.warmup < s.used + s.hands_over:
+    if not s.warmup or s.used is None or s.warmup < s.used + s.hands_over:
         return None
     return Finding(
         "warmup",
@@ -369,7 +375,7 @@ def _raises_past_end(s: Subject) -> Finding | None:
 def _end_misplaced(s: Subject) -> Finding | None:
     """A schedule meant to end with the run ending well before or after it, or an end the run never reaches."""
     arg, length, used = s.entry.end_arg, s.length, s.used
-    if arg is None or length is None:
+    if arg is None or length is None or used is None:
         return None
     if s.torch:
         fix = f"Set {arg}={used}." if s.entry.ends_with_run else f"Keep {arg} below {used}."
@@ -532,7 +538,7 @@ def _length(args: Mapping[str, int | None], interval: str) -> str:
 # -- the plateau monitor -------------------------------------------------------------------------------------
 def plateau_monitors(configs: list[Any]) -> list[tuple[str, str]]:
     """``(label, monitored key)`` for every metric-driven scheduler config (or ``plateau`` lane)."""
-    out = []
+    out: list[tuple[str, str]] = []
     for config in configs:
         scheduler = config.scheduler
         if isinstance(scheduler, GroupScheduledLR):

@@ -346,7 +346,7 @@ def run_ray(
                 param_space={"job": tune.grid_search(trials)},
                 run_config=tune.RunConfig(storage_path=str(storage), name="grid", verbose=0),
             )
-            for result in tuner.fit():
+            for result in tuner.fit():  # type: ignore[attr-defined]  # ResultGrid iterates by __getitem__/__len__
                 job = tuple(RunSpec.from_dict(s) for s in result.config["job"])
                 metrics = result.metrics or {}
                 if "unstackable" in metrics:

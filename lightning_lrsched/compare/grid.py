@@ -201,7 +201,7 @@ def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
     groups: dict[str, list[RunSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.stack_key, []).append(spec)
-    jobs = []
+    jobs: list[tuple[RunSpec, ...]] = []
     for group in groups.values():
         if mode == "auto" and len(group) == 1:
             jobs.append((replace(group[0], mode="sequential"),))

@@ -104,7 +104,7 @@ class RunRecord:
             raise InvalidRecord(f"a run record needs {', '.join(missing)}")
         values = {k: v for k, v in data.items() if k in known}
         for name, value in values.items():
-            kind = known[name].type
+            kind = str(known[name].type)
             if value is None and kind == "float":
                 values[name] = math.nan
             elif not _FIELD_CHECKS[kind](value):

@@ -17,6 +17,8 @@ LR_KEY = "lr"
 class Curve:
     """A bounded series of points: past ``2 * limit`` points it keeps every other one."""
 
+    points: list[list[float]]
+
     def __init__(self, limit: int = 2000) -> None:
         self.limit, self.stride, self.points, self._skipped = limit, 1, [], 0
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
@@ -36,6 +36,12 @@ from lightning_lrsched.compare.statistics import (
     SeedStatistics,
     seed_statistics,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
+
+LINE_STYLES: tuple[LineStyleType, ...] = ("-", "--", ":", "-.")
+"""One line style per device config, in the figure."""
 
 COLUMNS = (
     ("Scheduler", "label"),
@@ -346,7 +352,7 @@ def figure(records: Sequence[RunRecord], path: Path, statistics: SeedStatistics 
     labels = sorted({r.label for r in shown})
     devices = sorted({r.device for r in shown}, key=lambda d: (d != "cpu:1", d))
     colors = {label: colormaps["tab10"](i % 10) for i, label in enumerate(labels)}
-    styles = {device: ("-", "--", ":", "-.")[i % 4] for i, device in enumerate(devices)}
+    styles = {device: LINE_STYLES[i % 4] for i, device in enumerate(devices)}
     panels = 4 if statistics.paired else 3
     fig = Figure(figsize=(16 + 5 * (panels - 3), 5.2), layout="constrained")
     lr_ax, loss_ax, best_ax, *diff_ax = fig.subplots(1, panels)
@@ -436,7 +442,7 @@ def _paired_panel(
     labels: list[str],
     devices: list[str],
     colors: dict[str, Any],
-    styles: dict[str, str],
+    styles: dict[str, LineStyleType],
 ) -> None:
     """Each schedule's best validation loss minus the best schedule's, seed by seed, with the paired interval."""
     by_seed = {(r.label, r.device, r.seed): getattr(r, RANK_METRIC) for r in records if r.status == "ok"}
@@ -502,8 +508,13 @@ def _scale_to_healthy(ax: Any, log_above: float = 100.0) -> None:
     from matplotlib.collections import PathCollection, PolyCollection
 
     healthy = [line.get_ydata() for line in ax.get_lines() if line.get_gid() != "diverged"]
-    healthy += [[p[1] for p in c.get_offsets()] for c in ax.collections if isinstance(c, PathCollection)]
-    healthy += [path.vertices[:, 1] for c in ax.collections if isinstance(c, PolyCollection) for path in c.get_paths()]
+    healthy += [[p[1] for p in np.asarray(c.get_offsets())] for c in ax.collections if isinstance(c, PathCollection)]
+    healthy += [
+        np.asarray(path.vertices)[:, 1]
+        for c in ax.collections
+        if isinstance(c, PolyCollection)
+        for path in c.get_paths()
+    ]
     values = np.concatenate([np.asarray(v, dtype=float).ravel() for v in healthy]) if healthy else np.array([])
     values = values[np.isfinite(values)]
     if not values.size:

@@ -59,7 +59,7 @@ def summary_run(records: Sequence[RunRecord], settings: RunSettings, layout: Out
         job_type="summary",
         name=f"{settings.experiment}-summary",
         dir=str(layout.wandb_save_dir),
-        mode=settings.wandb_mode,
+        mode="online" if settings.wandb_mode == "online" else "offline",  # the two modes compare accepts
         settings=wandb_settings(),
         reinit="create_new",
     )

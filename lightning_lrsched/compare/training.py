@@ -7,6 +7,7 @@ Both paths build each run the same way (the seed, then the model; the data after
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import re
@@ -383,13 +384,13 @@ def train_stacked(
     checks.extend(
         DivergenceCheck(
             settings.divergence_factor,
-            loss_of=lambda outputs, pl_module, k=k: pl_module.copy_losses[k],
+            loss_of=functools.partial(_copy_loss, k),
             batch_size=batch_size,
             on_diverge=freezer(k),
             monitor=f"val_loss/{label}",
             check_parameters=False,
             on_epoch_loss=recorders[k].record_train_loss,
-            groups=lambda optimizer, k=k: [optimizer.param_groups[g] for g in module.groups[k]],
+            groups=functools.partial(module.copy_param_groups, k),
         )
         for k, label in enumerate(labels)
     )
@@ -524,6 +525,11 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> float | Non
     except Exception:  # the probe is advice: a module it cannot run this way is stacked as asked
         return None
     return statistics.median(timer.times[1:]) if len(timer.times) > 1 else None
+
+
+def _copy_loss(k: int, outputs: Any, pl_module: Any) -> Any:
+    """Copy ``k``'s training loss of the step (the stacked module keeps every copy's)."""
+    return pl_module.copy_losses[k]
 
 
 def _hparams(copy: Any, spec: RunSpec) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def peak_key(scheduler: Any) -> str:
     """
     if scheduler is None:
         return "lr"
+    name: Any
     if isinstance(scheduler, Schedule):
         name = scheduler.name
     elif isinstance(scheduler, Mapping):
@@ -72,7 +73,7 @@ def with_peak_lr(model_args: Mapping[str, Any], lr: float) -> dict[str, Any]:
             raise InvalidType(f"`init_args` must be a mapping of model arguments: got {init_args!r}")
         out["init_args"] = with_peak_lr(init_args, lr)
         return out
-    scheduler = out.get("scheduler")
+    scheduler: Any = out.get("scheduler")
     if peak_key(scheduler) == "lr":
         out["lr"] = float(lr)
         return out

@@ -124,13 +124,13 @@ class SyntheticClassifier(L.LightningModule):
     def configure_callbacks(self) -> list[Callback]:
         # The `plateau` schedule follows validation results through this callback.
         callbacks: list[Callback] = [PlateauDriver()]
-        if is_schedule_free(self.hparams.optimizer):
+        if is_schedule_free(self.hparams["optimizer"]):
             # Schedule-free optimizers evaluate and checkpoint in their eval mode: this callback switches it.
             callbacks.append(ScheduleFreeMode())
         return callbacks
 
     def configure_optimizers(self) -> Any:
-        optimizer = make_optimizer(self.hparams.optimizer, self.parameters(), self.hparams.lr)
+        optimizer = make_optimizer(self.hparams["optimizer"], self.parameters(), self.hparams["lr"])
         configs = [] if self.schedule is None else [self.schedule.lightning_config(optimizer, self.trainer)]
         configs += [s.lightning_config(optimizer, self.trainer, param=p) for p, s in self.param_schedules.items()]
         if not configs:

@@ -72,7 +72,8 @@ class GlobalBatchSampler(DistributedSampler):
             raise InvalidValue(f"`rank` must be below `num_replicas`: got rank={rank}, num_replicas={num_replicas}")
         check_bool("shuffle", shuffle)
         check_int("seed", seed, minimum=0)
-        super().__init__(range(dataset_size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        # torch annotates `dataset` as a Dataset but only takes its len(): a range of indices is enough.
+        super().__init__(range(dataset_size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)  # type: ignore[arg-type]
         self.dataset_size, self.batch_size = dataset_size, batch_size
         self.num_batches = math.ceil(dataset_size / batch_size)
         # (epoch, global batches served in it): the position a checkpoint records
@@ -127,7 +128,8 @@ class GlobalBatchSampler(DistributedSampler):
         self._position, self._resuming = (epoch, served), True
 
 
-class SequentialGlobalBatchSampler(GlobalBatchSampler, SequentialSampler):
+# A SequentialSampler by type only (for Lightning's isinstance check): it iterates global batches, not indices.
+class SequentialGlobalBatchSampler(GlobalBatchSampler, SequentialSampler):  # type: ignore[misc]
     """A :class:`GlobalBatchSampler` that never shuffles, and says so by its type.
 
     Under ``Trainer(overfit_batches=...)`` Lightning rebuilds every loader whose sampler is not a
@@ -143,7 +145,7 @@ class SequentialGlobalBatchSampler(GlobalBatchSampler, SequentialSampler):
 
     def __init__(self, dataset_size: int, batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
         super().__init__(dataset_size, batch_size, num_replicas, rank)
-        self.data_source = self.dataset  # what a SequentialSampler holds
+        self.data_source = self.dataset  # type: ignore[assignment]  # what a SequentialSampler holds (a range: Sized)
 
 
 class ResumableLoader(DataLoader):
@@ -157,6 +159,8 @@ class ResumableLoader(DataLoader):
         dataset: the split, indexed by a tensor of sample indices (a ``TensorDataset``).
         sampler: the sampler that chooses each process's micro-batches.
     """
+
+    sampler: GlobalBatchSampler
 
     def __init__(self, dataset: TensorDataset, sampler: GlobalBatchSampler) -> None:
         # batch_size=None: the sampler yields whole micro-batches of indices; no workers, whose
@@ -221,7 +225,8 @@ class GlobalBatchDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> ResumableLoader:
         rows = self.splits[split]
         world, rank = self._world()
-        if self.trainer is not None and self.trainer.overfit_batches > 0:
+        sampler: GlobalBatchSampler
+        if self.trainer is not None and self.trainer.overfit_batches > 0:  # type: ignore[attr-defined]  # set at init
             sampler = SequentialGlobalBatchSampler(len(rows), self.batch_size, world, rank)
         else:
             sampler = GlobalBatchSampler(len(rows), self.batch_size, world, rank, shuffle=shuffle, seed=self.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -225,7 +226,9 @@ def constant(factor: float = 1.0 / 3, total_iters: int | str = 5) -> Binder:
     return bind
 
 
-def _momentum_range(cycle_momentum: bool, base_momentum, max_momentum):
+def _momentum_range(
+    cycle_momentum: bool, base_momentum: Any, max_momentum: Any
+) -> tuple[float | tuple[float, ...], float | tuple[float, ...]] | None:
     if not check_bool("cycle_momentum", cycle_momentum):
         return None
     low = check_per_group("base_momentum", base_momentum, lambda n, v: check_range(n, v, 0.0, 1.0))
@@ -283,6 +286,7 @@ def cyclic(
             cycle = np.floor(1 + t / total_size)
             x = 1.0 + t / total_size - cycle
             height = np.where(x <= step_ratio, x / step_ratio, (x - 1) / (step_ratio - 1))
+            scale: float | np.ndarray
             if mode == "triangular":
                 scale = 1.0
             elif mode == "triangular2":
@@ -297,7 +301,7 @@ def cyclic(
     return bind
 
 
-def _anneal(strategy: str, start, end, pct):
+def _anneal(strategy: str, start: Any, end: Any, pct: np.ndarray) -> np.ndarray:
     if strategy == "cos":
         return end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1)
     return (end - start) * pct + start

@@ -133,7 +133,7 @@ def register(
     ends_with_run: bool = False,
     durations: tuple[str, ...] = (),
     parts: str | None = None,
-):
+) -> Callable[[Callable[..., Binder]], Callable[..., Binder]]:
     """Add a schedule constructor to the catalog under ``name`` (see :class:`Entry` for the arguments)."""
 
     def add(constructor: Callable[..., Binder]) -> Callable[..., Binder]:
@@ -206,7 +206,7 @@ def hold(curve: Curve, at: int = 0) -> Curve:
 
     def weights(t: np.ndarray) -> Weights:
         full = lambda x: None if x is None else np.full(t.shape, float(x))  # noqa: E731
-        return Weights(full(w.peak), full(w.floor), full(w.momentum))
+        return Weights(np.full(t.shape, float(w.peak)), full(w.floor), full(w.momentum))
 
     return Curve(weights, peak=curve.peak, floor=curve.floor, momentum=curve.momentum, length=0)
 

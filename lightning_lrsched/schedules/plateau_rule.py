@@ -26,7 +26,7 @@ class PlateauRule:
     threshold: float = 1e-4
     threshold_mode: str = "rel"
     cooldown: int = 0
-    min_lr: float | tuple[float, ...] = 0.0
+    min_lr: float | tuple[float, ...] | list[float] = 0.0  # a list is made a tuple
     eps: float = 1e-8
     monitor: str = "val_loss"
 

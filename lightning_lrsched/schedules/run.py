@@ -144,7 +144,7 @@ class RunPlan:
         its epoch) has ``(b + 1) % frequency == 0``.
         """
         spe = self.steps_per_epoch
-        if spe is None:
+        if spe is None or self.batches_per_epoch is None:  # the one is known when the other is
             return None
         j = np.arange(spe, dtype=np.int64)
         last_batch = np.minimum((j + 1) * self.accumulate, self.batches_per_epoch)

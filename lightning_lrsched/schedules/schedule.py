@@ -373,5 +373,5 @@ def _default_interval(spec: Any) -> str:
     return entry.interval
 
 
-def _intervals(named: dict[int, str]) -> str:
+def _intervals(named: Mapping[int, str | None]) -> str:
     return ", ".join(f"schedules[{i}] has interval={value!r}" for i, value in named.items())

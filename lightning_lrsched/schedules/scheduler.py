@@ -235,8 +235,9 @@ class GroupScheduledLR(LRScheduler):
             values[:, g] = combine(w.peak[:, None], floor, peaks[g][None, :], floors[g][None, :])
             if self._momentum_key is not None and w.momentum is not None:
                 for k in g:
-                    if self._momenta[k] is not None:
-                        low, high = self._momenta[k]
+                    momentum_range = self._momenta[k]
+                    if momentum_range is not None:
+                        low, high = momentum_range
                         momenta[:, k] = w.momentum * low + (1 - w.momentum) * high
         self._start, self._values, self._momentum_values = t, values.tolist(), momenta.tolist()
 
@@ -250,7 +251,8 @@ class GroupScheduledLR(LRScheduler):
             return [group["lr"] for group in self.optimizer.param_groups]
         return self.lrs_at(self.last_epoch)
 
-    def get_last_lr(self) -> list[float]:
+    # torch widened its return type for tensor LRs; these are floats (and list is invariant).
+    def get_last_lr(self) -> list[float]:  # type: ignore[override]
         """The LRs the schedule set for the current step: what it planned, whatever else changed them since.
 
         A scheduler of another hyperparameter (:attr:`param`) returns the groups' LRs, as torch's do.
@@ -313,7 +315,7 @@ class GroupScheduledLR(LRScheduler):
     def _count_update(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self._updates += 1
 
-    def step(self, epoch: int | None = None) -> None:  # type: ignore[override]
+    def step(self, epoch: int | None = None) -> None:
         """Advance one scheduler step (an epoch or an optimizer step, as ``interval`` says)."""
         if epoch is not None:
             raise InvalidType(
@@ -583,7 +585,7 @@ class PlateauLR(ScheduledLR):
         assert judge is not None  # a plateau lane always has one
         return judge
 
-    def step(self, metrics: Any = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Any = None) -> None:
         """Advance one step; with ``metrics``, also judge that value (torch's ``step(metrics)``)."""
         super().step()
         if metrics is not None:

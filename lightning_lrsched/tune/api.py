@@ -174,9 +174,11 @@ def tune(
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     layout = OutputLayout(output)
     notes: list[str] = []
-    if space.lr is None:
-        space = space.with_lr(*_lr_from_finder(model_class, model_cfg, data_cfg, search_seed, config, console))
-        notes.append(f"peak LR range {space.lr[0]:.3g}..{space.lr[1]:.3g}: a decade either side of find_lr's valley")
+    lr_range = space.lr
+    if lr_range is None:
+        lr_range = _lr_from_finder(model_class, model_cfg, data_cfg, search_seed, config, console)
+        space = space.with_lr(*lr_range)
+        notes.append(f"peak LR range {lr_range[0]:.3g}..{lr_range[1]:.3g}: a decade either side of find_lr's valley")
     settings = {
         "space": space.to_dict(),
         "budget": budget,
@@ -228,7 +230,7 @@ def tune(
             records,
             best,
             layout.root,
-            space.lr,
+            lr_range,
             per_epoch,
             finished is not None,
             notes,

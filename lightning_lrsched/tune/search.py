@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from lightning_lrsched.compare.stacked import StackedModule
-from lightning_lrsched.schedules import GroupSchedules, get_schedule
+from lightning_lrsched.schedules import get_schedule
 from lightning_lrsched.tune.space import Config, survivors
 
 STATES = ("completed", "stopped", "diverged", "invalid")
@@ -71,32 +71,6 @@ class TrialResult:
         for curve in ("val_curve", "lr_curve"):
             known[curve] = [[math.nan if v is None else v for v in p] for p in known.get(curve) or []]
         return cls(**known)
-
-
-class TunedStack(StackedModule):
-    """A :class:`StackedModule` whose copies each start from their own peak LR (their ``lr`` argument).
-
-    Until the stacked module builds each copy's optimizer from the copy's own ``configure_optimizers``
-    (issue 19), it gives every copy the first copy's LR; this sets each copy's param group to its
-    own ``hparams["lr"]`` and rebuilds the schedules over it. Once every group already starts at
-    its copy's LR, it changes nothing.
-    """
-
-    def configure_optimizers(self) -> Any:
-        config = super().configure_optimizers()
-        optimizer = config.get("optimizer") if isinstance(config, dict) else None
-        groups = getattr(optimizer, "param_groups", [])
-        wanted = [float(copy.hparams["lr"]) for copy in self.copies]
-        if len(groups) != len(wanted) or all(g.get("initial_lr") == lr for g, lr in zip(groups, wanted, strict=True)):
-            return config
-        for group, lr in zip(groups, wanted, strict=True):
-            group["lr"] = group["initial_lr"] = lr
-        schedules = [get_schedule("cosine") if k in self.invalid else s for k, s in enumerate(self.schedules)]
-        monitors = [
-            f"{s.monitor}/{label}" if s.is_plateau else None for s, label in zip(schedules, self.labels, strict=True)
-        ]
-        scheduler = GroupSchedules(schedules).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
 
 class RungJudge(Callback):
@@ -232,9 +206,10 @@ def train_search(
     copies = []
     for config in configs:
         L.seed_everything(seed, verbose=False)
-        copies.append(model_class(**{**model_args, "lr": config.lr, "scheduler": config.schedule}))
+        # Its optimizer alone (its own `lr`): the stacked run reads it and drives it with the copy's schedule.
+        copies.append(model_class(**{**model_args, "lr": config.lr, "scheduler": None}))
     judge: list[RungJudge] = []
-    module = TunedStack(
+    module = StackedModule(
         copies,
         [c.label for c in configs],
         [get_schedule(c.schedule) for c in configs],

@@ -73,7 +73,10 @@ class Searched:
             return trial.suggest_categorical(key, list(self.choices))
         if isinstance(self.low, int) and isinstance(self.high, int):
             return trial.suggest_int(key, self.low, self.high, log=self.log)
-        return trial.suggest_float(key, float(self.low), float(self.high), log=self.log)
+        low, high = self.low, self.high
+        if low is None or high is None:
+            raise InvalidValue(f"`{key}` needs `choices`, or `low` and `high`")
+        return trial.suggest_float(key, float(low), float(high), log=self.log)
 
     def first(self) -> Any:
         return self.choices[0] if self.choices else self.low

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
 from lightning_lrsched.callbacks import PlateauDetector
+
+if TYPE_CHECKING:
+    pass
 
 
 class CopyDetector(PlateauDetector):
@@ -78,7 +81,7 @@ class CopyLogger(Logger):
 
     @property
     def experiment(self) -> Any:
-        return self.inner.experiment
+        return self.inner.experiment  # type: ignore[attr-defined]  # every logger has one; Logger does not declare it
 
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
         self.inner.log_hyperparams(self.hparams)

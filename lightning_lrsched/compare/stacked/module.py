@@ -45,7 +45,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -158,6 +158,9 @@ class StackedModule(L.LightningModule):
         Unstackable: the module cannot be stacked (see the module docstring).
     """
 
+    copy_losses: torch.Tensor
+    _training: torch.Tensor  # a buffer
+
     def __init__(
         self,
         copies: Sequence[nn.Module],
@@ -177,9 +180,9 @@ class StackedModule(L.LightningModule):
         first = copies[0]
         if any(type(c) is not type(first) for c in copies):
             raise Unstackable(f"the copies are of different classes: {sorted({type(c).__name__ for c in copies})}")
-        if getattr(first, "param_schedules", None):
+        if param_schedules := getattr(first, "param_schedules", None):
             # The stacked optimizer schedules the LR only; the copies would silently lose these schedules.
-            raise Unstackable(f"{type(first).__name__} schedules {', '.join(first.param_schedules)} besides the LR")
+            raise Unstackable(f"{type(first).__name__} schedules {', '.join(param_schedules)} besides the LR")
         self.copies = nn.ModuleList(copies)
         self.labels = list(labels)
         self.schedules = list(schedules)
@@ -377,7 +380,8 @@ class StackedModule(L.LightningModule):
                         batch_size=count,
                     )
 
-    def freeze(self, index: int) -> None:
+    # One copy, not LightningModule.freeze's whole module (which a stacked module has no use for).
+    def freeze(self, index: int) -> None:  # type: ignore[override]
         """Stop training copy ``index`` (diverged): no more updates, out of the loss, no more metrics."""
         if self.frozen_at[index] is not None:
             return
@@ -440,7 +444,7 @@ class StackedModule(L.LightningModule):
 
     def configure_callbacks(self) -> Any:
         # What the module asks for (a driver of its plateau schedules, say) serves every copy: one Trainer.
-        return self.copies[0].configure_callbacks()
+        return cast(L.LightningModule, self.copies[0]).configure_callbacks()
 
     def configure_optimizers(self) -> Any:
         self._alias_copies()  # Lightning moved the module to its device: the copies' parameters are copies again
@@ -462,6 +466,10 @@ class StackedModule(L.LightningModule):
         config = GroupSchedules(per_group).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
         return {"optimizer": optimizer, "lr_scheduler": config}
 
+    def copy_param_groups(self, k: int, optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+        """Copy ``k``'s param groups of ``optimizer`` (see :attr:`groups`)."""
+        return [optimizer.param_groups[g] for g in self.groups[k]]
+
     def _copies_optimizer(self) -> torch.optim.Optimizer:
         """One optimizer holding every copy's param groups, each built by that copy's own ``configure_optimizers``.
 
@@ -474,7 +482,8 @@ class StackedModule(L.LightningModule):
             trainer = self.trainer
         except RuntimeError:  # not attached (built by hand): the copies' configure_optimizers get none either
             trainer = None
-        for k, copy in enumerate(self.copies):
+        for k, module in enumerate(self.copies):
+            copy = cast(L.LightningModule, module)
             if trainer is not None:
                 copy.trainer = trainer  # its configure_optimizers may read the run (estimated_stepping_batches)
             # It sees its parameters as the module made them (a filter on requires_grad keeps working).
