@@ -257,7 +257,7 @@ def train_stacked(
 ) -> list[RunRecord] | None:
     """Train the specs as copies of one stacked run; rank zero returns one record per spec.
 
-    ``decide`` (``mode="auto"``): first probe whether stacking pays (:meth:`StackedModule.stacking_pays`),
+    ``decide`` (``mode="auto"``): first probe whether stacking pays (:func:`stacking_pays`),
     and raise :class:`Unstackable` with the probe's figures where it does not. Under DDP rank zero
     decides and the other ranks, started from its environment, take its verdict.
 
@@ -302,9 +302,8 @@ def train_stacked(
     checks: list[Any] = []
 
     def on_diverge(k: int, value: float, reason: str) -> None:
-        checks[k].diverge(
-            module.trainer, reason
-        )  # found by the module (a gradient, an LR): the copy's check records it
+        # Found by the module (a non-finite gradient): the copy's check records it and freezes the copy.
+        checks[k].diverge(module.trainer, reason)
 
     module = StackedModule(
         copies,
