@@ -21,8 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from lightning_lrsched.compare.analysis import DeviceCheck
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.executors import EXECUTORS, recover_stopped_workers, run_local, run_ray
+from lightning_lrsched.compare.executors import EXECUTORS, Executor, recover_stopped_workers
 from lightning_lrsched.compare.grid import (
     DEFAULT_DATA,
     DEFAULT_MODEL,
@@ -32,6 +33,7 @@ from lightning_lrsched.compare.grid import (
     WANDB_RUNS,
     Job,
     RunSettings,
+    RunSpec,
     build_grid,
     class_config,
     is_stacked,
@@ -42,7 +44,7 @@ from lightning_lrsched.compare.grid import (
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.processes import Standby
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.report import DeviceCheck, print_report, write_report
+from lightning_lrsched.compare.report import print_report, write_report
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.compare.tracking import summary_run, sync_hint, wandb_login_missing
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -155,7 +157,7 @@ def compare(
             raise InvalidType(f"`{name}` must be a list, e.g. {name}={example}: got {name}={value!r}")
         if not value:
             raise InvalidValue(f"`{name}` must not be empty, e.g. {name}={example}")
-    check_choice("executor", executor, EXECUTORS)
+    check_choice("executor", executor, tuple(EXECUTORS))
     check_choice("mode", mode, MODES)
     check_choice("wandb_runs", wandb_runs, WANDB_RUNS)
     check_choice("wandb_mode", wandb_mode, ("offline", "online"))
@@ -187,13 +189,14 @@ def compare(
         project=project,
         wandb_runs=wandb_runs,
         divergence_factor=divergence_factor,
+        fallback=mode == "auto",
     )
     # Piped output (a log, CI) gets a width that fits the whole table instead of rich's 80 columns.
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     # A worker imports torch and Lightning while this process checks the model and data classes (which
     # imports them too) and reads the results file: on two cores that hides seconds of start-up. One
     # started earlier in this process (`lrsched compare` does, before importing torch) is taken first.
-    single = executor == "local" and any(c.processes == 1 for c in configs if c.label in runnable)
+    single = EXECUTORS[executor].takes_standby and any(c.processes == 1 for c in configs if c.label in runnable)
     if not single:
         Standby.drop_early()  # DDP workers and Ray trials start their own processes: it would wait idle
     with Standby.take() if single else nullcontext() as standby:
@@ -210,144 +213,163 @@ def compare(
 
         check_model(grid[0])  # the module as it is: one optimizer, automatic optimization
         with GridLock(layout):
-            return _run_grid(
-                grid, notes, settings, layout, skipped, mode, executor, force, tolerance, run_timeout, console, standby
-            )
+            run = GridRun(grid, notes, settings, layout, skipped, mode, tolerance, console)
+            return run.run(EXECUTORS[executor](run_timeout, standby), force)
 
 
-def _run_grid(
-    grid: list[Any],
-    notes: list[str],
-    settings: RunSettings,
-    layout: OutputLayout,
-    skipped: list[tuple[str, str]],
-    mode: str,
-    executor: str,
-    force: bool,
-    tolerance: float,
-    run_timeout: float | None,
-    console: Console,
-    standby: Standby | None,
-) -> Comparison:
-    results = ResultsFile(layout)
-    for why, count in Counter(results.set_aside_unreadable()).items():
-        notes.append(f"{count} line(s) of {layout.results} moved to {layout.torn}: {why}; their runs train again")
-    notes += recover_stopped_workers(layout, results)
-    latest = results.latest()
-    todo = [spec for spec in grid if force or spec.key not in latest or not latest[spec.key].finished]
-    retried = sum(spec.key in latest and not latest[spec.key].finished for spec in todo)
-    keys = {spec.key for spec in grid}
-    hint = sync_hint(layout, settings.wandb_mode) if settings.logger == "wandb" else None
+class GridRun:
+    """One grid on its locked output folder: what is left to train, the executor's events, the report.
 
-    def current() -> list[RunRecord]:
-        return [r for k, r in results.latest().items() if k in keys]
+    It is the :class:`~lightning_lrsched.compare.executors.GridEvents` of its executor: each job's
+    records go to ``results.jsonl`` as the job ends and the report is rewritten; the progress bar
+    counts run-epochs. Whether a module that cannot be stacked is an error (``mode="stacked"``) or
+    falls back to runs of their own (``"auto"``: the worker trains them) is decided in
+    :meth:`unstackable`.
+    """
 
-    jobs = plan_jobs(todo, mode)
-    mode_notes = {job_name(job): _mode_note(job, mode) for job in jobs if is_stacked(job) or mode == "auto"}
+    def __init__(
+        self,
+        grid: list[RunSpec],
+        notes: list[str],
+        settings: RunSettings,
+        layout: OutputLayout,
+        skipped: list[tuple[str, str]],
+        mode: str,
+        tolerance: float,
+        console: Console,
+    ) -> None:
+        self.grid, self.notes, self.settings, self.layout = grid, notes, settings, layout
+        self.skipped, self.mode, self.tolerance, self.console = skipped, mode, tolerance, console
+        self.results = ResultsFile(layout)
+        self.keys = {spec.key for spec in grid}
+        self.hint = sync_hint(layout, settings.wandb_mode) if settings.logger == "wandb" else None
+        self.mode_notes: dict[str, str] = {}  # how each job trains, by job name
+        self.appended = 0  # records this grid added to the results file
+        self._shown: tuple[int, list[str]] | None = None  # what report.* on disk show
+        self._checks: list[DeviceCheck] = []
+        self._epochs_of: dict[str, int] = {}
+        self._counted: dict[str, int] = {}  # run-epochs of each unfinished job the bar has counted
+        self._progress: Progress | None = None
+        self._task: Any = None
 
-    reported: dict[str, Any] = {}  # what report.* on disk show, and their checks
-    appended = [0]  # records this grid added to the results file
+    def current(self) -> list[RunRecord]:
+        """The newest record of every run of this grid that has one."""
+        return [r for k, r in self.results.latest().items() if k in self.keys]
 
-    def report() -> list[DeviceCheck]:
+    def report(self) -> list[DeviceCheck]:
         """Write the report of the records so far, unless it already shows them (a figure takes a while)."""
-        shown = (appended[0], [*notes, *mode_notes.values()])
-        if reported.get("shown") != shown:
-            reported["checks"] = write_report(
-                current(),
-                layout,
-                title=f"Comparison: {settings.experiment}",
-                tolerance=tolerance,
-                skipped=skipped,
-                wandb_hint=hint,
+        shown = (self.appended, [*self.notes, *self.mode_notes.values()])
+        if self._shown != shown:
+            self._checks = write_report(
+                self.current(),
+                self.layout,
+                title=f"Comparison: {self.settings.experiment}",
+                tolerance=self.tolerance,
+                skipped=self.skipped,
+                wandb_hint=self.hint,
                 notes=shown[1],
             )
-            reported["shown"] = shown
-        return reported["checks"]
+            self._shown = shown
+        return self._checks
 
-    finished = len(grid) - len(todo)
-    if finished:
-        console.print(f"{finished} of {len(grid)} runs already in {results.path}: skipping them")
-    if retried:
-        console.print(f"{retried} run(s) recorded as failed in {results.path}: training them again")
-    for device, reason in skipped:
-        console.print(f"[yellow]skipping {device}: {escape(reason)}[/]")
-    for note in [*notes, *mode_notes.values()]:
-        console.print(escape(note) if note.startswith(mode) else f"[yellow]{escape(note)}[/]")
+    # -- GridEvents ------------------------------------------------------------------------------
+    def epoch(self, job: Job, runs: int) -> None:
+        self._counted[job_name(job)] = self._counted.get(job_name(job), 0) + runs
+        if self._progress is not None:
+            self._progress.advance(self._task, runs)
 
-    def on_unstackable(job: Job, reason: str) -> None:
-        if mode == "stacked":
+    def unstackable(self, job: Job, reason: str) -> None:
+        if self.mode == "stacked":
             raise InvalidValue(
                 f"mode='stacked': {reason.rstrip('.')}. "
                 "Use mode='auto' (falls back to sequential runs) or mode='sequential'"
             )
-        note = f"{mode} → sequential for {_where(job)}: {reason}"
-        mode_notes[job_name(job)] = note
-        console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
+        note = f"{self.mode} → sequential for {_where(job)}: {reason}"
+        self.mode_notes[job_name(job)] = note
+        self.console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
 
-    epochs_of = {spec.key: spec.max_epochs for spec in todo}
-    counted: dict[str, int] = {}
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("run-epochs"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-    )
-    with progress:
-        task = progress.add_task("grid", total=sum(epochs_of.values()))
+    def result(self, job: Job, records: list[RunRecord]) -> None:
+        if records:
+            self.results.append(*records)
+        self.appended += len(records)
+        console = self._progress.console if self._progress is not None else self.console
+        for record in records:
+            detail = f", best val_loss {record.best_val_loss:.4f}" if record.status != "failed" else ""
+            reason = record.reason.strip().splitlines()[-1:] if record.status == "failed" else []
+            line = f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason)
+            console.print(escape(line))
+        # A run that ended early (diverged, failed) leaves its remaining epochs: the bar skips them.
+        left = sum(self._epochs_of[s.key] for s in job) - self._counted.pop(job_name(job), 0)
+        if self._progress is not None:
+            self._progress.advance(self._task, left)
+        self.report()  # once per job: a stacked run's records arrive together
 
-        def on_epoch(job: Job, runs: int) -> None:
-            counted[job_name(job)] = counted.get(job_name(job), 0) + runs
-            progress.advance(task, runs)
-
-        def on_result(job: Job, records: list[RunRecord]) -> None:
-            results.append(*records)
-            appended[0] += len(records)
-            for record in records:
-                detail = f", best val_loss {record.best_val_loss:.4f}" if record.status != "failed" else ""
-                reason = record.reason.strip().splitlines()[-1:] if record.status == "failed" else []
-                line = f"{record.name}: {record.status}{detail}" + "".join(f": {r}" for r in reason)
-                progress.console.print(escape(line))
-            # A run that ended early (diverged, failed) leaves its remaining epochs: the bar skips them.
-            progress.advance(task, sum(epochs_of[s.key] for s in job) - counted.pop(job_name(job), 0))
-            report()  # once per job: a stacked run's records arrive together
-
-        if jobs and executor == "ray":
-            run_ray(jobs, settings, on_result, on_unstackable, on_epoch, run_timeout, fallback=mode == "auto")
-        elif jobs:
-            run_local(
-                jobs,
-                settings,
-                on_result,
-                on_unstackable,
-                on_epoch,
-                run_timeout,
-                fallback=mode == "auto",
-                standby=standby,
+    # -- the run ---------------------------------------------------------------------------------
+    def run(self, executor: Executor, force: bool = False) -> Comparison:
+        """Train what the results file lacks (everything with ``force``) with ``executor``, then report."""
+        layout, results, console, grid = self.layout, self.results, self.console, self.grid
+        for why, count in Counter(results.set_aside_unreadable()).items():
+            self.notes.append(
+                f"{count} line(s) of {layout.results} moved to {layout.torn}: {why}; their runs train again"
             )
-    checks = report()
-    records = current()
-    if settings.logger == "wandb" and todo and records:
-        import wandb.errors
+        self.notes += recover_stopped_workers(layout, results)
+        latest = results.latest()
+        todo = [spec for spec in grid if force or spec.key not in latest or not latest[spec.key].finished]
+        retried = sum(spec.key in latest and not latest[spec.key].finished for spec in todo)
+        jobs = plan_jobs(todo, self.mode)
+        self.mode_notes = {
+            job_name(job): _mode_note(job, self.mode) for job in jobs if is_stacked(job) or self.mode == "auto"
+        }
+        finished = len(grid) - len(todo)
+        if finished:
+            console.print(f"{finished} of {len(grid)} runs already in {results.path}: skipping them")
+        if retried:
+            console.print(f"{retried} run(s) recorded as failed in {results.path}: training them again")
+        for device, reason in self.skipped:
+            console.print(f"[yellow]skipping {device}: {escape(reason)}[/]")
+        for note in [*self.notes, *self.mode_notes.values()]:
+            console.print(escape(note) if note.startswith(self.mode) else f"[yellow]{escape(note)}[/]")
+        self._epochs_of = {spec.key: spec.max_epochs for spec in todo}
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("run-epochs"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        with self._progress:
+            self._task = self._progress.add_task("grid", total=sum(self._epochs_of.values()))
+            if jobs:
+                executor.run(jobs, self.settings, self)
+        self._progress = None
+        return self._finish(todo)
 
-        try:
-            summary_run(records, settings, layout)
-        except wandb.errors.Error as error:  # the runs and the report are safe: the summary is a convenience
-            first = (str(error).splitlines() or [type(error).__name__])[0]
-            console.print(f"[yellow]W&B summary run not logged: {escape(first)}[/]")
-    print_report(records, checks, console)
-    outputs = f"{layout.report_md}, {layout.report_csv}" + (f", {layout.report_png}" if records else "")
-    console.print(escape(f"report: {outputs}; results: {results.path}"))
-    if hint:
-        console.print(escape(hint))
-    comparison = Comparison(records, checks, skipped, layout.root, len(grid), [*notes, *mode_notes.values()])
-    missing = len(grid) - len(records) + sum(not r.finished for r in records)
-    if missing:
-        console.print(f"[red]{missing} of {len(grid)} run(s) did not finish: a rerun trains them again[/]")
-    return comparison
+    def _finish(self, todo: list[RunSpec]) -> Comparison:
+        console, layout, grid = self.console, self.layout, self.grid
+        checks = self.report()
+        records = self.current()
+        if self.settings.logger == "wandb" and todo and records:
+            import wandb.errors
+
+            try:
+                summary_run(records, self.settings, layout)
+            except wandb.errors.Error as error:  # the runs and the report are safe: the summary is a convenience
+                first = (str(error).splitlines() or [type(error).__name__])[0]
+                console.print(f"[yellow]W&B summary run not logged: {escape(first)}[/]")
+        print_report(records, checks, console)
+        outputs = f"{layout.report_md}, {layout.report_csv}" + (f", {layout.report_png}" if records else "")
+        console.print(escape(f"report: {outputs}; results: {self.results.path}"))
+        if self.hint:
+            console.print(escape(self.hint))
+        notes = [*self.notes, *self.mode_notes.values()]
+        comparison = Comparison(records, checks, self.skipped, layout.root, len(grid), notes)
+        missing = len(grid) - len(records) + sum(not r.finished for r in records)
+        if missing:
+            console.print(f"[red]{missing} of {len(grid)} run(s) did not finish: a rerun trains them again[/]")
+        return comparison
 
 
 def _where(job: Job) -> str:

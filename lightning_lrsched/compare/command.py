@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from lightning_lrsched.compare.executors import EXECUTORS
 from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS, resolve_entry
 from lightning_lrsched.errors import InvalidType, InvalidValue, RaisingArgumentParser, UsageError
 from lightning_lrsched.optim import is_schedule_free
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--logger", choices=LOGGERS)
     parser.add_argument("--wandb-mode", choices=("offline", "online"))
     parser.add_argument("--experiment", help="W&B group name (default: the output folder's name)")
-    parser.add_argument("--executor", choices=("local", "ray"))
+    parser.add_argument("--executor", choices=tuple(EXECUTORS))
     parser.add_argument(
         "--mode",
         choices=MODES,

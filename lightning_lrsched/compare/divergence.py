@@ -114,7 +114,7 @@ class DivergenceCheck(Callback):
     Attributes:
         epoch_losses: the mean training loss of each finished epoch (rank zero's view: averaged over processes).
         events: the divergence, as ``{"step", "epoch", "value", "action": "diverged", "reason"}`` (``value``:
-            the last validation loss).
+            the monitored metric's last value, averaged over processes, as in every other event).
         reason: why the run diverged ("" while it has not).
     """
 

@@ -1,5 +1,10 @@
 """How the jobs of a grid are executed: worker processes on this machine (local), or Ray Tune trials.
 
+An :class:`Executor` takes jobs and reports what happens to them through one :class:`GridEvents`
+(an epoch ended, a module cannot be stacked, a job's records); :data:`EXECUTORS` names them for
+``compare(executor=...)`` and ``lrsched compare --executor``. Adding an executor is one class and
+one entry there.
+
 Local: the jobs of a single-process device config and seed share one worker process (the imports
 and start-up are paid once; each run is still built from its seed, so sharing changes no result).
 A DDP job gets a worker of its own (Lightning starts its other processes from the worker's
@@ -28,9 +33,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from lightning_lrsched.compare.grid import Job, RunSettings, RunSpec, job_name
 from lightning_lrsched.compare.layout import OutputLayout
@@ -38,14 +43,34 @@ from lightning_lrsched.compare.processes import WORKER, Standby, environment, ki
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
 
-EXECUTORS = ("local", "ray")
-OnResult = Callable[[Job, list[RunRecord]], None]
-"""Called once per finished job with one record per spec, in the job's order."""
-OnUnstackable = Callable[[Job, str], None]
-"""Called for a stacked job whose module cannot be stacked: the job ends there, or, with
-``fallback``, its specs then train as runs of their own in the same worker and ``OnResult`` follows."""
-OnEpoch = Callable[[Job, int], None]
-"""Called at each epoch end of a job with the number of runs that trained through it."""
+
+class GridEvents(Protocol):
+    """What an executor reports while it trains a grid's jobs; every job it is given ends in :meth:`result`."""
+
+    def epoch(self, job: Job, runs: int) -> None:
+        """An epoch of ``job`` ended, with ``runs`` of its runs still training through it."""
+
+    def unstackable(self, job: Job, reason: str) -> None:
+        """A stacked ``job``'s module cannot be stacked; :meth:`result` follows (see :attr:`RunSettings.fallback`)."""
+
+    def result(self, job: Job, records: list[RunRecord]) -> None:
+        """``job`` ended: one record per spec, in the job's order (none: an unstackable job without the fallback)."""
+
+
+class Executor(Protocol):
+    """Trains the jobs of a grid and reports what happens to ``events``: jobs in, events out.
+
+    An executor is made with ``(timeout, standby)``: ``timeout`` is per run (a stacked job gets it
+    once per spec it holds), ``standby`` a started worker to take first (see :attr:`takes_standby`).
+    """
+
+    takes_standby: ClassVar[bool]
+    """Whether a :class:`~lightning_lrsched.compare.processes.Standby` worker can take its first jobs."""
+
+    def __init__(self, timeout: float | None = None, standby: Standby | None = None) -> None: ...
+
+    def run(self, jobs: Sequence[Job], settings: RunSettings, events: GridEvents) -> None: ...
+
 
 _POLL_S = 0.02  # a few stat calls per poll; the last job's records are read within this
 
@@ -77,18 +102,14 @@ def _failed(job: Job, settings: RunSettings, reason: str) -> list[RunRecord]:
 def run_batch(
     jobs: Sequence[Job],
     settings: RunSettings,
-    on_result: OnResult,
-    on_unstackable: OnUnstackable,
-    on_epoch: OnEpoch,
+    events: GridEvents,
     timeout: float | None = None,
-    fallback: bool = False,
     standby: Standby | None = None,
 ) -> None:
-    """Train ``jobs`` in worker processes, one after the other; every job ends in ``on_result`` or ``on_unstackable``.
+    """Train ``jobs`` in worker processes, one after the other; every job ends in ``events.result``.
 
-    ``timeout`` is per run: a stacked job gets it once per spec it holds. ``fallback``: a stacked
-    job whose module cannot be stacked trains its specs as runs of their own (see :data:`OnUnstackable`).
-    ``standby``: the worker that takes the jobs first (single-process device configs only), if it still can.
+    ``timeout`` is per run: a stacked job gets it once per spec it holds. ``standby``: the worker
+    that takes the jobs first (single-process device configs only), if it still can.
     """
     layout = OutputLayout(settings.output)
     layout.logs.mkdir(parents=True, exist_ok=True)
@@ -100,7 +121,7 @@ def run_batch(
         out = Path(tempfile.mkdtemp(prefix="worker-", dir=layout.workers))
         (out / WANDB_BEFORE).write_text(json.dumps(_wandb_runs(layout)))
         batch = out / "batch.json"
-        write_batch(batch, settings, pending, fallback)
+        write_batch(batch, settings, pending)
         process = standby.hand_over(batch, out, log) if standby is not None else None
         standby = None  # a worker that ends early leaves the rest of the batch to a fresh one
         if process is None:
@@ -114,7 +135,7 @@ def run_batch(
                 )
         (out / GROUP).write_text(str(process.pid))
         try:
-            done = _watch(process, pending, out, settings, log, on_result, on_unstackable, on_epoch, timeout, fallback)
+            done = _watch(process, pending, out, settings, log, events, timeout)
         finally:
             kill(process)  # a signal, an error: the folder stays for the next grid to recover what it holds
         shutil.rmtree(out, ignore_errors=True)
@@ -211,48 +232,43 @@ def _watch(
     out: Path,
     settings: RunSettings,
     log: Path,
-    on_result: OnResult,
-    on_unstackable: OnUnstackable,
-    on_epoch: OnEpoch,
+    events: GridEvents,
     timeout: float | None,
-    fallback: bool,
 ) -> int:
     """Follow one worker through ``jobs``; return how many jobs ended (with a result, or failed)."""
     current, started, progress_read, noted = 0, time.monotonic(), 0, -1
     while current < len(jobs):
-        progress_read = _read_progress(out / "progress", progress_read, jobs, on_epoch)
-        # Why a job did not stack comes first: with the fallback its records may follow within one poll.
+        progress_read = _read_progress(out / "progress", progress_read, jobs, events)
+        # Why a job did not stack comes first: its records (the fallback's, or none) follow.
         reason = read_unstackable(out, current) if noted != current else None
         if reason is not None:
             noted = current
-            on_unstackable(jobs[current], reason)
-            if not fallback:
-                current, started = current + 1, time.monotonic()
+            events.unstackable(jobs[current], reason)
             continue
         records = read_records(out, current)
         if records is not None:
-            on_result(jobs[current], records)
+            events.result(jobs[current], records)
             current, started = current + 1, time.monotonic()
             continue
         code = process.poll()
         limit = None if timeout is None else timeout * len(jobs[current])
         if code is None and limit is not None and time.monotonic() - started > limit:
             kill(process)
-            on_result(jobs[current], _failed(jobs[current], settings, f"timed out after {limit:g} s; log: {log}"))
+            events.result(jobs[current], _failed(jobs[current], settings, f"timed out after {limit:g} s; log: {log}"))
             return current + 1
         if code is not None:
             if read_records(out, current) is not None or (noted != current and read_unstackable(out, current)):
                 continue  # written just before the worker exited
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
             reason = f"the worker process exited with status {code} before the run ended; log: {log}\n{tail}"
-            on_result(jobs[current], _failed(jobs[current], settings, reason))
+            events.result(jobs[current], _failed(jobs[current], settings, reason))
             return current + 1
         time.sleep(_POLL_S)
     process.wait()
     return current
 
 
-def _read_progress(path: Path, offset: int, jobs: list[Job], on_epoch: OnEpoch) -> int:
+def _read_progress(path: Path, offset: int, jobs: list[Job], events: GridEvents) -> int:
     if not path.exists():
         return offset
     with path.open("rb") as handle:
@@ -261,28 +277,24 @@ def _read_progress(path: Path, offset: int, jobs: list[Job], on_epoch: OnEpoch) 
     whole = chunk[: chunk.rfind(b"\n") + 1]
     for line in whole.decode().splitlines():
         index, runs = (int(v) for v in line.split())
-        on_epoch(jobs[index], runs)
+        events.epoch(jobs[index], runs)
     return offset + len(whole)
 
 
-def run_local(
-    jobs: Sequence[Job],
-    settings: RunSettings,
-    on_result: OnResult,
-    on_unstackable: OnUnstackable,
-    on_epoch: OnEpoch,
-    timeout: float | None = None,
-    fallback: bool = False,
-    standby: Standby | None = None,
-) -> None:
-    """Train ``jobs`` in worker processes on this machine (see :func:`worker_batches`).
+class LocalExecutor:
+    """Worker processes on this machine (see :func:`worker_batches`); ``standby`` takes a first single-process batch."""
 
-    ``standby`` takes the first batch of a single-process device config.
-    """
-    for batch in worker_batches(jobs):
-        single = batch[0][0].device_config.processes == 1
-        run_batch(batch, settings, on_result, on_unstackable, on_epoch, timeout, fallback, standby if single else None)
-        standby = None if single else standby
+    takes_standby: ClassVar[bool] = True
+
+    def __init__(self, timeout: float | None = None, standby: Standby | None = None) -> None:
+        self.timeout, self.standby = timeout, standby
+
+    def run(self, jobs: Sequence[Job], settings: RunSettings, events: GridEvents) -> None:
+        standby = self.standby
+        for batch in worker_batches(jobs):
+            single = batch[0][0].device_config.processes == 1
+            run_batch(batch, settings, events, self.timeout, standby if single else None)
+            standby = None if single else standby
 
 
 def ray_available() -> str | None:
@@ -295,68 +307,82 @@ def ray_available() -> str | None:
     return None
 
 
-def run_ray(
-    jobs: Sequence[Job],
-    settings: RunSettings,
-    on_result: OnResult,
-    on_unstackable: OnUnstackable,
-    on_epoch: OnEpoch,
-    timeout: float | None = None,
-    fallback: bool = False,
-) -> None:
-    """Run every job as one Ray Tune trial with the resources its device config needs.
+class _TrialEvents:
+    """What one Ray trial's worker reported, as the trial's metrics (JSON lines of its records)."""
+
+    def __init__(self) -> None:
+        self.ended: dict[str, str] = {}
+
+    def epoch(self, job: Job, runs: int) -> None:
+        pass  # Ray reports per job, not per epoch
+
+    def unstackable(self, job: Job, reason: str) -> None:
+        self.ended["unstackable"] = reason
+
+    def result(self, job: Job, records: list[RunRecord]) -> None:
+        self.ended["records"] = "\n".join(record.to_json() for record in records)
+
+
+class RayExecutor:
+    """Every job as one Ray Tune trial with the resources its device config needs.
 
     Each trial trains its job through :func:`run_batch` (a worker process of its own: DDP
     relaunches its command, which a Ray worker process cannot be) and reports the records'
-    JSON lines to Tune. Progress is reported per job, not per epoch.
+    JSON lines to Tune. Progress is reported per job, not per epoch. Trials start their own
+    processes: a standby worker is not taken.
     """
-    reason = ray_available()
-    if reason:
-        raise RuntimeError(reason)
-    import ray
-    from ray import tune
 
-    def trainable(config: dict) -> dict:
-        job = tuple(RunSpec.from_dict(s) for s in config["job"])
-        ended: dict[str, str] = {}
+    takes_standby: ClassVar[bool] = False
 
-        def keep(_: Job, records: list[RunRecord]) -> None:
-            ended["records"] = "\n".join(record.to_json() for record in records)
+    def __init__(self, timeout: float | None = None, standby: Standby | None = None) -> None:
+        self.timeout = timeout
 
-        def unstackable(_: Job, why: str) -> None:
-            ended["unstackable"] = why
+    def run(self, jobs: Sequence[Job], settings: RunSettings, events: GridEvents) -> None:
+        reason = ray_available()
+        if reason:
+            raise RuntimeError(reason)
+        import ray
+        from ray import tune
 
-        run_batch([job], settings, keep, unstackable, lambda job, runs: None, timeout, fallback)
-        return ended
+        timeout = self.timeout
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    try:
-        by_resources: dict[tuple[int, int], list[Job]] = {}
-        for job in jobs:
-            device = job[0].device_config
-            gpus = device.processes if device.accelerator == "cuda" else 0
-            by_resources.setdefault((device.processes, gpus), []).append(job)
-        storage = OutputLayout(settings.output).logs.resolve() / "ray"
-        for (cpus, gpus), group in by_resources.items():
-            trials = [[s.to_dict() for s in job] for job in group]
-            tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
-                param_space={"job": tune.grid_search(trials)},
-                run_config=tune.RunConfig(storage_path=str(storage), name="grid", verbose=0),
-            )
-            for result in tuner.fit():  # type: ignore[attr-defined]  # ResultGrid iterates by __getitem__/__len__
-                job = tuple(RunSpec.from_dict(s) for s in result.config["job"])
-                metrics = result.metrics or {}
-                if "unstackable" in metrics:
-                    on_unstackable(job, metrics["unstackable"])
-                if "unstackable" in metrics and not fallback:
-                    continue
-                if result.error is not None or "records" not in metrics:
-                    on_result(job, _failed(job, settings, f"Ray trial failed: {result.error}"))
-                else:
-                    on_result(job, [RunRecord.from_json(line) for line in metrics["records"].splitlines()])
-    finally:
+        def trainable(config: dict) -> dict:
+            job = tuple(RunSpec.from_dict(s) for s in config["job"])
+            trial = _TrialEvents()
+            run_batch([job], settings, trial, timeout)
+            return trial.ended
+
+        started_here = not ray.is_initialized()
         if started_here:
-            ray.shutdown()
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        try:
+            by_resources: dict[tuple[int, int], list[Job]] = {}
+            for job in jobs:
+                device = job[0].device_config
+                gpus = device.processes if device.accelerator == "cuda" else 0
+                by_resources.setdefault((device.processes, gpus), []).append(job)
+            storage = OutputLayout(settings.output).logs.resolve() / "ray"
+            for (cpus, gpus), group in by_resources.items():
+                trials = [[s.to_dict() for s in job] for job in group]
+                tuner = tune.Tuner(
+                    tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus}),
+                    param_space={"job": tune.grid_search(trials)},
+                    run_config=tune.RunConfig(storage_path=str(storage), name="grid", verbose=0),
+                )
+                for result in tuner.fit():  # type: ignore[attr-defined]  # ResultGrid iterates by __getitem__/__len__
+                    job = tuple(RunSpec.from_dict(s) for s in result.config["job"])
+                    metrics = result.metrics or {}
+                    if "unstackable" in metrics:
+                        events.unstackable(job, metrics["unstackable"])
+                    if result.error is not None or "records" not in metrics:
+                        events.result(job, _failed(job, settings, f"Ray trial failed: {result.error}"))
+                    else:
+                        lines = metrics["records"].splitlines()
+                        events.result(job, [RunRecord.from_json(line) for line in lines])
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor, "ray": RayExecutor}
+"""The executors by name, as ``compare(executor=...)`` and ``lrsched compare --executor`` take them."""

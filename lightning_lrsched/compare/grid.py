@@ -34,7 +34,7 @@ NO_SCHEDULE = {"name": "constant", "factor": 1.0, "total_iters": 0}
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What every run of a grid shares and does not change what it trains: logging, output, divergence rule."""
+    """What every run of a grid shares and does not change what it trains: logging, output, divergence, fallback."""
 
     output: str = "runs/compare"
     logger: str = "wandb"
@@ -43,6 +43,9 @@ class RunSettings:
     project: str = "lightning-lrsched"
     wandb_runs: str = "per-run"
     divergence_factor: float | None = 10.0
+    fallback: bool = False
+    """A stacked job whose module cannot be stacked trains its specs as runs of their own (``mode="auto"``);
+    ``False``: it ends with no records (the grid was told why, see :mod:`~lightning_lrsched.compare.worker`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

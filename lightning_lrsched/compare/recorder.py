@@ -14,7 +14,7 @@ LR_KEY = "lr"
 """The key of a compared run's LR in its W&B and CSV logs, in every mode."""
 
 
-class Curve:
+class BoundedSeries:
     """A bounded series of points: past ``2 * limit`` points it keeps every other one."""
 
     points: list[list[float]]
@@ -44,7 +44,7 @@ class RunRecorder(Callback):
     ``log_every_n_steps``: a short run or a fast cycle is not reduced to a few points.
 
     Args:
-        limit: points kept per curve before thinning (see :class:`Curve`).
+        limit: points kept per curve before thinning (see :class:`BoundedSeries`).
         group: the param group whose LR is recorded: its index, or its name (a stacked copy's label: its
             first group, named ``<label>`` or ``<label>/0``).
         suffix: appended to the metric keys read (``"/cosine"`` reads ``val_loss/cosine``: one
@@ -70,9 +70,9 @@ class RunRecorder(Callback):
     ) -> None:
         self.batch_size = batch_size or _batch_size
         self.samples = 0
-        self.lr = Curve(limit)
-        self.val = Curve(limit)
-        self.train = Curve(limit)
+        self.lr = BoundedSeries(limit)
+        self.val = BoundedSeries(limit)
+        self.train = BoundedSeries(limit)
         self.group = group
         self.keys = {name: name + suffix for name in ("val_loss", "val_acc")}
         self.loggers = loggers

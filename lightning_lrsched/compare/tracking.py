@@ -7,10 +7,10 @@ import os
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
+from lightning_lrsched.compare.analysis import COLUMNS, ranked
 from lightning_lrsched.compare.grid import RunSettings
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.report import COLUMNS, ranked
 from lightning_lrsched.compare.statistics import METRICS, SeedStatistics, seed_statistics
 
 STATISTICS_COLUMNS = (

@@ -6,9 +6,10 @@ other in this process (Python, torch and Lightning are imported once) and writes
 
 - ``OUT_DIR/i.jsonl``: one :class:`RunRecord` line per spec, when the job ends (atomically: the
   file appears whole);
-- ``OUT_DIR/i.unstackable``: why a stacked job's module cannot be stacked. Without ``fallback``
-  nothing of the job is trained; with it (``mode="auto"``) the worker then trains each spec as a
-  run of its own, and ``i.jsonl`` follows;
+- ``OUT_DIR/i.unstackable``: why a stacked job's module cannot be stacked, before its ``i.jsonl``.
+  With :attr:`RunSettings.fallback` (``mode="auto"``) the worker then trains each spec as a run of
+  its own; without it nothing of the job is trained and ``i.jsonl`` is empty. This is the one place
+  the fallback happens: an executor only passes both on (``unstackable``, then ``result``);
 - ``OUT_DIR/progress``: a line ``i n`` at each epoch end, ``n`` the runs that trained through it.
 
 A failing run becomes ``failed`` records and the worker goes on with the next job; a crash or a
@@ -43,19 +44,15 @@ from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.quick_exit import leave
 
 
-def write_batch(path: Path, settings: RunSettings, jobs: list[Job], fallback: bool = False) -> None:
-    payload = {
-        "settings": settings.to_dict(),
-        "jobs": [[spec.to_dict() for spec in job] for job in jobs],
-        "fallback": fallback,
-    }
+def write_batch(path: Path, settings: RunSettings, jobs: list[Job]) -> None:
+    payload = {"settings": settings.to_dict(), "jobs": [[spec.to_dict() for spec in job] for job in jobs]}
     path.write_text(json.dumps(payload))
 
 
-def read_batch(path: Path) -> tuple[RunSettings, list[Job], bool]:
+def read_batch(path: Path) -> tuple[RunSettings, list[Job]]:
     payload = json.loads(path.read_text())
     jobs = [tuple(RunSpec.from_dict(spec) for spec in job) for job in payload["jobs"]]
-    return RunSettings(**payload["settings"]), jobs, bool(payload["fallback"])
+    return RunSettings(**payload["settings"]), jobs
 
 
 def write_records(out: Path, index: int, records: list[RunRecord]) -> None:
@@ -102,6 +99,13 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any, decide: bool = Fal
         return [spec.record("failed", settings.logger, failure_reason(error)) for spec in job]
 
 
+def _fall_back(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord] | None:
+    """Train an unstackable job's specs as runs of their own; rank zero gets their records."""
+    # In this same process: the solo runs are built from their seeds as in a worker of their own.
+    solos = [train_job((replace(spec, mode="sequential"),), settings, on_epoch) for spec in job]
+    return None if None in solos else [record for solo in solos for record in solo or []]
+
+
 def _import_training() -> None:
     """Import what training needs (torch, Lightning: seconds), then exempt it from garbage collection.
 
@@ -140,7 +144,7 @@ def _write_to(log: Path, output: Path) -> None:
 
 def main(argv: list[str]) -> int:
     batch_path, out_dir = Path(argv[0]), Path(argv[1])
-    settings, jobs, fallback = read_batch(batch_path)
+    settings, jobs = read_batch(batch_path)
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0
     for index, job in enumerate(jobs):
 
@@ -149,15 +153,11 @@ def main(argv: list[str]) -> int:
                 progress.write(f"{index} {runs}\n")
 
         try:
-            records = train_job(job, settings, on_epoch, decide=fallback)
+            records = train_job(job, settings, on_epoch, decide=settings.fallback)
         except Unstackable as error:
             if rank_zero:
                 _write_atomically(out_dir / f"{index}.unstackable", str(error))
-            if not fallback:
-                continue
-            # In this same process: the solo runs are built from their seeds as in a worker of their own.
-            solos = [train_job((replace(spec, mode="sequential"),), settings, on_epoch) for spec in job]
-            records = None if None in solos else [record for solo in solos for record in solo or []]
+            records = _fall_back(job, settings, on_epoch) if settings.fallback else []
         if records is not None and rank_zero:
             write_records(out_dir, index, records)
     return 0

@@ -6,7 +6,7 @@ model's schedule). ``lrsched find`` (:func:`find_command`) does the same from a 
 """
 
 from lightning_lrsched.finder.peak import peak_key, with_peak_lr
-from lightning_lrsched.finder.range_test import DEFAULT_RULE, LRFinderResult, RangeTest, find_lr
 from lightning_lrsched.finder.rules import RULES
+from lightning_lrsched.finder.sweep import DEFAULT_RULE, LRFinderResult, RangeTest, find_lr
 
 __all__ = ["DEFAULT_RULE", "RULES", "LRFinderResult", "RangeTest", "find_lr", "peak_key", "with_peak_lr"]

@@ -27,8 +27,8 @@ import yaml
 
 from lightning_lrsched.errors import RaisingArgumentParser, UsageError
 from lightning_lrsched.finder.peak import peak_key, with_peak_lr
-from lightning_lrsched.finder.range_test import DEFAULT_RULE, OWNED_TRAINER_ARGS, LRFinderResult, find_lr
 from lightning_lrsched.finder.rules import RULES
+from lightning_lrsched.finder.sweep import DEFAULT_RULE, OWNED_TRAINER_ARGS, LRFinderResult, find_lr
 
 RUN_ONLY_TRAINER_ARGS = (
     *OWNED_TRAINER_ARGS,

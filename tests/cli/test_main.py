@@ -8,6 +8,7 @@ import sys
 import pytest
 
 import lightning_lrsched.cli
+import lightning_lrsched.plot_command
 from lightning_lrsched.cli import BUG_NOTE, COMMANDS, main
 from lightning_lrsched.errors import InvalidValue, UsageError
 
@@ -89,7 +90,7 @@ def _parser_wrapper() -> ValueError:
     ids=["InvalidValue raised by a test function", "UsageError", "parser wrapper raised from InvalidValue"],
 )
 def test_user_errors_are_told_by_type_not_by_where_they_were_raised(raised, monkeypatch, capsys):
-    monkeypatch.setattr(lightning_lrsched.cli, "plot_schedules", _raise(raised))
+    monkeypatch.setattr(lightning_lrsched.plot_command, "plot_command", _raise(raised))
     with pytest.raises(SystemExit) as error:
         main(["plot", "cosine"])
     assert error.value.code == 2
@@ -103,7 +104,7 @@ def test_user_errors_are_told_by_type_not_by_where_they_were_raised(raised, monk
     ids=["ValueError inside the package", "KeyError", "bug while handling bad input"],
 )
 def test_other_exceptions_keep_their_traceback_and_say_it_is_a_bug(raiser, monkeypatch, capsys):
-    monkeypatch.setattr(lightning_lrsched.cli, "plot_schedules", raiser)
+    monkeypatch.setattr(lightning_lrsched.plot_command, "plot_command", raiser)
     with pytest.raises(Exception) as error:
         main(["plot", "cosine"])
     assert not isinstance(error.value, SystemExit)

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import warnings
+from dataclasses import replace
 
 import pytest
 import torch
@@ -230,7 +231,7 @@ def test_the_worker_falls_back_to_sequential_with_the_reason(tmp_path):
     specs = grid(["step", "cosine"], 1, BRANCHING_MODEL, SYNTHETIC_DATA)
     batch, out = tmp_path / "batch.json", tmp_path / "out"
     out.mkdir()
-    worker.write_batch(batch, settings(tmp_path), plan_jobs(specs, "auto"), fallback=True)
+    worker.write_batch(batch, replace(settings(tmp_path), fallback=True), plan_jobs(specs, "auto"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert worker.main([str(batch), str(out)]) == 0

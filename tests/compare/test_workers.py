@@ -12,25 +12,33 @@ import pytest
 
 import lightning_lrsched.compare.api as api
 from lightning_lrsched.compare import OutputLayout, compare
-from lightning_lrsched.compare.executors import run_local
+from lightning_lrsched.compare.executors import LocalExecutor
 from lightning_lrsched.compare.grid import RunSettings, build_grid, job_name, plan_jobs
 from lightning_lrsched.compare.processes import Standby
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+class Collect:
+    """The grid events of a test: the records, in the order the jobs ended."""
+
+    def __init__(self):
+        self.records = []
+
+    def epoch(self, job, runs):
+        pass
+
+    def unstackable(self, job, reason):
+        pytest.fail(f"unexpected unstackable: {reason}")
+
+    def result(self, job, records):
+        self.records.extend(records)
+
+
 def train(jobs, settings, standby):
-    records = []
-    run_local(
-        jobs,
-        settings,
-        lambda job, ended: records.extend(ended),
-        lambda job, why: pytest.fail(f"unexpected unstackable: {why}"),
-        lambda job, runs: None,
-        timeout=300,
-        standby=standby,
-    )
-    return records
+    events = Collect()
+    LocalExecutor(timeout=300, standby=standby).run(jobs, settings, events)
+    return events.records
 
 
 @pytest.fixture
