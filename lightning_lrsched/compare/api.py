@@ -382,5 +382,7 @@ def _mode_note(job: Job, mode: str) -> str:
     if is_stacked(job):
         labels = list(dict.fromkeys(spec.label for spec in job))
         shown = ", ".join(labels)
-        return f"{mode} → stacked for {_where(job)}: {len(labels)} schedule(s) in one run ({shown}; {job_name(job)})"
+        where = f"{_where(job)}: {len(labels)} schedule(s) in one run ({shown}; {job_name(job)})"
+        # auto stacks where a short probe finds it faster; otherwise this note is replaced by the probe's reason.
+        return f"{mode} → stacked for {where}" + (" if a short probe finds it faster" if mode == "auto" else "")
     return f"{mode} → sequential for {_where(job)}: {job[0].label} is the only schedule to train there"
