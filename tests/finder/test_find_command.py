@@ -89,6 +89,7 @@ def write(tmp_path: Path, text: str) -> Path:
         (["--config", "{config}"], "data: 3", "data: must be a mapping"),
         (["--config", "{config}"], "model: {lrr: 0.1}", "model: SyntheticClassifier takes no argument 'lrr'; it takes"),
         (["--config", "{config}"], "trainer: {gpus: 2}", "trainer: Trainer takes no argument 'gpus'"),
+        (["--config", "{config}"], "trainer: {accelerator: tpu}", "`trainer.accelerator` 'tpu': not available"),
         (
             ["--config", "{config}"],
             "trainer: {strategy: {class_path: lightning.pytorch.strategies.DDPStrategy}}",
