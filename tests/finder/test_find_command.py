@@ -119,7 +119,7 @@ def test_a_bad_range_from_the_command_line_names_the_arguments(tmp_path):
 @pytest.mark.parametrize(
     ("module", "words"),
     [
-        ("TwoOptimizers", "returned 2 optimizers (SGD, Adam): lrsched schedules one"),
+        ("TwoOptimizers", "returned 2 optimizers (SGD, Adam): find_lr sets the LR of one"),
         ("NoOptimizer", "returned None, which holds no torch optimizer"),
         ("ManualOptimization", "find_lr needs automatic optimization"),
     ],

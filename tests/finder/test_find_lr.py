@@ -355,7 +355,7 @@ class NoOptimizerOnceTrained(KeptOptimizerNet):
 @pytest.mark.parametrize(
     ("module", "match"),
     [
-        ("TwoOptimizers", r"TwoOptimizers.configure_optimizers returned 2 optimizers \(SGD, Adam\): .*return one"),
+        ("TwoOptimizers", r"TwoOptimizers.configure_optimizers returned 2 optimizers \(SGD, Adam\): find_lr sets"),
         ("NoOptimizer", "NoOptimizer.configure_optimizers returned None, which holds no torch optimizer"),
         ("ManualOptimization", "find_lr needs automatic optimization.*ManualOptimization"),
     ],
@@ -374,3 +374,18 @@ def test_no_optimizer_that_only_the_run_shows_is_refused_before_the_first_batch(
     with pytest.raises(ModuleContractError, match=r"optimizer NoOptimizerOnceTrained.configure_optimizers returns: "):
         find_lr(NoOptimizerOnceTrained(), data(), callbacks=[probe], default_root_dir=tmp_path, **CPU)
     assert probe.hooks == ["setup"]
+
+
+class KeptScheduledNet(KeptOptimizerNet):
+    """Keeps its optimizer across fits, with a StepLR over it: after a fit its groups hold ``initial_lr``."""
+
+    def configure_optimizers(self) -> Any:
+        return {"optimizer": self.optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(self.optimizer, 1)}
+
+
+def test_checking_configure_optimizers_leaves_a_kept_optimizers_lr_as_it_was(tmp_path):
+    model = KeptScheduledNet()
+    for group in model.optimizer.param_groups:  # where a decayed fit left it
+        group.update(initial_lr=1e-3, lr=1e-4)
+    find_lr(model, data(), num_steps=25, default_root_dir=tmp_path, **CPU)
+    assert [(g["lr"], g["initial_lr"]) for g in model.optimizer.param_groups] == [(1e-4, 1e-3)]
