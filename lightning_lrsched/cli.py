@@ -57,6 +57,8 @@ def lightning_command(command: str, args: Sequence[str]) -> None:
     with warnings.catch_warnings():
         # LightningCLI warns whenever `args` is given while sys.argv has arguments: always true here.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        # Lightning's own use of a torch API torch deprecated: nothing the user can act on.
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         warnings.showwarning = _warning_printer(command, warnings.showwarning)
         LRSchedCLI(args=[command, *args])
 

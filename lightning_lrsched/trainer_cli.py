@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
+import logging
 import math
 import sys
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from typing import Any, ClassVar
 
 import lightning as L
 from jsonargparse import Namespace
-from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback, instantiate_class
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -38,8 +38,9 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
 
 from lightning_lrsched.callbacks import LRLogger, ScheduleCheck
 from lightning_lrsched.console import EpochProgressBar, EpochReport
-from lightning_lrsched.errors import UsageError
-from lightning_lrsched.validation import make_output_dir
+from lightning_lrsched.errors import InvalidValue, UsageError
+from lightning_lrsched.module_contract import ModuleContractError, check_automatic
+from lightning_lrsched.validation import check_accelerator, make_output_dir
 
 DEFAULT_MAX_EPOCHS = 20
 """``lrsched fit`` trains the tutorials' 20 epochs unless told otherwise (Lightning's own default is 1000)."""
@@ -67,6 +68,77 @@ class ConfigNextToLogs(SaveConfigCallback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if trainer.loggers:
             super().setup(trainer, pl_module, stage)
+
+
+STARTUP_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda")
+"""Loggers of Lightning's start-up info lines (devices, tips, "Loading `train_dataloader`", CUDA_VISIBLE_DEVICES)."""
+
+
+class StartupLines(Callback):
+    """Hold Lightning's start-up info lines until the run starts; drop them if it fails before.
+
+    A Trainer prints "GPU available ...", "TPU available ..." and a tip when it is built, and more
+    while the run is set up; an error found then (a warmup longer than the run, a OneCycleLR shorter
+    than it) would come after four to six such lines. Held, the error is the only line; once the
+    run starts (``on_fit_start``, ``on_validation_start``, ``on_test_start``) they are printed, in
+    order, as they would have been. Warnings are never held.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[logging.Logger, logging.LogRecord]] = []
+        self._filters: list[tuple[logging.Logger, logging.Filter]] = []
+
+    def hold(self) -> None:
+        """Start holding (before the Trainer is built)."""
+        for name in STARTUP_LOGGERS:
+            logger = logging.getLogger(name)
+            held = _Holder(logger, self._held)
+            logger.addFilter(held)
+            self._filters.append((logger, held))
+
+    def release(self) -> None:
+        """Stop holding and print what was held."""
+        self._stop()
+        held, self._held[:] = list(self._held), []
+        for logger, record in held:
+            logger.handle(record)
+
+    def drop(self) -> None:
+        """Stop holding and forget what was held: the run failed before it started."""
+        self._stop()
+        self._held.clear()
+
+    def _stop(self) -> None:
+        for logger, held in self._filters:
+            logger.removeFilter(held)
+        self._filters = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.release()
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.release()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.release()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.drop()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.release()  # a run with nothing to do (no batches) still shows them
+
+
+class _Holder(logging.Filter):
+    def __init__(self, logger: logging.Logger, held: list[tuple[logging.Logger, logging.LogRecord]]) -> None:
+        super().__init__()
+        self.logger, self.held = logger, held
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        self.held.append((self.logger, record))
+        return False
 
 
 class LRSchedCLI(LightningCLI):
@@ -209,6 +281,12 @@ class LRSchedCLI(LightningCLI):
         section = self._section(self.config_init)
         self.datamodule = section.get("data")
         self.model = section.get("model")
+        if section.get("lr_scheduler"):
+            # Under manual optimization Lightning never steps a scheduler: the run would keep one LR silently.
+            try:
+                check_automatic(self.model)
+            except ModuleContractError as error:
+                raise UsageError(f"--lr_scheduler: {error}") from None
         if section.get("optimizer"):
             self.model.configure_optimizers = _configure_optimizers(
                 self.model, _plain(section["optimizer"]), _plain(section.get("lr_scheduler")), self.configure_optimizers
@@ -223,13 +301,19 @@ class LRSchedCLI(LightningCLI):
         trainer = section.get("trainer") or {}
         given = trainer.get("callbacks") or []
         given = given if isinstance(given, list) else [given]
-        ours: list[Callback] = [EpochReport()]
+        startup = StartupLines()
+        ours: list[Callback] = [startup, EpochReport()]
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in given):
             ours.append(EpochProgressBar())
         if self.subcommand == "fit" and section.get("lr_callbacks", True):
             ours += [cls() for cls in (LRLogger, ScheduleCheck) if not any(isinstance(c, cls) for c in given)]
         self.trainer_defaults = {**self.trainer_defaults, "callbacks": ours}
-        return super().instantiate_trainer(**kwargs)
+        startup.hold()
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except BaseException:
+            startup.drop()
+            raise
 
     @staticmethod
     def configure_optimizers(lightning_module: Any, optimizer: Any, lr_scheduler: Any = None) -> Any:
@@ -402,16 +486,7 @@ def _check_trainer_counts(trainer: Any) -> None:
 
 def _check_accelerator(accelerator: Any) -> None:
     """Refuse an accelerator this machine does not have, naming the ones it has."""
-    if not isinstance(accelerator, str) or accelerator.lower() == "auto":
-        return
-    name = accelerator.lower()
-    names = sorted(AcceleratorRegistry.available_accelerators())
-    available = [n for n in names if AcceleratorRegistry[n]["accelerator"].is_available()]
-    usable = {*available, "auto"} | ({"gpu"} if {"cuda", "mps"} & set(available) else set())
-    if name in usable:
-        return
-    known = "" if name in {*names, "gpu"} else "unknown accelerator; "
-    raise UsageError(
-        f"--trainer.accelerator {accelerator!r}: {known}not available on this machine: "
-        f"use one of {', '.join(sorted(usable))}"
-    )
+    try:
+        check_accelerator("--trainer.accelerator", accelerator)
+    except InvalidValue as error:
+        raise UsageError(str(error).replace("`--trainer.accelerator`", "--trainer.accelerator")) from None

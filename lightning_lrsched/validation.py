@@ -132,3 +132,28 @@ def make_output_dir(name: str, path: str | os.PathLike[str], *, given: str | os.
             f"`{name}` cannot be written: got {name}={shown!r} ({where}{error.strerror or error})"
         ) from None
     return folder
+
+
+def check_accelerator(name: str, value: Any) -> Any:
+    """``value`` if it is an accelerator this machine has (or ``"auto"``, or an Accelerator instance).
+
+    Lightning itself fails on an unavailable one with an import error (``accelerator="tpu"`` without
+    ``torch_xla``) or a message that does not list what would work.
+
+    Example:
+        >>> check_accelerator("accelerator", "cpu")
+        'cpu'
+    """
+    if not isinstance(value, str) or value.lower() == "auto":
+        return value
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    names = sorted(AcceleratorRegistry.available_accelerators())
+    available = [n for n in names if AcceleratorRegistry[n]["accelerator"].is_available()]
+    usable = {*available, "auto"} | ({"gpu"} if {"cuda", "mps"} & set(available) else set())
+    if value.lower() not in usable:
+        known = "" if value.lower() in {*names, "gpu"} else "unknown accelerator; "
+        raise InvalidValue(
+            f"`{name}` {value!r}: {known}not available on this machine: use one of {', '.join(sorted(usable))}"
+        )
+    return value

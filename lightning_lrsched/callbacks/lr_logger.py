@@ -86,12 +86,13 @@ class LRLogger(Callback):
     Logs under LearningRateMonitor's names and at its steps, to every logger of the trainer (on
     rank zero), puts the values in ``trainer.callback_metrics`` (on every rank, so
     ``EarlyStopping(monitor="lr-SGD")`` and ``ModelCheckpoint(monitor="lr-SGD")`` work), and keeps
-    the last ``history_size`` logged rows in :attr:`history` (with no logger, that is where they
-    go; :meth:`write_csv` saves them). For schedules from :mod:`lightning_lrsched.schedules` it also
-    logs the planned LR (``<key>-planned``: what ``scheduler.get_last_lr()`` says the schedule set)
-    and counts in :attr:`mismatches` the optimizer steps where an LR differs from the plan, which
-    means something else changed it. At the end of fit, loggers that take images (``log_image``,
-    or an ``experiment`` with ``add_figure``) get a figure of the LR curves.
+    a row for every optimizer step, the last ``history_size`` of them, in :attr:`history` (whatever
+    the loggers' cadence; with no logger, that is where the values go; :meth:`write_csv` saves
+    them). For schedules from :mod:`lightning_lrsched.schedules` it also logs the planned LR
+    (``<key>-planned``: what ``scheduler.get_last_lr()`` says the schedule set) and counts in
+    :attr:`mismatches` the optimizer steps where an LR differs from the plan, which means something
+    else changed it. At the end of fit, loggers that take images (``log_image``, or an
+    ``experiment`` with ``add_figure``) get a figure of the LR curves.
 
     When (LearningRateMonitor's rule): a scheduler with ``interval="step"`` is logged every
     ``Trainer(log_every_n_steps)`` training batches, one with ``interval="epoch"`` at its
@@ -109,11 +110,12 @@ class LRLogger(Callback):
         log_weight_decay: also log ``<key>-weight_decay``.
         log_planned: also log ``<key>-planned`` and count mismatches, for the catalog's schedulers
             (:class:`~lightning_lrsched.schedules.ScheduledLR`, :class:`~lightning_lrsched.schedules.GroupScheduledLR`).
-        history_size: how many logged rows :attr:`history` keeps (oldest dropped first).
+        history_size: how many rows (optimizer steps) :attr:`history` keeps (oldest dropped first).
         log_figure: log the figure of the LR curves at the end of fit, to loggers that take images.
 
     Attributes:
-        history: ``deque`` of ``(step, {key: value})`` rows, at most ``history_size`` long.
+        history: ``deque`` of ``(step, {key: value})`` rows, one per optimizer step (every key of
+            every optimizer that stepped in it), on rank zero; at most ``history_size`` long.
         mismatches: optimizer steps where an LR differed from the schedule's plan.
 
     Example:
@@ -153,7 +155,8 @@ class LRLogger(Callback):
         # Training batches in which the optimizers stepped: LearningRateMonitor's (and self.log's) step.
         self._batches = 0
         self._restored_batches: int | None = None
-        self._row: dict[str, float] | None = None
+        self._row: dict[str, float] | None = None  # what goes to the loggers after this batch
+        self._step_row: dict[str, float] | None = None  # what goes into the history after this batch
         # What this callback last put in callback_metrics: key -> (value, the tensor holding it).
         self._held: dict[str, tuple[float, torch.Tensor]] = {}
         self._callback_metrics: dict[str, Any] = {}
@@ -166,7 +169,7 @@ class LRLogger(Callback):
         restored, self._restored_batches = self._restored_batches, None
         # A checkpoint without this callback's state: with automatic optimization, global_step is the count.
         self._batches = restored if restored is not None else trainer.global_step
-        self._row = None
+        self._row = self._step_row = None
         self._held = {}
         self._tracks = []
         self._name(trainer)
@@ -225,16 +228,28 @@ class LRLogger(Callback):
             if track.first_step_of_epoch and track.last_epoch != epoch:
                 track.last_epoch = epoch
                 log_now = True
+            if not (log_now or self._to_loggers):
+                continue
+            values: dict[str, float] = {}
+            _fill(values, track, planned)
+            if self._to_loggers:  # the history: every step, whatever the loggers' cadence
+                if self._step_row is None:
+                    self._step_row = {}
+                self._step_row.update(values)
             if log_now:
                 if self._row is None:
                     self._row = {}
-                _fill(self._row, track, planned)
+                self._row.update(values)
         if mismatch is not None:
             self._count_mismatch(self._batches, *mismatch)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
+        step_row = self._step_row
+        if step_row is not None:
+            self._step_row = None
+            self.history.append((self._batches, step_row))
         row = self._row
         if row is not None:
             self._row = None
@@ -249,7 +264,6 @@ class LRLogger(Callback):
     def _publish(self, trainer: pl.Trainer, row: dict[str, float]) -> None:
         step = self._batches
         if self._to_loggers:
-            self.history.append((step, row))
             for logger in trainer.loggers:
                 logger.log_metrics(row, step=step)
         # A new tensor only for a value that changed (one per value: the planned LR shares the LR's),

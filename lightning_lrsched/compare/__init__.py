@@ -7,7 +7,7 @@ imports torch (:mod:`.processes`) need none of them.
 
 from __future__ import annotations
 
-from lightning_lrsched.lazy import lazy_exports
+from lightning_lrsched.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "Comparison": "lightning_lrsched.compare.api",
@@ -20,3 +20,5 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+# `lightning_lrsched.compare` is this package once a submodule is imported: calling it calls the function.
+callable_package(__name__, "compare", "lightning_lrsched.compare.api")

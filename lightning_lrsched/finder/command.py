@@ -25,10 +25,11 @@ from typing import Any
 
 import yaml
 
-from lightning_lrsched.errors import RaisingArgumentParser, UsageError
+from lightning_lrsched.errors import InvalidValue, RaisingArgumentParser, UsageError
 from lightning_lrsched.finder.peak import peak_key, with_peak_lr
 from lightning_lrsched.finder.rules import RULES
 from lightning_lrsched.finder.sweep import DEFAULT_RULE, OWNED_TRAINER_ARGS, LRFinderResult, find_lr
+from lightning_lrsched.validation import check_accelerator
 
 RUN_ONLY_TRAINER_ARGS = (
     *OWNED_TRAINER_ARGS,
@@ -217,6 +218,10 @@ def trainer_settings(config: Mapping[str, Any]) -> tuple[dict[str, Any], list[st
     import lightning as L
 
     check_arguments(L.Trainer, kept, "trainer")
+    try:
+        check_accelerator("trainer.accelerator", kept.get("accelerator"))
+    except InvalidValue as error:
+        raise UsageError(str(error)) from None
     return kept, left_out
 
 

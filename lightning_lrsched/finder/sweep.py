@@ -23,12 +23,14 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from matplotlib.figure import Figure
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder.peak import with_peak_lr
 from lightning_lrsched.finder.rules import RULES, Smoother, check_range_args, exponential_lrs, suggest
-from lightning_lrsched.validation import check_choice, check_range
+from lightning_lrsched.module_contract import ModuleContractError, optimizers_in
+from lightning_lrsched.validation import check_accelerator, check_choice, check_range
 
 DEFAULT_RULE = "valley"
 """The rule :meth:`LRFinderResult.suggestion` and :meth:`LRFinderResult.apply` use unless told (fastai's default)."""
@@ -80,10 +82,16 @@ class RangeTest(Callback):
         self._steps_done = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not pl_module.automatic_optimization:
-            raise InvalidValue(
-                "find_lr needs automatic optimization (it sets the LR of each step and reads the loss "
-                "training_step returns): got a module with automatic_optimization=False"
+        _check_automatic(pl_module)  # again: a module may switch it off in a hook
+        # find_lr checks configure_optimizers before the fit; one that needs the Trainer is checked here.
+        # (Lightning itself refuses several optimizers under automatic optimization, and runs None as a
+        # stand-in optimizer that holds none of the module's parameters.)
+        own = {id(p) for p in pl_module.parameters()}
+        if not any(id(p) in own for o in trainer.optimizers for g in o.param_groups for p in g["params"]):
+            raise ModuleContractError(
+                f"find_lr sets the LR of the optimizer {type(pl_module).__name__}.configure_optimizers returns: it "
+                "returned none that holds the module's parameters (None?); return one optimizer, or "
+                '{"optimizer": optimizer, "lr_scheduler": ...}'
             )
         self._optimizer_states = [(opt, copy.deepcopy(opt.state_dict())) for opt in trainer.optimizers]
         trainer.strategy.lr_scheduler_configs = []
@@ -372,8 +380,12 @@ def find_lr(
         ``result.save_figure("lr_find.png")``, ``result.apply(model_args, rule="valley")``.
 
     Raises:
-        InvalidValue: a bad range (``min_lr >= max_lr``, not positive), fewer than 25 steps, or a
-            Trainer argument the test sets itself.
+        InvalidValue: a bad range (``min_lr >= max_lr``, not positive), fewer than 25 steps, a
+            Trainer argument the test sets itself, an accelerator this machine does not have, or no
+            data (``datamodule=None`` and no ``train_dataloader`` in the model).
+        ModuleContractError: (an ``InvalidValue``) manual optimization, or a ``configure_optimizers``
+            that returns several optimizers or none.
+        InvalidType: ``model`` is not a LightningModule, ``datamodule`` not a LightningDataModule.
 
     Example:
         >>> from lightning_lrsched import SyntheticClassifier, SyntheticDataModule
@@ -399,6 +411,19 @@ def find_lr(
         )
     if not isinstance(model, L.LightningModule):
         raise InvalidType(f"`model` must be a LightningModule: got {type(model).__name__}")
+    if datamodule is not None and not isinstance(datamodule, L.LightningDataModule):
+        raise InvalidType(
+            f"`datamodule` must be a LightningDataModule, or None to use the model's own train_dataloader: "
+            f"got {type(datamodule).__name__}"
+        )
+    if datamodule is None and not is_overridden("train_dataloader", model):
+        raise InvalidValue(
+            f"`datamodule` is None and {type(model).__name__} defines no train_dataloader: pass the "
+            "LightningDataModule it trains on, e.g. find_lr(model, datamodule)"
+        )
+    check_accelerator("accelerator", trainer_kwargs.get("accelerator"))
+    _check_automatic(model)
+    _check_one_optimizer(model)
     lrs = exponential_lrs(min_lr, max_lr, num_steps)
     test = RangeTest(lrs, beta=beta, divergence=divergence)
     settings: dict[str, Any] = {
@@ -453,6 +478,35 @@ def _lightning_info_silenced() -> Iterator[None]:
         yield
     finally:
         log.setLevel(level)
+
+
+def _check_automatic(module: L.LightningModule) -> None:
+    if not module.automatic_optimization:
+        raise ModuleContractError(
+            "find_lr needs automatic optimization (it sets the LR of each step and reads the loss "
+            f"training_step returns): got {type(module).__name__} with automatic_optimization=False"
+        )
+
+
+def _check_one_optimizer(module: L.LightningModule) -> None:
+    """Refuse, before a Trainer is built, a ``configure_optimizers`` that returns several optimizers or none.
+
+    Unlike :func:`~lightning_lrsched.module_contract.check_module`, it leaves the optimizers as
+    they are (no scheduler's marks removed): a module may keep its optimizer across fits, and
+    find_lr leaves it as it was. One that needs the Trainer is checked in the run (``on_train_start``).
+    """
+    owner = f"{type(module).__name__}.configure_optimizers"
+    try:
+        returned = module.configure_optimizers()
+    except Exception:  # it needs a Trainer (or more): RangeTest.on_train_start checks what the run got
+        return
+    optimizers = optimizers_in(returned, owner)
+    if len(optimizers) != 1:
+        names = ", ".join(type(o).__name__ for o in optimizers)
+        raise ModuleContractError(
+            f"{owner} returned {len(optimizers)} optimizers ({names}): find_lr sets the LR of one; return one "
+            "optimizer with a param group per part of the model (each group keeps its own settings)"
+        )
 
 
 def _as_list(callbacks: Any) -> list[Any]:

@@ -6,7 +6,7 @@ names below are imported when first used.
 
 from __future__ import annotations
 
-from lightning_lrsched.lazy import lazy_exports
+from lightning_lrsched.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "Tuning": "lightning_lrsched.tune.api",
@@ -17,3 +17,5 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
+# `lightning_lrsched.tune` is this package once a submodule is imported: calling it calls the function.
+callable_package(__name__, "tune", "lightning_lrsched.tune.api")

@@ -280,8 +280,10 @@ def test_plateau_schedule_logs_the_reduced_lr_from_the_step_it_applies(tmp_path)
     for v in values[:-1]:
         reference.step(v)
         expected.append(reference_opt.param_groups[0]["lr"])
-    logged = [row["lr-plateau"] for step, row in ours.history if "lr-plateau" in row]
-    assert logged == pytest.approx(expected)
+    # The history has every step (5 per epoch); each epoch's steps have the LR its first step used.
+    assert [step for step, _ in ours.history] == list(range(20))
+    logged = [row["lr-plateau"] for _, row in ours.history]
+    assert logged == pytest.approx([lr for lr in expected for _ in range(5)])
     assert ours.mismatches == 0
 
 
@@ -348,9 +350,10 @@ def test_manual_optimization_resumes_at_the_uninterrupted_runs_steps(tmp_path):
     whole = fit(tmp_path / "whole", 3)
     fit(tmp_path / "first", 2)
     resumed = fit(tmp_path / "first", 3, ckpt_path=tmp_path / "first" / "ckpt" / "epoch=1.ckpt")
+    # The history has every step (the loggers get steps 11 and 13 of the last epoch, every 2nd).
     tail = [(step, row) for step, row in whole.history if step >= 10]
-    assert [step for step, _ in tail] == [11, 13]
-    assert list(resumed.history)[-2:] == tail
+    assert [step for step, _ in tail] == [10, 11, 12, 13, 14]
+    assert list(resumed.history)[-5:] == tail
 
 
 def test_works_with_csv_logger(tmp_path):
@@ -399,3 +402,15 @@ def test_logs_the_figure_through_add_figure(tmp_path):
         "lr-warmup_cosine/pg1-planned",
         "lr-warmup_cosine/pg2-planned",
     }
+
+
+def test_the_history_has_every_step_of_a_run_shorter_than_the_logging_cadence(tmp_path):
+    """Issue 20: a run shorter than ``log_every_n_steps`` left ``.history`` empty; loggers keep the cadence."""
+    ours = LRLogger(logging_interval="step", log_figure=False)
+    logger = RecordingLogger()
+    t = trainer(tmp_path, callbacks=[ours], logger=logger, max_epochs=1, log_every_n_steps=50)
+    t.fit(ScriptedModule(scheduler=catalog({"name": "cosine", "interval": "step"}), groups=1), data(5))
+    assert [step for step, _ in ours.history] == list(range(5))
+    lrs = [row["lr-cosine"] for _, row in ours.history]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1]  # the cosine's steps, one by one
+    assert not [step for _, metrics, step in logger.calls if "lr-cosine" in metrics]

@@ -178,7 +178,8 @@ def test_lr_monitor_no_logger(tmp_path):
     """
     lr_logger = LRLogger()
     trainer = fit(tmp_path, BoringModel(), lr_logger, logger=False, max_epochs=1)
-    assert [step for step, row in lr_logger.history if "lr-SGD" in row] == [0]
+    # Changed (issue 20): the history has a row per step, not per logged row (the loggers' cadence).
+    assert [step for step, row in lr_logger.history if "lr-SGD" in row] == list(range(trainer.global_step))
     assert trainer.callback_metrics["lr-SGD"] == 0.1
 
 

@@ -230,6 +230,13 @@ BAD_FIT = {
         [*ONE_CYCLE, "--lr_scheduler.max_lr", "0.5", "--lr_scheduler.total_steps", "10"],
         ["total_steps 10", "shorter than the run", "22 optimizer steps", "leave total_steps out"],
     ),
+    "a scheduler Lightning would never step": (
+        [
+            *("--model", "tests.compare.own_models.ManualOptimization", "--optimizer", "SGD", "--optimizer.lr", "0.1"),
+            *("--lr_scheduler", "StepLR", "--lr_scheduler.step_size", "1"),
+        ],
+        ["--lr_scheduler", "ManualOptimization uses manual optimization", "use automatic optimization"],
+    ),
     "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD", "Adam", "did you mean 'SGD'"]),
     "no batch per optimizer step": (["--trainer.accumulate_grad_batches", "0"], ["accumulate_grad_batches", ">= 1"]),
     "no device": (["--trainer.devices", "0"], ["--trainer.devices", ">= 1", "got '0'"]),

@@ -120,6 +120,10 @@ def test_a_diverging_copy_is_frozen_and_the_others_go_on(tmp_path):
     assert [e["action"] for e in diverged.events] == ["diverged"]
     # Frozen at the first epoch end, its training loss far above the untrained model's: its curves end there.
     assert diverged.epochs == 1 and diverged.steps == 22 and len(diverged.lr_curve) == 22
+    # ... and keeps the training loss of the epoch it diverged in (issue 20 item 7).
+    assert len(diverged.train_curve) == diverged.epochs
+    assert diverged.final_train_loss is not None and math.isfinite(diverged.final_train_loss)
+    assert diverged.final_train_loss == diverged.train_curve[-1][-1]
     # The other copy trained to the end as if alone (per-copy gradient clipping included).
     assert healthy.status == "ok" and healthy.epochs == 3 and healthy.steps == 66
     assert worst(healthy.val_curve, solo.val_curve) <= 1e-5
@@ -140,6 +144,9 @@ def test_an_lr_overflow_is_diverged_in_both_modes_and_freezes_only_its_copy(tmp_
     assert "overflows" in frozen.reason and "overflows" in solo.reason
     # Neither records the step that was not taken: the last LR is the last one applied.
     assert frozen.lr_curve == solo.lr_curve and frozen.final_lr == solo.final_lr == frozen.lr_curve[-1][1]
+    # Frozen mid-epoch (step 20 of 22), it keeps that epoch's training loss so far (issue 20 item 7).
+    assert len(frozen.train_curve) == frozen.epochs == 1
+    assert frozen.final_train_loss == frozen.train_curve[-1][-1] and math.isfinite(frozen.final_train_loss)
     assert healthy.status == "ok" and healthy.steps == 44 and math.isfinite(healthy.final_val_loss)
 
 

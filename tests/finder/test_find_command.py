@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lightning_lrsched.cli import main
 from lightning_lrsched.errors import InvalidValue, UsageError
 from lightning_lrsched.finder.command import find_command
 
@@ -88,6 +89,7 @@ def write(tmp_path: Path, text: str) -> Path:
         (["--config", "{config}"], "data: 3", "data: must be a mapping"),
         (["--config", "{config}"], "model: {lrr: 0.1}", "model: SyntheticClassifier takes no argument 'lrr'; it takes"),
         (["--config", "{config}"], "trainer: {gpus: 2}", "trainer: Trainer takes no argument 'gpus'"),
+        (["--config", "{config}"], "trainer: {accelerator: tpu}", "`trainer.accelerator` 'tpu': not available"),
         (
             ["--config", "{config}"],
             "trainer: {strategy: {class_path: lightning.pytorch.strategies.DDPStrategy}}",
@@ -112,3 +114,21 @@ def test_a_bad_range_from_the_command_line_names_the_arguments(tmp_path):
         find_command(["--min-lr", "1", "--max-lr", "0.1", "-o", str(tmp_path / "lr.png")])
     with pytest.raises(InvalidValue, match="`num_steps` must be >= 25"):
         find_command(["--num-steps", "5", "-o", str(tmp_path / "lr.png")])
+
+
+@pytest.mark.parametrize(
+    ("module", "words"),
+    [
+        ("TwoOptimizers", "returned 2 optimizers (SGD, Adam): find_lr sets the LR of one"),
+        ("NoOptimizer", "returned None, which holds no torch optimizer"),
+        ("ManualOptimization", "find_lr needs automatic optimization"),
+    ],
+)
+def test_a_module_find_cannot_schedule_is_one_line_and_exit_2(tmp_path, capsys, module, words):
+    config = write(tmp_path, f"model: {{class_path: tests.compare.own_models.{module}}}")
+    with pytest.raises(SystemExit) as stop:
+        main(["find", "--config", str(config), "--num-steps", "30", "-o", str(tmp_path / "lr.png")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lrsched find: error: ") and words in err[0], err
+    assert not (tmp_path / "lr.png").exists()

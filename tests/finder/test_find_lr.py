@@ -20,6 +20,7 @@ from torch import nn
 from lightning_lrsched import DigitsClassifier, DigitsDataModule, SyntheticClassifier, SyntheticDataModule, find_lr
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder import RULES, LRFinderResult, with_peak_lr
+from lightning_lrsched.module_contract import ModuleContractError
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -251,6 +252,8 @@ def test_a_diverging_test_stops_and_says_which_rules_lack_points_and_what_to_cha
         ({"divergence": 0.5}, InvalidValue, "`divergence` must be in"),
         ({"max_steps": 50}, InvalidValue, "find_lr sets `max_steps` itself"),
         ({"max_epochs": 3, "limit_val_batches": 2}, InvalidValue, "`limit_val_batches`, `max_epochs`"),
+        ({"accelerator": "tpu"}, InvalidValue, "`accelerator` 'tpu': not available on this machine: use one of .*cpu"),
+        ({"accelerator": "tpuu"}, InvalidValue, "'tpuu': unknown accelerator; not available"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_training(kwargs, error, match):
@@ -319,3 +322,70 @@ def test_notes_flag_a_curve_still_falling_at_max_lr_and_rules_that_disagree_by_1
     assert all(len(line) <= 79 for line in table.splitlines()), table  # fits an 80-column terminal
     result.suggestions["steep"] = 1e-4
     assert not any("disagree" in note for note in result.notes())
+
+
+def test_no_data_and_data_of_the_wrong_kind_name_the_datamodule_argument():
+    model = SyntheticClassifier(scheduler=None)  # no train_dataloader of its own
+    with pytest.raises(InvalidValue, match="`datamodule` is None and SyntheticClassifier defines no train_dataloader"):
+        find_lr(model, None)
+    with pytest.raises(InvalidType, match=r"`datamodule` must be a LightningDataModule.*got DataLoader"):
+        find_lr(model, torch.utils.data.DataLoader([1.0]))
+
+
+class SetUpProbe(Callback):
+    """Whether a Trainer started setting up (``setup``) or trained a batch."""
+
+    def __init__(self) -> None:
+        self.hooks: list[str] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.hooks.append("setup")
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self.hooks.append("batch")
+
+
+class NoOptimizerOnceTrained(KeptOptimizerNet):
+    """Its configure_optimizers needs the Trainer, so find_lr can only see in the run that it returns None."""
+
+    def configure_optimizers(self) -> Any:
+        return None if self.trainer.estimated_stepping_batches else self.optimizer
+
+
+@pytest.mark.parametrize(
+    ("module", "match"),
+    [
+        ("TwoOptimizers", r"TwoOptimizers.configure_optimizers returned 2 optimizers \(SGD, Adam\): find_lr sets"),
+        ("NoOptimizer", "NoOptimizer.configure_optimizers returned None, which holds no torch optimizer"),
+        ("ManualOptimization", "find_lr needs automatic optimization.*ManualOptimization"),
+    ],
+)
+def test_a_module_find_lr_cannot_schedule_is_refused_before_a_trainer_is_set_up(module, match):
+    from tests.compare import own_models
+
+    probe = SetUpProbe()
+    with pytest.raises(ModuleContractError, match=match):
+        find_lr(getattr(own_models, module)(), data(), callbacks=[probe], **CPU)
+    assert probe.hooks == []
+
+
+def test_no_optimizer_that_only_the_run_shows_is_refused_before_the_first_batch(tmp_path):
+    probe = SetUpProbe()
+    with pytest.raises(ModuleContractError, match=r"optimizer NoOptimizerOnceTrained.configure_optimizers returns: "):
+        find_lr(NoOptimizerOnceTrained(), data(), callbacks=[probe], default_root_dir=tmp_path, **CPU)
+    assert probe.hooks == ["setup"]
+
+
+class KeptScheduledNet(KeptOptimizerNet):
+    """Keeps its optimizer across fits, with a StepLR over it: after a fit its groups hold ``initial_lr``."""
+
+    def configure_optimizers(self) -> Any:
+        return {"optimizer": self.optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(self.optimizer, 1)}
+
+
+def test_checking_configure_optimizers_leaves_a_kept_optimizers_lr_as_it_was(tmp_path):
+    model = KeptScheduledNet()
+    for group in model.optimizer.param_groups:  # where a decayed fit left it
+        group.update(initial_lr=1e-3, lr=1e-4)
+    find_lr(model, data(), num_steps=25, default_root_dir=tmp_path, **CPU)
+    assert [(g["lr"], g["initial_lr"]) for g in model.optimizer.param_groups] == [(1e-4, 1e-3)]
