@@ -227,6 +227,7 @@ class DivergenceCheck(Callback):
         """Record the divergence (found here or by the caller) and act on it; every process calls it alike."""
         if self.diverged:
             return
+        self.end_epoch(trainer)  # the epoch it diverged in keeps its training loss so far
         self.reason = reason
         self.events.append(
             {

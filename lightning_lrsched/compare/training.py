@@ -371,7 +371,6 @@ def train_stacked(
     def freezer(k: int) -> Callable[[Any, float, str], None]:
         def freeze(trainer: Any, value: float, reason: str) -> None:
             module.freeze(k)
-            checks[k].end_epoch(trainer)  # the epoch it diverged in keeps its training loss so far
             recorders[k].stop(trainer)
             detectors[k].stopped = True
             if copy_loggers[k] is not None:

@@ -144,9 +144,10 @@ def test_an_lr_overflow_is_diverged_in_both_modes_and_freezes_only_its_copy(tmp_
     assert "overflows" in frozen.reason and "overflows" in solo.reason
     # Neither records the step that was not taken: the last LR is the last one applied.
     assert frozen.lr_curve == solo.lr_curve and frozen.final_lr == solo.final_lr == frozen.lr_curve[-1][1]
-    # Frozen mid-epoch (step 20 of 22), it keeps that epoch's training loss so far (issue 20 item 7).
-    assert len(frozen.train_curve) == frozen.epochs == 1
+    # Ended mid-epoch (step 20 of 22), both keep that epoch's training loss so far, the same (issue 20 item 7).
+    assert len(frozen.train_curve) == frozen.epochs == len(solo.train_curve) == solo.epochs == 1
     assert frozen.final_train_loss == frozen.train_curve[-1][-1] and math.isfinite(frozen.final_train_loss)
+    assert abs(frozen.final_train_loss - solo.final_train_loss) <= 1e-5 * abs(solo.final_train_loss)
     assert healthy.status == "ok" and healthy.steps == 44 and math.isfinite(healthy.final_val_loss)
 
 
