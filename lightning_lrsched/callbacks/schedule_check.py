@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules import GroupScheduledLR, Lane, Schedule
 from lightning_lrsched.schedules.curve import CATALOG, Curve, Entry, combine
 from lightning_lrsched.schedules.duration import Run
@@ -626,7 +627,7 @@ class ScheduleCheck(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check_resume(trainer)  # strategies that restore the checkpoint after on_fit_start
         configs = trainer.lr_scheduler_configs
-        self.plan = RunPlan.from_trainer(trainer)
+        self.plan = plan_from_trainer(trainer)
         if not self._monitors_reported:
             self._monitors = plateau_monitors(configs)
         self._report(check_schedulers(configs, self.plan), f"the LR schedule of this run ({self.plan.describe()})")
@@ -635,7 +636,7 @@ class ScheduleCheck(Callback):
         checkpoint, self._checkpoint = self._checkpoint, None
         if checkpoint is None:
             return
-        now = RunPlan.from_trainer(trainer)
+        now = plan_from_trainer(trainer)
         step = int(checkpoint["step"] or 0)
         findings = resume_findings(
             trainer.lr_scheduler_configs, checkpoint["lr_schedulers"], self._checkpoint_plan, now, step

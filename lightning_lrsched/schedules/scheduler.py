@@ -564,7 +564,7 @@ class PlateauLR(ScheduledLR):
     """The ``plateau`` schedule: time only drives the warmup; metric values drive the LR.
 
     ``step(metric)`` works as torch's ``ReduceLROnPlateau.step(metric)``. Under Lightning,
-    :class:`~lightning_lrsched.callbacks.PlateauDriver` calls :meth:`observe` with the monitored
+    :class:`~lightning_lrsched.PlateauDriver` calls :meth:`observe` with the monitored
     value at the end of every validation run.
     """
 

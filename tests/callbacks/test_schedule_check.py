@@ -28,6 +28,7 @@ from torch.optim import lr_scheduler as torch_lr
 from lightning_lrsched import ScheduleCheck
 from lightning_lrsched.callbacks import ScheduleWarning
 from lightning_lrsched.callbacks.schedule_check import check_schedulers
+from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules import GroupSchedules, get_schedule
 from lightning_lrsched.schedules.run import RunPlan
 
@@ -473,7 +474,7 @@ class PositionRecorder(Callback):
     """The scheduler position every optimizer step uses, and the plan ScheduleCheck makes of the run."""
 
     def on_train_start(self, trainer, pl_module):
-        self.plan = RunPlan.from_trainer(trainer)
+        self.plan = plan_from_trainer(trainer)
         self.positions = []
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
