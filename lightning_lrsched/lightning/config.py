@@ -71,7 +71,7 @@ def groups_lightning_config(
 
 def scheduler_config(scheduler: GroupScheduledLR, trainer: pl.Trainer, interval: Interval, name: str) -> dict[str, Any]:
     """Lightning's scheduler dict for one of our schedulers, checked against ``trainer``'s callbacks."""
-    monitors = [lane.metric for lane in scheduler.lanes if lane.metric is not None]
+    monitors = [lane.monitor for lane in scheduler.lanes if lane.monitor is not None]
     if monitors and not any(isinstance(c, PlateauDriver) for c in getattr(trainer, "callbacks", ())):
         raise InvalidValue(
             f"`plateau` is driven by validation results ({', '.join(monitors)}): add "

@@ -158,11 +158,11 @@ class PlateauDriver(Callback):
 def _plateau_targets(trainer: pl.Trainer) -> list[tuple[GroupScheduledLR, int, str]]:
     """Each ``plateau`` lane of the trainer's schedulers: its scheduler, lane index and monitored metric."""
     return [
-        (config.scheduler, i, lane.metric)
+        (config.scheduler, i, lane.monitor)
         for config in trainer.lr_scheduler_configs
         if isinstance(config.scheduler, GroupScheduledLR)
         for i, lane in enumerate(config.scheduler.lanes)
-        if lane.metric is not None
+        if lane.monitor is not None
     ]
 
 
