@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,6 +15,7 @@ import lightning_lrsched.schedules.compose
 import lightning_lrsched.schedules.plateau
 import lightning_lrsched.schedules.warmup  # noqa: F401
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.fingerprint import fingerprint
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, chain, check_warmup, hold, join, ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
@@ -92,8 +91,7 @@ class Schedule:
 
     def fingerprint(self) -> str:
         """A short hash of the spec: equal for equal schedules, different when any argument differs."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return fingerprint(self.to_dict())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Schedule) and self.to_dict() == other.to_dict()
