@@ -60,6 +60,21 @@ def saved_specs(state: Mapping[str, Any]) -> list[Any] | None:
     return list(state["schedules"]) if "schedules" in state else [state["schedule"]]
 
 
+def saved_run(state: Mapping[str, Any]) -> dict[str, int | None] | None:
+    """The run a state was resolved against: ``build``'s ``total_steps`` and ``steps_per_epoch``.
+
+    ``None`` when the state does not say (round one's states, a scheduler made without ``build``).
+
+    Example:
+        >>> saved_run({"format": 2, "run": {"total_steps": 30, "steps_per_epoch": 10}})
+        {'total_steps': 30, 'steps_per_epoch': 10}
+    """
+    run = state.get("run")
+    if not isinstance(run, Mapping):
+        return None
+    return {"total_steps": run.get("total_steps"), "steps_per_epoch": run.get("steps_per_epoch")}
+
+
 def upgrade(state: Any, groups: Sequence[Sequence[int]], owner: str) -> dict[str, Any]:
     """``state`` in the current format, for a scheduler whose lanes drive ``groups``; a clear error if not ours.
 

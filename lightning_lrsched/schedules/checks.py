@@ -24,7 +24,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.schedules.checkpoint import saved_specs
+from lightning_lrsched.schedules.checkpoint import saved_run, saved_specs
 from lightning_lrsched.schedules.curve import CATALOG, Curve, Entry, combine
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
 from lightning_lrsched.schedules.schedule import Schedule, base_lr
@@ -501,10 +501,10 @@ def _run_length_changed(
     """
     scheduler, out = config.scheduler, []
     position = int(state.get("last_epoch", 0))
-    saved = state.get("run")
+    saved = saved_run(state)
     for s, lane in zip(subjects(config, now), scheduler.lanes, strict=True):
-        if isinstance(saved, Mapping):
-            args = {"total_steps": saved.get("total_steps"), "steps_per_epoch": saved.get("steps_per_epoch")}
+        if saved is not None:
+            args = saved
         elif before is not None:
             args = before.build_args(lane.schedule.interval)
         else:
