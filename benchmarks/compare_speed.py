@@ -46,8 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-from lightning_lrsched.compare import SEED_SCHEDULES, compare  # noqa: E402
-from lightning_lrsched.schedules.tutorial import resolve_schedule  # noqa: E402
+from lightning_lrsched.compare import compare  # noqa: E402
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule  # noqa: E402
 
 TARGETS = {"sequential": 0.5, "stacked": 0.2}
 DIGITS_TARGET = 0.25  # stacked / sequential
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.task == "digits":
         return digits(args)
     env = describe_environment()
-    schedules = list(SEED_SCHEDULES)
+    schedules = list(TUTORIAL_SCHEDULES)
     times: dict[str, list[float]] = {"by hand": [], "sequential": [], "stacked": []}
     with tempfile.TemporaryDirectory(prefix="lrsched-compare-speed-") as tmp:
         for _ in range(args.repeats):
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 def digits(args: argparse.Namespace) -> int:
     """Digits, six schedules x 3 seeds on cpu:1: stacked against sequential, alternating ``--repeats`` times."""
     env = describe_environment()
-    schedules = list(SEED_SCHEDULES)
+    schedules = list(TUTORIAL_SCHEDULES)
     times: dict[str, list[tuple[float, float]]] = {"sequential": [], "stacked": []}
     with tempfile.TemporaryDirectory(prefix="lrsched-compare-speed-digits-") as tmp:
         for _ in range(args.repeats):

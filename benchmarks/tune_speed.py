@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lightning_lrsched.compare import SEED_SCHEDULES, compare  # noqa: E402
+from lightning_lrsched.compare import compare  # noqa: E402
 from lightning_lrsched.compare.statistics import paired, seed_statistics  # noqa: E402
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "configs" / "tune" / "digits.yaml"
 MODEL = {"class_path": "lightning_lrsched.models.DigitsClassifier", "init_args": {"hidden": [128], "lr": 0.3}}
@@ -97,7 +98,7 @@ def main() -> None:
     out = REPO / "runs" / f"bench-tune{'-' + args.tag if args.tag else ''}"
     started = time.perf_counter()
     comparison = compare(
-        SEED_SCHEDULES,
+        tuple(TUTORIAL_SCHEDULES),
         seeds=SEEDS,
         max_epochs=args.epochs,
         output=out / "compare",

@@ -17,7 +17,7 @@ _EXPORTS = {
     "DigitsDataModule": "lightning_lrsched.models",
     "LRLogger": "lightning_lrsched.callbacks",
     "PlateauDetector": "lightning_lrsched.callbacks",
-    "PlateauDriver": "lightning_lrsched.plateau_driver",
+    "PlateauDriver": "lightning_lrsched.lightning",
     "ScheduleFreeMode": "lightning_lrsched.schedule_free",
     "ScheduleCheck": "lightning_lrsched.callbacks",
     "compare": "lightning_lrsched.compare",

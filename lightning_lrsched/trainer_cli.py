@@ -23,7 +23,6 @@ import copy
 import importlib
 import inspect
 import logging
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ from torch.optim.lr_scheduler import CyclicLR, OneCycleLR, ReduceLROnPlateau
 from lightning_lrsched.callbacks import LRLogger, ScheduleCheck
 from lightning_lrsched.console import EpochProgressBar, EpochReport
 from lightning_lrsched.errors import InvalidValue, UsageError
+from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.module_contract import ModuleContractError, check_automatic
 from lightning_lrsched.validation import check_accelerator, make_output_dir
 
@@ -349,7 +349,7 @@ def _configure_optimizers(
             return wrap(module, built)
         init = {"class_path": lr_scheduler["class_path"], "init_args": dict(lr_scheduler.get("init_args") or {})}
         if init["class_path"].rsplit(".", 1)[-1] == OneCycleLR.__name__:
-            _fill_one_cycle(init["init_args"], module.trainer.estimated_stepping_batches)
+            _fill_one_cycle(init["init_args"], plan_from_trainer(module.trainer).total_steps)
         return wrap(module, built, instantiate_class(built, init))
 
     return configure_optimizers
@@ -445,22 +445,22 @@ def _plain(value: Any) -> Any:
     return value.as_dict() if hasattr(value, "as_dict") else value
 
 
-def _fill_one_cycle(args: dict[str, Any], run_steps: float) -> None:
-    """Set OneCycleLR's ``total_steps`` to the run's optimizer steps, or check the one given against them."""
+def _fill_one_cycle(args: dict[str, Any], run_steps: int | None) -> None:
+    """Set OneCycleLR's ``total_steps`` to the run's optimizer steps (``None``: unknown), or check the one given."""
     if args.get("total_steps") is None and args.get("epochs") is None:
-        if not math.isfinite(run_steps):
+        if run_steps is None:
             raise UsageError(
                 "--lr_scheduler OneCycleLR: the run has no fixed length to take total_steps from: "
                 "set --trainer.max_epochs or --trainer.max_steps, or --lr_scheduler.total_steps"
             )
-        args["total_steps"] = int(run_steps)
+        args["total_steps"] = run_steps
         return
     total = args["total_steps"] if args.get("total_steps") is not None else None
     if total is None and args.get("steps_per_epoch") is not None:
         total = args["epochs"] * args["steps_per_epoch"]
-    if total is not None and math.isfinite(run_steps) and total < run_steps:
+    if total is not None and run_steps is not None and total < run_steps:
         raise UsageError(
-            f"--lr_scheduler.total_steps {total} is shorter than the run ({int(run_steps)} optimizer steps) and "
+            f"--lr_scheduler.total_steps {total} is shorter than the run ({run_steps} optimizer steps) and "
             "OneCycleLR cannot step past its end: leave total_steps out to use the run's length, or shorten the "
             "run (--trainer.max_epochs / --trainer.max_steps)"
         )

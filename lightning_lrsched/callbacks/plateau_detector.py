@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, CyclicLR, LambdaLR, OneCycleLR
 
 from lightning_lrsched.errors import InvalidType, InvalidValue, TrainingWarning
-from lightning_lrsched.plateau_driver import local_value, logged_keys, rank_means
+from lightning_lrsched.lightning import local_value, logged_keys, rank_means
 from lightning_lrsched.schedules import GroupScheduledLR, PlateauJudge, PlateauRule
 from lightning_lrsched.schedules.plateau_rule import reduced
 from lightning_lrsched.validation import check_bool, check_choice, check_int, per_group

@@ -12,7 +12,6 @@ from lightning_lrsched.lazy import callable_package, lazy_exports
 _EXPORTS = {
     "Comparison": "lightning_lrsched.compare.api",
     "compare": "lightning_lrsched.compare.api",
-    "SEED_SCHEDULES": "lightning_lrsched.compare.grid",
     "RunSpec": "lightning_lrsched.compare.grid",
     "OutputLayout": "lightning_lrsched.compare.layout",
     "RunRecord": "lightning_lrsched.compare.record",

@@ -29,7 +29,6 @@ from lightning_lrsched.compare.grid import (
     DEFAULT_MODEL,
     LOGGERS,
     MODES,
-    SEED_SCHEDULES,
     WANDB_RUNS,
     Job,
     RunSettings,
@@ -48,6 +47,7 @@ from lightning_lrsched.compare.report import print_report, write_report
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.compare.tracking import summary_run, sync_hint, wandb_login_missing
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
 from lightning_lrsched.validation import check_choice, check_non_negative, check_positive
 
 
@@ -76,7 +76,7 @@ class Comparison:
 
 
 def compare(
-    schedules: Sequence[str | Mapping[str, Any]] = SEED_SCHEDULES,
+    schedules: Sequence[str | Mapping[str, Any]] = tuple(TUTORIAL_SCHEDULES),
     devices: Sequence[str] = ("cpu:1",),
     seeds: Sequence[int] = (0,),
     max_epochs: int = 20,

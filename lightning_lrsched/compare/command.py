@@ -15,14 +15,15 @@ from typing import Any
 import yaml
 
 from lightning_lrsched.compare.executors import EXECUTORS
-from lightning_lrsched.compare.grid import LOGGERS, MODES, SEED_SCHEDULES, WANDB_RUNS, resolve_entry
+from lightning_lrsched.compare.grid import LOGGERS, MODES, WANDB_RUNS, resolve_entry
 from lightning_lrsched.errors import InvalidType, InvalidValue, RaisingArgumentParser, UsageError
 from lightning_lrsched.optim import is_schedule_free
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
 
 SCHEDULES_HELP = (
     "comma-separated schedules, each a name or name(arg=value, ...) with YAML values, e.g. "
     "'cosine,onecycle(max_lr=0.5),multistep(milestones=[5, 8])' "
-    f"(default: {','.join(SEED_SCHEDULES)}: bare seed names get the tutorials' arguments)"
+    f"(default: {','.join(TUTORIAL_SCHEDULES)}: bare seed names get the tutorials' arguments)"
 )
 
 

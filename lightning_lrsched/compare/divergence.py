@@ -27,7 +27,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from lightning_lrsched.plateau_driver import rank_means
+from lightning_lrsched.lightning import rank_means
 
 LOSS_CHECK_EVERY = 25
 """Optimizer steps between checks that the training loss is finite (a host read and, under DDP, a collective)."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
-import json
 import math
 import os
 import sys
@@ -18,11 +16,11 @@ import torch
 from lightning_lrsched.compare.devices import DeviceConfig, parse_device
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.fingerprint import fingerprint
 from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
 from lightning_lrsched.schedules import Schedule
-from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES, resolve_schedule
+from lightning_lrsched.schedules.tutorial import resolve_schedule
 
-SEED_SCHEDULES: tuple[str, ...] = tuple(TUTORIAL_SCHEDULES)
 DEFAULT_MODEL = {"class_path": "lightning_lrsched.models.SyntheticClassifier", "init_args": {}}
 DEFAULT_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "init_args": {}}
 LOGGERS = ("wandb", "csv", "none")
@@ -74,7 +72,7 @@ class RunSpec:
         mode skips a schedule that finished in the other.
         """
         what = {k: getattr(self, k) for k in ("schedule", "device", "seed", "max_epochs", "model", "data", "trainer")}
-        return _digest(what)
+        return fingerprint(what)
 
     @property
     def stack_key(self) -> str:
@@ -87,7 +85,7 @@ class RunSpec:
         shared = ["device", "max_epochs", "model", "data", "trainer"]
         if self.device_config.processes > 1:
             shared.append("seed")
-        return _digest({k: getattr(self, k) for k in shared})
+        return fingerprint({k: getattr(self, k) for k in shared})
 
     @property
     def name(self) -> str:
@@ -177,10 +175,6 @@ def copy_labels(job: Job) -> list[str]:
     if len(job_seeds(job)) == 1:
         return [spec.label for spec in job]
     return [f"{spec.label}-seed{spec.seed}" for spec in job]
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
@@ -340,7 +334,7 @@ def build_grid(
 
 def _entry_identity(entry: tuple[Schedule, dict[str, Any] | None]) -> str:
     schedule, optimizer = entry
-    return schedule.fingerprint() if optimizer is None else _digest([schedule.fingerprint(), optimizer])
+    return schedule.fingerprint() if optimizer is None else fingerprint([schedule.fingerprint(), optimizer])
 
 
 def _show_entry(entry: tuple[Schedule, dict[str, Any] | None]) -> str:

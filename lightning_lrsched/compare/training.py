@@ -145,7 +145,7 @@ def _data(spec: RunSpec) -> Any:
 def _trainer(spec: RunSpec, settings: RunSettings, logger: Any, callbacks: list[Any]) -> Any:
     import lightning as L
 
-    from lightning_lrsched.plateau_driver import PlateauDriver
+    from lightning_lrsched.lightning import PlateauDriver
 
     return L.Trainer(
         max_epochs=spec.max_epochs,
@@ -501,7 +501,7 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> float | Non
 
     import lightning as L
 
-    from lightning_lrsched.plateau_driver import PlateauDriver
+    from lightning_lrsched.lightning import PlateauDriver
 
     timer = _StepTimer()
     owned = {"max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "num_sanity_val_steps"}

@@ -13,8 +13,8 @@ from lightning.pytorch.callbacks import Callback
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_lrsched.lightning import PlateauDriver
 from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
-from lightning_lrsched.plateau_driver import PlateauDriver
 from lightning_lrsched.schedule_free import ScheduleFreeMode
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import resolve_schedule

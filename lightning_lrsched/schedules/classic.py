@@ -31,7 +31,7 @@ def _optional_duration(name: str, value: object, minimum: int = 0) -> Duration |
     return None if value is None else parse_duration(name, value, minimum)
 
 
-@register("step", interval="epoch", durations=("step_size",))
+@register("step", interval="epoch", durations=("step_size",), first_change_arg="step_size")
 def step(step_size: int | str, gamma: float = 0.1) -> Binder:
     r"""StepLR: multiply the LR by ``gamma`` every ``step_size``.
 

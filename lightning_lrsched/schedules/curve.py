@@ -96,6 +96,9 @@ class Entry:
             ending well before or well after the run is a mistake; otherwise only an end that the
             run never reaches is (a milestone after the run, a ``total_iters`` longer than it).
         durations: the arguments that are durations (``int``, ``"10ep"``, ``"500st"``, ``"25%"``).
+        first_change_arg: the duration after which the LR first changes (past any warmup), for a
+            schedule that holds its LR until then (``step``'s ``step_size``): a run shorter than it
+            never changes the LR.
         parts: for a composite, how its parts (the ``schedules`` argument) cover the run:
             ``"sequence"`` (one after the other, the last one to the end of the run: ``join``) or
             ``"product"`` (each over the whole run: ``chain``); ``None`` for a plain schedule.
@@ -111,6 +114,7 @@ class Entry:
     ends_with_run: bool = False
     durations: tuple[str, ...] = ()
     parts: str | None = None
+    first_change_arg: str | None = None
 
     def parameters(self) -> dict[str, Any]:
         """Argument name -> default (``inspect.Parameter.empty`` when required)."""
@@ -133,18 +137,19 @@ def register(
     ends_with_run: bool = False,
     durations: tuple[str, ...] = (),
     parts: str | None = None,
+    first_change_arg: str | None = None,
 ) -> Callable[[Callable[..., Binder]], Callable[..., Binder]]:
     """Add a schedule constructor to the catalog under ``name`` (see :class:`Entry` for the arguments)."""
 
     def add(constructor: Callable[..., Binder]) -> Callable[..., Binder]:
         accepted = inspect.signature(constructor).parameters
-        unknown = [arg for arg in (end_arg, *durations) if arg is not None and arg not in accepted]
+        unknown = [arg for arg in (end_arg, first_change_arg, *durations) if arg is not None and arg not in accepted]
         if unknown:
             raise InvalidType(f"register({name!r}): {unknown} are not arguments of {constructor.__name__}")
         doc = inspect.getdoc(constructor) or ""
         summary = doc.splitlines()[0] if doc else ""
         CATALOG[name] = Entry(
-            name, constructor, interval, own_warmup, summary, end_arg, ends_with_run, durations, parts
+            name, constructor, interval, own_warmup, summary, end_arg, ends_with_run, durations, parts, first_change_arg
         )
         return constructor
 

@@ -8,16 +8,8 @@ from typing import Any
 from torch.optim import Optimizer
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
-from lightning_lrsched.schedules.duration import Interval, Run
-from lightning_lrsched.schedules.run import RunPlan
-from lightning_lrsched.schedules.schedule import (
-    Schedule,
-    base_value,
-    check_build_args,
-    check_run_is_known,
-    get_schedule,
-    scheduler_config,
-)
+from lightning_lrsched.schedules.duration import Interval
+from lightning_lrsched.schedules.schedule import Schedule, base_value, check_build_args, get_schedule
 from lightning_lrsched.schedules.scheduler import GroupScheduledLR, Lane
 
 ScheduleSpec = str | Mapping[str, Any] | Schedule
@@ -98,7 +90,7 @@ class GroupSchedules:
         per_epoch, lr = steps_per_epoch or 1, base_value(optimizer, param)
         lanes = []
         for i, (schedule, key) in enumerate(zip(self.schedules, keys, strict=True)):
-            curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, lr, 1))
+            curve = schedule.resolve(total_steps, per_epoch, lr)
             stride = per_epoch if schedule.interval == "epoch" and self.interval == "step" else 1
             lanes.append(Lane(schedule, curve, (i,), stride, key))
         scheduler = GroupScheduledLR(optimizer, lanes, param)
@@ -116,20 +108,10 @@ class GroupSchedules:
     ) -> dict[str, Any]:
         """Build for ``trainer``'s run and return Lightning's scheduler dict (see :meth:`Schedule.lightning_config`).
 
-        ``plateau`` groups are fed their metrics by :class:`~lightning_lrsched.callbacks.PlateauDriver`
+        ``plateau`` groups are fed their metrics by :class:`~lightning_lrsched.PlateauDriver`
         at each validation end (averaged across processes).
         """
-        plan = RunPlan.from_trainer(trainer)
-        args = plan.build_args(self.interval)
-        check_run_is_known(self.schedules, plan, args)
-        if (
-            args["steps_per_epoch"] is None
-            and self.interval == "step"
-            and any(s.interval == "epoch" for s in self.schedules)
-        ):
-            raise InvalidValue(
-                "GroupSchedules mixing epoch and step schedules steps every optimizer step and needs the epoch length "
-                f"to count epochs, but it is unknown: {plan.length_hint()}"
-            )
-        scheduler = self.build(optimizer, **args, monitors=monitors, param=param)
-        return scheduler_config(scheduler, trainer, self.interval, name or f"{param}-groups")
+        # The Lightning layer sits above this one: imported here, so `schedules` never imports it.
+        from lightning_lrsched.lightning.config import groups_lightning_config
+
+        return groups_lightning_config(self, optimizer, trainer, name=name, monitors=monitors, param=param)

@@ -3,7 +3,7 @@
 The rule is :class:`~lightning_lrsched.schedules.plateau_rule.PlateauRule`, shared with the
 ``PlateauDetector`` callback. Time drives only a warmup in front; metric values, fed to
 :meth:`GroupScheduledLR.observe <lightning_lrsched.schedules.GroupScheduledLR.observe>` at each
-validation end by :class:`~lightning_lrsched.callbacks.PlateauDriver`, drive the LR.
+validation end by :class:`~lightning_lrsched.PlateauDriver`, drive the LR.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ import numpy as np
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.schedules.curve import combine
-from lightning_lrsched.schedules.duration import Run
 from lightning_lrsched.schedules.schedule import Schedule
 from lightning_lrsched.validation import check_int
 
@@ -41,7 +40,7 @@ def preview(
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:
         raise InvalidValue(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
     per_epoch = steps_per_epoch or 1
-    curve = schedule.curve(Run(schedule.interval, total_steps, per_epoch, float(base_lr), 1))
+    curve = schedule.resolve(total_steps, per_epoch, float(base_lr))
     steps = np.arange(total_steps, dtype=np.int64)
     t = steps if schedule.interval == "step" else steps // per_epoch
     w = curve.weights(t)

@@ -1,9 +1,10 @@
 """The run a schedule is resolved against: how many optimizer steps, how they fall into epochs.
 
-:class:`RunPlan` is the one model of a training run here. It is read from a Lightning ``Trainer``'s
-public attributes (duck-typed: this layer imports nothing from Lightning), gives a schedule what it
-resolves its durations against (:meth:`RunPlan.build_args`), and lays out where a scheduler stepped
-at an ``interval`` and ``frequency`` is at every optimizer step (what ``ScheduleCheck`` checks).
+:class:`RunPlan` is the one model of a training run here. The Lightning layer reads it from a
+``Trainer`` (:func:`lightning_lrsched.lightning.plan_from_trainer`); here it is a plain value: it gives
+a schedule what it resolves its durations against (:meth:`RunPlan.build_args`), and lays out where
+a scheduler stepped at an ``interval`` and ``frequency`` is at every optimizer step (what
+``ScheduleCheck`` checks).
 
 :func:`needs_run_length` and :func:`needs_epoch_length` say, from the catalog metadata, whether a
 schedule can be resolved at all when the run (or epoch) length is unknown, e.g. with an iterable
@@ -51,40 +52,6 @@ class RunPlan:
     epoch: int = 0
     max_epochs: int | None = None
     max_steps: int | None = None
-
-    @classmethod
-    def from_trainer(cls, trainer: Any) -> RunPlan:
-        """The plan of ``trainer``'s run, from its public attributes (usable from ``configure_optimizers`` on).
-
-        The length is ``estimated_stepping_batches`` (epochs, ``max_steps``, limits and gradient
-        accumulation included). With training data of unknown length only ``max_steps`` can bound
-        the run exactly, so the length is known only when ``max_epochs`` is -1 (Lightning's
-        default when only ``max_steps`` is given).
-        """
-        # `estimated_stepping_batches` loads the training data, so it goes first: it fills
-        # `num_training_batches`. With max_epochs=-1 it returns before loading, and the epoch length
-        # is read once the data is loaded the way Lightning loads it for its own estimate.
-        total = trainer.estimated_stepping_batches
-        batches = trainer.num_training_batches
-        if not math.isfinite(batches) and getattr(trainer, "train_dataloader", False) is None:
-            trainer.fit_loop.setup_data()
-            batches = trainer.num_training_batches
-        max_epochs = _limit(trainer.max_epochs)
-        max_steps = _limit(trainer.max_steps)
-        known_epochs = math.isfinite(batches) and batches > 0
-        if not known_epochs:
-            total = max_steps if max_epochs is None else None
-        elif not math.isfinite(total) or total < 0:
-            total = None
-        return cls(
-            total_steps=None if total is None else int(total),
-            batches_per_epoch=int(batches) if known_epochs else None,
-            accumulate=int(trainer.accumulate_grad_batches),
-            global_step=int(trainer.global_step),
-            epoch=int(trainer.current_epoch),
-            max_epochs=max_epochs,
-            max_steps=max_steps,
-        )
 
     @property
     def steps_per_epoch(self) -> int | None:
@@ -184,10 +151,6 @@ class RunPlan:
         if self.total_steps is None:
             return None
         return self.position(self.total_steps, interval, frequency)
-
-
-def _limit(value: Any) -> int | None:
-    return None if value is None or value < 0 else int(value)
 
 
 def durations(schedule: Any, prefix: str = "") -> Iterator[tuple[str, Duration]]:

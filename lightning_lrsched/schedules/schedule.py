@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -17,10 +15,11 @@ import lightning_lrsched.schedules.compose
 import lightning_lrsched.schedules.plateau
 import lightning_lrsched.schedules.warmup  # noqa: F401
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.fingerprint import fingerprint
 from lightning_lrsched.schedules.curve import CATALOG, Binder, Curve, Entry, chain, check_warmup, hold, join, ramp
 from lightning_lrsched.schedules.duration import INTERVALS, Duration, Interval, Run, parse_duration
 from lightning_lrsched.schedules.run import RunPlan, needs_epoch_length, needs_run_length
-from lightning_lrsched.schedules.scheduler import GroupScheduledLR, PlateauLR, ScheduledLR, param_key
+from lightning_lrsched.schedules.scheduler import PlateauLR, ScheduledLR, param_key
 from lightning_lrsched.validation import check_bool, check_choice
 
 
@@ -92,8 +91,7 @@ class Schedule:
 
     def fingerprint(self) -> str:
         """A short hash of the spec: equal for equal schedules, different when any argument differs."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return fingerprint(self.to_dict())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Schedule) and self.to_dict() == other.to_dict()
@@ -122,6 +120,15 @@ class Schedule:
         warmed = join([chain([ramp(w), hold(inner)]), inner], [w])
         # `parts` lists this schedule's own parts (a composite's), which the warmup moves later.
         return replace(warmed, parts=tuple((w + start, part) for start, part in inner.parts))
+
+    def resolve(self, total_steps: int | None, steps_per_epoch: int | None, base: float, num_groups: int = 1) -> Curve:
+        """The closed form for a run of ``total_steps`` optimizer steps, ``steps_per_epoch`` to an epoch.
+
+        ``base`` is the optimizer's default value of the driven hyperparameter (its LR for ``"lr"``)
+        and ``num_groups`` its number of param groups; ``None`` lengths are unknown (an epoch is then
+        one step). Every ``build`` and preview resolves through here.
+        """
+        return self.curve(Run(self.interval, total_steps, steps_per_epoch or 1, base, num_groups))
 
     def build(
         self,
@@ -158,8 +165,7 @@ class Schedule:
         check_build_args(optimizer, total_steps, steps_per_epoch)
         check_bool("adopt_settings", adopt_settings)
         base = base_value(optimizer, param)
-        run = Run(self.interval, total_steps, steps_per_epoch or 1, base, len(optimizer.param_groups))
-        curve = self.curve(run)
+        curve = self.resolve(total_steps, steps_per_epoch, base, len(optimizer.param_groups))
         scheduler = (PlateauLR if curve.plateau is not None else ScheduledLR)(optimizer, self, curve, param)
         scheduler.adopts_settings = adopt_settings
         scheduler.resolved_run = {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch}
@@ -183,31 +189,13 @@ class Schedule:
 
         Returns:
             ``{"scheduler", "interval", "frequency", "name"}``, plus ``monitor`` for ``plateau``, whose
-            values :class:`~lightning_lrsched.callbacks.PlateauDriver` (which must be among the
+            values :class:`~lightning_lrsched.PlateauDriver` (which must be among the
             trainer's callbacks) feeds to the scheduler at the end of each validation run.
         """
-        plan = RunPlan.from_trainer(trainer)
-        args = plan.build_args(self.interval)
-        check_run_is_known([self], plan, args)
-        scheduler = self.build(optimizer, **args, adopt_settings=adopt_settings, param=param)
-        return scheduler_config(scheduler, trainer, self.interval, name or f"{param}-{self.name}")
+        # The Lightning layer sits above this one: imported here, so `schedules` never imports it.
+        from lightning_lrsched.lightning.config import lightning_config
 
-
-def scheduler_config(scheduler: GroupScheduledLR, trainer: Any, interval: Interval, name: str) -> dict[str, Any]:
-    """Lightning's scheduler dict for one of our schedulers, checked against ``trainer``'s callbacks."""
-    monitors = [lane.metric for lane in scheduler.lanes if lane.metric is not None]
-    if monitors and not any(getattr(c, "drives_plateau_schedules", False) for c in getattr(trainer, "callbacks", ())):
-        raise InvalidValue(
-            f"`plateau` is driven by validation results ({', '.join(monitors)}): add "
-            "lightning_lrsched.PlateauDriver() to Trainer(callbacks=[...]) or return it from your "
-            "LightningModule's configure_callbacks()"
-        )
-    if interval == "step":
-        scheduler.count_updates()
-    config: dict[str, Any] = {"scheduler": scheduler, "interval": interval, "frequency": 1, "name": name}
-    if len(monitors) == 1:
-        config["monitor"] = monitors[0]
-    return config
+        return lightning_config(self, optimizer, trainer, name=name, adopt_settings=adopt_settings, param=param)
 
 
 def check_build_args(optimizer: Any, total_steps: Any, steps_per_epoch: Any) -> None:

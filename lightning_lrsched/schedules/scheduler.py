@@ -16,7 +16,7 @@ param group and the value at step ``t`` never depends on how it was reached (exa
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
+from lightning_lrsched.schedules import checkpoint
 from lightning_lrsched.schedules.curve import Curve, combine
 from lightning_lrsched.schedules.plateau_rule import PlateauJudge, PlateauRule, reduced
 from lightning_lrsched.validation import per_group
@@ -51,15 +52,19 @@ class Lane:
         groups: indices of the optimizer's param groups it drives.
         stride: scheduler steps per unit of the curve's time: 1, or the optimizer steps per epoch
             for an epoch schedule stepped every optimizer step (its time is then ``step // stride``).
-        monitor: for ``plateau``, the logged metric to read instead of the schedule's own
-            ``monitor`` (e.g. ``"val_loss/head"``); ``None`` reads ``monitor``.
+        monitor_override: for ``plateau``, the logged metric to read instead of the schedule's own
+            ``monitor`` (e.g. ``"val_loss/head"``); ``None`` reads the schedule's.
+
+    ``monitor`` means one thing throughout: the name of the logged metric a ``plateau`` reads
+    (``Schedule.monitor``, ``PlateauRule.monitor``, ``Lane.monitor``, ``None`` where time alone
+    drives the LR). A lane's :attr:`monitor` is the one it actually reads.
     """
 
     schedule: ScheduleSpec
     curve: Curve
     groups: tuple[int, ...]
     stride: int = 1
-    monitor: str | None = None
+    monitor_override: str | None = None
 
     @property
     def rule(self) -> PlateauRule | None:
@@ -67,10 +72,10 @@ class Lane:
         return self.curve.plateau
 
     @property
-    def metric(self) -> str | None:
+    def monitor(self) -> str | None:
         """The metric a ``plateau`` lane reads (``None`` for time-driven schedules)."""
         rule = self.rule
-        return None if rule is None else self.monitor or rule.monitor
+        return None if rule is None else self.monitor_override or rule.monitor
 
 
 class GroupScheduledLR(LRScheduler):
@@ -196,7 +201,7 @@ class GroupScheduledLR(LRScheduler):
             )
         lane = self.lanes[0]
         new = range(known, n)
-        self.lanes = (Lane(lane.schedule, lane.curve, (*lane.groups, *new), lane.stride, lane.monitor),)
+        self.lanes = (Lane(lane.schedule, lane.curve, (*lane.groups, *new), lane.stride, lane.monitor_override),)
         self._lane_of += [0] * len(new)
         for g in new:
             groups[g].setdefault("initial_lr", _clone(groups[g]["lr"]))
@@ -375,20 +380,18 @@ class GroupScheduledLR(LRScheduler):
     # -- checkpoints -------------------------------------------------------------------------------------
     def settings(self) -> list[dict[str, Any]]:
         """Each lane's schedule spec and groups: what a state must have been saved with to resume exactly."""
-        settings = [{"schedule": lane.schedule.to_dict(), "groups": list(lane.groups)} for lane in self.lanes]
-        if self.param != "lr":
-            for lane in settings:
-                lane["param"] = self.param
-        return settings
+        specs = [lane.schedule.to_dict() for lane in self.lanes]
+        return checkpoint.lane_settings(specs, [lane.groups for lane in self.lanes], self.param)
 
     def state_dict(self) -> dict[str, Any]:
         """Time, each group's peak and floor (plateau reductions), each lane's settings and judge, and the run.
 
-        ``run`` (:attr:`resolved_run`) is information for a resume, not a setting: loading the state
-        into a scheduler resolved against another run is allowed.
+        The format is :mod:`lightning_lrsched.schedules.checkpoint`'s. ``run`` (:attr:`resolved_run`)
+        is information for a resume, not a setting: loading the state into a scheduler resolved
+        against another run is allowed.
         """
         return {
-            "format": 2,
+            "format": checkpoint.FORMAT,
             "last_epoch": self.last_epoch,
             "peaks": list(self.peaks),
             "floors": list(self.floors),
@@ -405,9 +408,8 @@ class GroupScheduledLR(LRScheduler):
         kept (the new schedule, at the restored time and with the restored plateau memory) and a
         warning names the differences. A state of another scheduler (torch's) is refused.
         """
-        state = _upgrade(state_dict, self)
-        saved = state["lanes"]
-        differences = _differences(saved, self.settings())
+        state = checkpoint.upgrade(state_dict, [lane.groups for lane in self.lanes], type(self).__name__)
+        differences = checkpoint.differences(state["lanes"], self.settings())
         if differences:
             message = (
                 "the scheduler state was saved with other settings: "
@@ -446,57 +448,6 @@ class GroupScheduledLR(LRScheduler):
 
 def _clone(value: Any) -> Any:
     return value.clone() if hasattr(value, "clone") else value
-
-
-def _differences(saved: list[dict[str, Any]], built: list[dict[str, Any]]) -> list[str]:
-    """Human-readable differences between two lists of lane settings."""
-    if len(saved) != len(built):
-        return [f"{len(saved)} schedule(s) in the checkpoint, {len(built)} now"]
-    out = []
-    for i, (old, new) in enumerate(zip(saved, built, strict=True)):
-        where = f"schedule {i} " if len(built) > 1 else ""
-        a, b = old["schedule"], new["schedule"]
-        for key in sorted(set(a) | set(b), key=lambda k: (k != "name", k)):
-            if a.get(key) != b.get(key):
-                out.append(f"{where}`{key}` was {a.get(key, '(default)')!r}, now {b.get(key, '(default)')!r}")
-        if old.get("param", "lr") != new.get("param", "lr"):
-            out.append(f"{where}`param` was {old.get('param', 'lr')!r}, now {new.get('param', 'lr')!r}")
-        if list(old.get("groups", new["groups"])) != new["groups"]:
-            out.append(f"{where}param groups were {old['groups']}, now {new['groups']}")
-    return out
-
-
-def _upgrade(state: Mapping[str, Any], scheduler: GroupScheduledLR) -> dict[str, Any]:
-    """The state in the current format; a clear error for a state that is not ours."""
-    if (
-        not isinstance(state, Mapping)
-        or "last_epoch" not in state
-        or not ({"lanes", "schedules", "schedule"} & set(state))
-    ):
-        keys = ", ".join(sorted(state)) if isinstance(state, Mapping) else type(state).__name__
-        raise InvalidValue(
-            f"this is not a lightning_lrsched scheduler state (it has {keys}): a checkpoint written with another "
-            f"scheduler (e.g. torch's) cannot continue as {type(scheduler).__name__}; resume with the scheduler it "
-            "was saved with, or start a new run from the weights only (no ckpt_path)"
-        )
-    if state.get("format") == 2:
-        return dict(state)
-    # Round one: peaks, floors and a global scale; "schedules", or "schedule" for one lane.
-    specs = state["schedules"] if "schedules" in state else [state["schedule"]]
-    judges = state.get("plateau")
-    if judges is not None and not isinstance(judges, list):
-        judges = [judges]
-    scale = float(state.get("scale", 1.0))
-    lanes = [
-        {"schedule": spec, "groups": list(lane.groups)} for spec, lane in zip(specs, scheduler.lanes, strict=False)
-    ]
-    return {
-        "last_epoch": state["last_epoch"],
-        "peaks": [scale * float(p) for p in state["peaks"]],
-        "floors": [scale * float(f) for f in state["floors"]],
-        "lanes": lanes,
-        "plateau": judges,
-    }
 
 
 def param_key(optimizer: Optimizer, param: str) -> str:
@@ -564,7 +515,7 @@ class PlateauLR(ScheduledLR):
     """The ``plateau`` schedule: time only drives the warmup; metric values drive the LR.
 
     ``step(metric)`` works as torch's ``ReduceLROnPlateau.step(metric)``. Under Lightning,
-    :class:`~lightning_lrsched.callbacks.PlateauDriver` calls :meth:`observe` with the monitored
+    :class:`~lightning_lrsched.PlateauDriver` calls :meth:`observe` with the monitored
     value at the end of every validation run.
     """
 

@@ -27,8 +27,9 @@ from torch.optim import lr_scheduler as torch_lr
 
 from lightning_lrsched import ScheduleCheck
 from lightning_lrsched.callbacks import ScheduleWarning
-from lightning_lrsched.callbacks.schedule_check import check_schedulers
+from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules import GroupSchedules, get_schedule
+from lightning_lrsched.schedules.checks import check_schedulers
 from lightning_lrsched.schedules.run import RunPlan
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -193,6 +194,27 @@ MISCONFIGURED = [
         "epoch-durations-on-steps",
         "step_size='2ep'",
     ),
+    (
+        "step-size-never-reached",
+        built({"name": "step", "step_size": 3}),
+        PLAN,
+        "never-changes",
+        "step_size=3 is never reached: the run has 3 epochs, so the LR stays at 0.1 for the whole run",
+    ),
+    (
+        "step-size-never-reached-after-warmup",
+        built({"name": "step", "step_size": 2, "warmup": 1}),
+        PLAN,
+        "never-changes",
+        "step_size=2 is never reached: the run has 3 epochs",
+    ),
+    (
+        "torch-steplr-never-reached",
+        torch_made(lambda o, p: torch_lr.StepLR(o, step_size=5)),
+        PLAN,
+        "never-changes",
+        "step_size=5 is never reached",
+    ),
 ]
 
 
@@ -217,6 +239,8 @@ GOOD = [
     ("cosine", built({"name": "cosine"}), PLAN),
     ("cosine-eta_min", built({"name": "cosine", "eta_min": 0.001, "warmup": 1}), RunPlan(25, 5)),
     ("step", built({"name": "step", "step_size": 1, "gamma": 0.5}), PLAN),
+    ("step-reached-in-the-last-epoch", built({"name": "step", "step_size": 2}), PLAN),
+    ("step-gamma-1-never-changes-anyway", built({"name": "step", "step_size": 10, "gamma": 1.0}), PLAN),
     ("multistep", built({"name": "multistep", "milestones": ["50%"]}), RunPlan(20, 5)),
     ("exponential", built({"name": "exponential", "gamma": 0.9}), PLAN),
     ("onecycle", built({"name": "onecycle", "max_lr": 0.1}), PLAN),
@@ -473,7 +497,7 @@ class PositionRecorder(Callback):
     """The scheduler position every optimizer step uses, and the plan ScheduleCheck makes of the run."""
 
     def on_train_start(self, trainer, pl_module):
-        self.plan = RunPlan.from_trainer(trainer)
+        self.plan = plan_from_trainer(trainer)
         self.positions = []
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):

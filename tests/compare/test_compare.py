@@ -16,9 +16,10 @@ import matplotlib.image as mpimg
 import pytest
 
 from lightning_lrsched.cli import main
-from lightning_lrsched.compare import SEED_SCHEDULES, OutputLayout, compare
+from lightning_lrsched.compare import OutputLayout, compare
 from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, build_grid
 from lightning_lrsched.compare.results import GridLock, ResultsFile
+from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -263,7 +264,7 @@ def test_readme_job_six_tutorial_schedules_on_one_and_two_processes(tmp_path):
     assert exit_code(["--devices", "cpu:1,cpu:2", "--max-epochs", "3", "--output", str(out)]) == 0
     records = lines(out / "results.jsonl")
     assert {(r["schedule"], r["device"]) for r in records} == {
-        (s, d) for s in SEED_SCHEDULES for d in ("cpu:1", "cpu:2")
+        (s, d) for s in TUTORIAL_SCHEDULES for d in ("cpu:1", "cpu:2")
     }
     assert all(r["status"] == "ok" and r["mode"] == "stacked" for r in records)
     runs = sorted((out / "wandb").glob("offline-run-*"))

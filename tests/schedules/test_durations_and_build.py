@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from lightning_lrsched.lightning import PlateauDriver
 from lightning_lrsched.schedules import Duration, PlateauLR, available_schedules, get_schedule, parse_duration, preview
 
 
@@ -113,7 +114,7 @@ def fake_trainer(**overrides):
         "global_step": 0,
         "current_epoch": 0,
         # A plateau schedule needs the callback that feeds it validation results.
-        "callbacks": [SimpleNamespace(drives_plateau_schedules=True)],
+        "callbacks": [PlateauDriver()],
     }
     return SimpleNamespace(**{**attrs, **overrides})
 

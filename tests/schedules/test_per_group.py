@@ -100,7 +100,7 @@ def test_each_group_follows_its_solo_schedule(case, kind):
         if last == 0 and epoch > 0:
             # Validation ended the previous epoch: each plateau lane judges its metric (as PlateauDriver does).
             for i, lane in enumerate(scheduler.lanes):
-                if lane.metric is not None:
+                if lane.monitor is not None:
                     scheduler.observe(METRICS[epoch - 1], i)
         optimizer.step()
         lrs.append([g["lr"] for g in optimizer.param_groups])

@@ -56,6 +56,7 @@ from torch.func import functional_call, vmap
 from lightning_lrsched.compare.grid import SeedsDrawApart, Unstackable
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.module_contract import own_optimizer
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
@@ -514,16 +515,13 @@ class StackedModule(L.LightningModule):
 
     def _invalid_schedules(self, lr: float) -> dict[int, str]:
         """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``."""
-        total = self.trainer.estimated_stepping_batches
-        batches = self.trainer.num_training_batches
-        per_epoch = math.ceil(batches / self.trainer.accumulate_grad_batches) if math.isfinite(batches) else None
+        plan = plan_from_trainer(self.trainer)
         invalid = {}
         for k, schedule in enumerate(self.schedules):
             probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
             try:
-                schedule.build(
-                    probe, total_steps=int(total) if math.isfinite(total) else None, steps_per_epoch=per_epoch or None
-                )
+                args = plan.build_args(schedule.interval)
+                schedule.build(probe, total_steps=args["total_steps"], steps_per_epoch=args["steps_per_epoch"])
             except (ValueError, TypeError) as error:
                 invalid[k] = f"{self.labels[k]} cannot run here: {error}"
         return invalid
