@@ -28,7 +28,7 @@ Usage::
     python benchmarks/compare_speed.py              # benchmarks/results/compare_speed.{md,json}
     python benchmarks/compare_speed.py --quick      # 3 epochs: a smoke run (compare_speed_quick.*)
     python benchmarks/compare_speed.py --task digits  # compare_speed_digits.{md,json}
-    python benchmarks/compare_speed.py --task third-party  # compare_speed_third_party.{md,json}
+    python benchmarks/compare_speed.py --task third-party --repeats 2  # compare_speed_third_party.{md,json}
 """
 
 from __future__ import annotations
@@ -119,13 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=("synthetic", "digits", "third-party"), default="synthetic")
     parser.add_argument("--quick", action="store_true", help="3 epochs: a smoke run")
-    parser.add_argument("--max-epochs", type=int, default=None, help="default: 20 (synthetic), 30 (digits)")
+    parser.add_argument(
+        "--max-epochs", type=int, default=None, help="default: 20 (synthetic), 30 (digits), 6 (third-party)"
+    )
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--strict", action="store_true", help="exit status 1 when a ratio misses its target")
     args = parser.parse_args(argv)
     if args.max_epochs is None:
-        args.max_epochs = 3 if args.quick else 30 if args.task == "digits" else 4 if args.task == "third-party" else 20
+        args.max_epochs = 3 if args.quick else 30 if args.task == "digits" else 6 if args.task == "third-party" else 20
     if args.task == "digits":
         return digits(args)
     if args.task == "third-party":
@@ -289,6 +291,8 @@ def third_party(args: argparse.Namespace) -> int:
     settings = {"schedules": schedules, "max_epochs": args.max_epochs, "repeats": args.repeats, "devices": "cpu:1"}
     payload = {"environment": env, "settings": settings, "modules": rows, "targets": THIRD_PARTY_TARGETS}
     stem = "compare_speed_third_party" + ("_quick" if args.quick else "")
+    if not args.quick and args.max_epochs != 6:
+        stem += f"_{args.max_epochs}_epochs"  # beside the default's figures, not over them
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(third_party_markdown(rows, env, settings))
