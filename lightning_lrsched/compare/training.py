@@ -572,7 +572,15 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float
     from lightning_lrsched.plateau_driver import PlateauDriver
 
     timer = _StepTimer()
-    owned = {"max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "num_sanity_val_steps"}
+    owned = {
+        "max_epochs",
+        "max_steps",
+        "limit_train_batches",
+        "limit_val_batches",
+        "num_sanity_val_steps",
+        "check_val_every_n_epoch",
+        "val_check_interval",
+    }
     trainer = L.Trainer(
         **{k: v for k, v in spec.trainer.items() if k not in owned},
         accelerator=spec.device_config.accelerator,
@@ -590,9 +598,12 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float
     )
     try:
         trainer.fit(module, data)
-        trainer.validate(module, data, verbose=False)
     except Exception:  # the probe is advice: a module it cannot run this way is stacked as asked
         return None
+    try:
+        trainer.validate(module, data, verbose=False)
+    except Exception:  # no validation (no loader, say): training alone decides
+        timer.times["validation"] = []
     medians = [statistics.median(times[1:]) if len(times) > 1 else None for times in timer.times.values()]
     if medians[0] is None:
         return None

@@ -93,11 +93,15 @@ def test_lightnings_demo_transformer_on_tokens_of_ours(mode, tmp_path, one_threa
 
 
 def test_auto_probes_the_demo_transformers_validation_where_vmap_runs_a_loop(one_thread):
-    from lightning_lrsched.compare.grid import plan_jobs
+    from lightning_lrsched.compare.grid import build_grid, class_config, plan_jobs
     from lightning_lrsched.compare.stacked import StackedModule
     from lightning_lrsched.compare.training import _data, probe_stacking, seeded_model
 
-    (job,) = plan_jobs(grid(["step", "cosine"], 1, TRANSFORMER, TOKENS), "stacked")
+    model, data = class_config("model", TRANSFORMER, TRANSFORMER), class_config("data", TOKENS, TOKENS)
+    # The run's own validation settings do not reach the probe, which validates once, after training.
+    trainer = {"check_val_every_n_epoch": 2, "val_check_interval": 0.5}
+    specs = build_grid(["step", "cosine"], ["cpu:1"], [0], 1, model=model, data=data, trainer=trainer)[0]
+    (job,) = plan_jobs(specs, "stacked")
     module = StackedModule(
         [seeded_model(spec, scheduled=False) for spec in job], ["step", "cosine"], [get_schedule("cosine")] * 2
     )
