@@ -74,37 +74,50 @@ def test_a_batchnorm_resnet_from_transformers_trains_without_false_divergence(mo
     assert all(r.lr_curve[0][1] == 0.05 for r in comparison.records)
 
 
-TRANSFORMER = {"class_path": "tests.compare.third_party_models.LoggingTransformer", "init_args": {}}
+TRANSFORMER = {"class_path": "tests.compare.third_party_models.LoggingTransformer", "init_args": {"dropout": 0.0}}
+DEMO_DROPOUT = {"class_path": "tests.compare.third_party_models.LoggingTransformer", "init_args": {"dropout": 0.2}}
 TOKENS = {"class_path": "tests.compare.third_party_models.TinyTokens", "init_args": {}}
 
 
-@pytest.mark.parametrize("mode", ["sequential", "stacked", "auto"])
-def test_lightnings_demo_transformer_on_tokens_of_ours(mode, tmp_path, one_thread):
+@pytest.mark.parametrize(
+    "mode, model",
+    [("sequential", DEMO_DROPOUT), ("stacked", TRANSFORMER), ("auto", TRANSFORMER), ("auto", DEMO_DROPOUT)],
+)
+def test_lightnings_demo_transformer_on_tokens_of_ours(mode, model, tmp_path, one_thread):
     comparison = compare(
-        ["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", mode=mode, model=TRANSFORMER, data=TOKENS
+        ["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", mode=mode, model=model, data=TOKENS
     )
     assert [r.status for r in comparison.records] == ["ok"] * 2, [r.reason for r in comparison.records]
     assert all(r.steps == 8 and r.lr_curve[0][1] == 0.1 for r in comparison.records)  # the demo's own SGD at 0.1
     (trained,) = {r.mode for r in comparison.records}
-    assert trained == (mode if mode != "auto" else trained)
-    if mode == "auto" and trained == "sequential":  # the probe's call on a busy machine: its reason names the loops
+    if model is DEMO_DROPOUT and mode == "auto":  # its dropout in attention cannot be drawn as a solo run draws it
+        assert trained == "sequential"
+        (note,) = comparison.notes
+        assert "LoggingTransformer draws random numbers in training that its stacked copies cannot draw" in note
+    elif mode != "auto":
+        assert trained == mode
+    elif trained == "sequential":  # the probe's call on a busy machine: its reason names the loops
         (note,) = comparison.notes
         assert "stacking 2 copies does not pay here" in note and "aten::_transformer_encoder_layer_fwd" in note
 
 
-def test_auto_probes_the_demo_transformers_validation_where_vmap_runs_a_loop(one_thread):
+def stacked_transformer(model, schedules=("step", "cosine"), **trainer):
     from lightning_lrsched.compare.grid import build_grid, class_config, plan_jobs
     from lightning_lrsched.compare.stacked import StackedModule
-    from lightning_lrsched.compare.training import _data, probe_stacking, seeded_model
+    from lightning_lrsched.compare.training import seeded_model
 
-    model, data = class_config("model", TRANSFORMER, TRANSFORMER), class_config("data", TOKENS, TOKENS)
-    # The run's own validation settings do not reach the probe, which validates once, after training.
-    trainer = {"check_val_every_n_epoch": 2, "val_check_interval": 0.5}
-    specs = build_grid(["step", "cosine"], ["cpu:1"], [0], 1, model=model, data=data, trainer=trainer)[0]
+    model, data = class_config("model", model, model), class_config("data", TOKENS, TOKENS)
+    specs = build_grid(list(schedules), ["cpu:1"], [0], 1, model=model, data=data, trainer=trainer)[0]
     (job,) = plan_jobs(specs, "stacked")
-    module = StackedModule(
-        [seeded_model(spec, scheduled=False) for spec in job], ["step", "cosine"], [get_schedule("cosine")] * 2
-    )
+    copies = [seeded_model(spec, scheduled=False) for spec in job]
+    return StackedModule(copies, list(schedules), [get_schedule("cosine")] * len(job)), job
+
+
+def test_auto_probes_the_demo_transformers_validation_where_vmap_runs_a_loop(one_thread):
+    from lightning_lrsched.compare.training import _data, probe_stacking
+
+    # The run's own validation settings do not reach the probe, which validates once, after training.
+    module, job = stacked_transformer(TRANSFORMER, check_val_every_n_epoch=2, val_check_interval=0.5)
     module.probe(next(iter(_data(job[0]).train_dataloader())))
     probe = probe_stacking(module, _data(job[0]), job[0])
     # nn.Transformer's fast path (eval mode only) has no batching rule: the probe validates, so it sees it.
@@ -114,6 +127,18 @@ def test_auto_probes_the_demo_transformers_validation_where_vmap_runs_a_loop(one
         probe.reason
     )
     assert module.copies[0].training  # the probe left the module's copies in training mode
+
+
+def test_stacked_copies_that_cannot_draw_their_solo_runs_dropout_are_refused(one_thread):
+    from lightning_lrsched.compare.grid import Unstackable
+    from lightning_lrsched.compare.training import _data
+
+    module, job = stacked_transformer(DEMO_DROPOUT)
+    batch = next(iter(_data(job[0]).train_dataloader()))
+    state = torch.get_rng_state()
+    with pytest.raises(Unstackable, match=r"copies' first losses are \[(\S+), \1\], one run's"):
+        module.probe(batch)  # the copies draw the same masks, not the ones the demo's attention draws alone
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 BERT = "tests.compare.third_party_models.TinyBert"
