@@ -7,6 +7,7 @@ Both paths build each run the same way (the seed, then the model; the data after
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import math
@@ -447,10 +448,54 @@ PROBE_STEPS = 6
 def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEPS) -> str:
     """Why training ``module``'s copies stacked would be slower than one after the other ("" when it pays).
 
-    A short probe trains a few steps both ways, with Lightning's loop as a run has it, on throwaway
-    copies (the module, its weights and every random stream stay as they were): the stacked module,
-    and its first copy alone. Stacking pays when a stacked step takes less than 0.9 x K steps alone.
-    ``vmap``'s performance warnings (an operator it runs as a loop) are named in the reason.
+    See :func:`probe_stacking`: stacking pays when a stacked epoch takes less than 0.9 x K epochs alone
+    (or when the probe cannot run). ``vmap``'s performance warnings (an operator it runs as a loop) are
+    named in the reason.
+    """
+    probe = probe_stacking(module, data, spec, steps)
+    return "" if probe is None or probe.pays else probe.reason
+
+
+@dataclasses.dataclass(frozen=True)
+class StackingProbe:
+    """What :func:`probe_stacking` measured: seconds per training and validation step, both ways."""
+
+    copies: int
+    stacked: tuple[float, float]
+    solo: tuple[float, float]
+    batches: tuple[float, float]  # training and validation batches of an epoch
+    steps: int
+    loops: tuple[str, ...]  # operators vmap ran as a loop
+
+    @property
+    def ratio(self) -> float:
+        """A stacked epoch over one run's epoch."""
+        stacked = sum(w * t for w, t in zip(self.batches, self.stacked, strict=True))
+        return stacked / sum(w * t for w, t in zip(self.batches, self.solo, strict=True))
+
+    @property
+    def pays(self) -> bool:
+        return self.ratio < 0.9 * self.copies
+
+    @property
+    def reason(self) -> str:
+        loop = f"; vmap runs {', '.join(self.loops)} as a loop" if self.loops else ""
+        return (
+            f"stacking {self.copies} copies does not pay here: a stacked epoch would take {self.ratio:.2g}x one "
+            f"run's (training step {self.stacked[0] * 1e3:.3g} ms vs {self.solo[0] * 1e3:.3g} ms, validation step "
+            f"{self.stacked[1] * 1e3:.3g} ms vs {self.solo[1] * 1e3:.3g} ms; probe of {self.steps} steps each){loop}"
+        )
+
+
+def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEPS) -> StackingProbe | None:
+    """Time a few steps of ``module``'s copies stacked and of one copy alone (``None``: the probe could not run).
+
+    The probe trains a few steps both ways, then validates a few batches (an operator vmap runs as a
+    loop may be on the evaluation path only: ``nn.Transformer``'s fast path), with Lightning's loops
+    as a run has them, on throwaway copies (the module, its weights and every random stream stay as
+    they were): the stacked module, and its first copy alone. An epoch is estimated from the fastest
+    step of each kind, weighted by the numbers of training and validation batches of
+    the data.
     """
     import warnings
     from copy import deepcopy
@@ -465,53 +510,83 @@ def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEP
     try:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            stacked_s = _step_time(deepcopy(module), data, spec, steps)
+            throwaway = deepcopy(module)
+            # Its vmapped pass is a closure over the original's copy (a deep copy keeps functions): its own instead,
+            # or the probe's validation would run the original copy, in training mode.
+            throwaway._set_randomness("same" if module.draws_random else "different")
+            stacked_s = _step_time(throwaway, data, spec, steps)
             solo_s = _step_time(solo, data, spec, steps)
     finally:
         _set_random_state(state)
-    if stacked_s is None or solo_s is None or stacked_s < 0.9 * k * solo_s:
-        return ""
+    if stacked_s is None or solo_s is None:
+        return None
     loops = sorted({m.group(1) for w in caught if (m := re.search(r"batching rule for (\S+?)[.,\s]", str(w.message)))})
-    loop = f"; vmap runs {', '.join(loops)} as a loop" if loops else ""
-    return (
-        f"stacking {k} copies does not pay here: a stacked step took {stacked_s * 1e3:.3g} ms, "
-        f"{stacked_s / solo_s:.2g}x one run's {solo_s * 1e3:.3g} ms (probe of {steps} steps){loop}"
-    )
+    return StackingProbe(k, stacked_s, solo_s, _batches_per_epoch(data), steps, tuple(loops))
+
+
+def _batches_per_epoch(data: Any) -> tuple[float, float]:
+    """Training and validation batches of an epoch of ``data`` (1 each where a loader has no length)."""
+    counts = []
+    for loader in (data.train_dataloader, data.val_dataloader):
+        try:
+            counts.append(float(len(loader())))
+        except Exception:  # no length (an iterable dataset), or no such loader: weigh it as one batch
+            counts.append(1.0)
+    return counts[0], counts[1]
 
 
 class _StepTimer(Callback):
     def __init__(self) -> None:
-        self.times: list[float] = []
+        self.times: dict[str, list[float]] = {"train": [], "validation": []}
         self._started = 0.0
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
+    def _start(self, *args: Any) -> None:
         self._started = time.perf_counter()
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        self.times.append(time.perf_counter() - self._started)
+        self.times["train"].append(time.perf_counter() - self._started)
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self.times["validation"].append(time.perf_counter() - self._started)
+
+    on_train_batch_start = on_validation_batch_start = _start  # type: ignore[assignment]
 
 
-def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> float | None:
-    """Median seconds per training step of a few steps of ``module`` (``None``: the probe could not run)."""
-    import statistics
-
+def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float, float] | None:
+    """Seconds per training and per validation step: the fastest of a few of ``module``'s (``None``: it cannot run)."""
     import lightning as L
 
     from lightning_lrsched.lightning import PlateauDriver
 
     timer = _StepTimer()
-    owned = {"max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "num_sanity_val_steps"}
+    owned = {
+        "max_epochs",
+        "max_steps",
+        "limit_train_batches",
+        "limit_val_batches",
+        "num_sanity_val_steps",
+        "check_val_every_n_epoch",
+        "val_check_interval",
+    }
     trainer = L.Trainer(
         **{k: v for k, v in spec.trainer.items() if k not in owned},
         accelerator=spec.device_config.accelerator,
         devices=1,
         max_steps=steps,
-        limit_val_batches=0,
+        limit_val_batches=steps,
         num_sanity_val_steps=0,
+        check_val_every_n_epoch=None,
+        val_check_interval=10**9,  # validation is timed once training is done, below
         logger=False,
         callbacks=[timer, PlateauDriver()],
         enable_checkpointing=False,
@@ -522,7 +597,15 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> float | Non
         trainer.fit(module, data)
     except Exception:  # the probe is advice: a module it cannot run this way is stacked as asked
         return None
-    return statistics.median(timer.times[1:]) if len(timer.times) > 1 else None
+    try:
+        trainer.validate(module, data, verbose=False)
+    except Exception:  # no validation (no loader, say): training alone decides
+        timer.times["validation"] = []
+    # The fastest step of each kind (the first is not timed): a busy machine only ever adds time.
+    fastest = [min(times[1:]) if len(times) > 1 else None for times in timer.times.values()]
+    if fastest[0] is None:
+        return None
+    return fastest[0], fastest[1] if fastest[1] is not None else 0.0
 
 
 def _copy_loss(k: int, outputs: Any, pl_module: Any) -> Any:

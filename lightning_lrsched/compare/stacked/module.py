@@ -305,6 +305,36 @@ class StackedModule(L.LightningModule):
                 )
             self._set_randomness("same")
             self._probe(batch)
+            self._check_draws_match(batch)
+
+    def _check_draws_match(self, batch: Any) -> None:
+        """Refuse a module whose copies, under ``vmap(randomness="same")``, do not draw what a run of its own draws.
+
+        An operator whose batching rule folds the copies into its own batch (or a loop over them) draws
+        a mask per copy: copies of one seed then part from each other and from their solo runs. From
+        the same random state, every copy's loss must equal the first copy's loss computed alone.
+        """
+        if not all(torch.equal(p[0], row) for p in self.stacked for row in p[1:]):
+            return  # the copies start apart (not one seed's): nothing to compare them by
+        devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
+        first = self.copies[0]
+        buffers = [b.clone() for b in first.buffers()]
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
+            losses = self._run(batch)[0]["loss"].detach()
+            torch.set_rng_state(state[0])
+            for device, cuda in zip(devices, state[1], strict=True):
+                torch.cuda.set_rng_state(cuda, device)
+            alone = self._scored[0](batch)["loss"].detach()
+            for own, saved in zip(first.buffers(), buffers, strict=True):
+                own.copy_(saved)  # BatchNorm's running statistics as they were
+        if not torch.allclose(losses, alone.expand_as(losses), rtol=1e-4, atol=0.0):
+            raise Unstackable(
+                f"{type(first).__name__} draws random numbers in training that its stacked copies cannot draw as "
+                f"its runs of their own do (an operator draws per copy under vmap): from one random state the "
+                f"copies' first losses are {[round(v, 6) for v in losses.tolist()]}, one run's "
+                f"{float(alone):.6g}"
+            )
 
     def _probe(self, batch: Any) -> None:
         with torch.random.fork_rng(devices=[]):
