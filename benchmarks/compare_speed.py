@@ -263,7 +263,7 @@ def third_party(args: argparse.Namespace) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])  # the workers import
     os.chdir(REPO)  # tests.compare.third_party_models
     env = describe_environment()
-    schedules = list(SEED_SCHEDULES)[:4]
+    schedules = list(TUTORIAL_SCHEDULES)[:4]
     rows: dict[str, dict[str, Any]] = {}
     modes = ["sequential", "stacked", "auto"]
     with tempfile.TemporaryDirectory(prefix="lrsched-compare-speed-third-party-") as tmp:
