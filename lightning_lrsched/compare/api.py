@@ -289,6 +289,12 @@ class GridRun:
         self.console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
 
     def result(self, job: Job, records: list[RunRecord]) -> None:
+        probed = next((r.mode_reason for r in records if r.mode == "stacked" and r.mode_reason), "")
+        if self.mode == "auto" and probed:
+            # The probe found stacking faster: the job's note says by how much.
+            note = _mode_note(job, "auto", probed)
+            self.mode_notes[job_name(job)] = note
+            self.console.print(escape(note))
         if records:
             self.results.append(*records)
         self.appended += len(records)
@@ -377,12 +383,14 @@ def _where(job: Job) -> str:
     return f"{job[0].device}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
-def _mode_note(job: Job, mode: str) -> str:
-    """One line on how a job of this grid trains, for the terminal and report.md."""
+def _mode_note(job: Job, mode: str, probed: str = "") -> str:
+    """One line on how a job of this grid trains, for the terminal and report.md (``probed``: auto's probe said)."""
     if is_stacked(job):
         labels = list(dict.fromkeys(spec.label for spec in job))
         shown = ", ".join(labels)
         where = f"{_where(job)}: {len(labels)} schedule(s) in one run ({shown}; {job_name(job)})"
-        # auto stacks where a short probe finds it faster; otherwise this note is replaced by the probe's reason.
+        if probed:
+            return f"{mode} → stacked for {where}: {probed}"
+        # auto stacks where a short probe finds it faster; the probe's figures replace this note either way.
         return f"{mode} → stacked for {where}" + (" if a short probe finds it faster" if mode == "auto" else "")
     return f"{mode} → sequential for {_where(job)}: {job[0].label} is the only schedule to train there"

@@ -29,6 +29,8 @@ class RunRecord:
         key: the run's identity (see :attr:`RunSpec.key`); reruns skip on it.
         status: one of :data:`STATUSES`.
         reason: why a run diverged or failed (empty when ``ok``).
+        mode_reason: why ``mode="auto"`` trained it this way: the stacking probe's figures, or why its
+            module could not be stacked (empty otherwise).
         final_lr: the LR the last optimizer step used (first param group of the run).
         lr_curve: ``[samples, lr]`` at every optimizer step (thinned past a bound).
         val_curve: ``[samples, val_loss, val_acc]`` at every validation.
@@ -65,6 +67,7 @@ class RunRecord:
     train_curve: list[Point] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     wandb_dir: str | None = None
+    mode_reason: str = ""
 
     @property
     def finished(self) -> bool:

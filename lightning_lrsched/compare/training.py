@@ -186,6 +186,7 @@ def finished_record(
     steps: int,
     wall: float,
     wandb_dir: str | None,
+    mode_reason: str = "",
 ) -> RunRecord:
     """The record of a run (or one copy of a stacked run) that trained; ``check`` says whether it diverged."""
     val = recorder.val.points
@@ -215,6 +216,7 @@ def finished_record(
         train_curve=recorder.train.points,
         events=events,
         wandb_dir=wandb_dir,
+        mode_reason=mode_reason,
     )
 
 
@@ -326,9 +328,11 @@ def train_stacked(
                 done[spec.key] = record
         return [done[spec.key] for spec in specs] if done else None
     if decide:
-        verdict = _stacking_verdict(module, data, specs)
-        if verdict:
-            raise Unstackable(verdict)
+        pays, probed = _stacking_verdict(module, data, specs)
+        if not pays:
+            raise Unstackable(probed)
+    else:
+        probed = ""
 
     copy_loggers: list[Any] = [None] * len(specs)
     if settings.logger == "none":
@@ -408,7 +412,8 @@ def train_stacked(
     records = []
     for k, spec in enumerate(specs):
         if k in module.invalid:
-            records.append(spec.record("failed", settings.logger, module.invalid[k], wandb_dir=wandb_dirs[k]))
+            invalid = module.invalid[k]
+            records.append(spec.record("failed", settings.logger, invalid, wandb_dir=wandb_dirs[k], mode_reason=probed))
             continue
         epochs, steps = module.frozen_at[k] or (trainer.current_epoch, trainer.global_step)
         records.append(
@@ -422,13 +427,14 @@ def train_stacked(
                 steps=steps,
                 wall=wall,
                 wandb_dir=wandb_dirs[k],
+                mode_reason=probed,
             )
         )
     return records
 
 
-def _stacking_verdict(module: Any, data: Any, specs: Sequence[RunSpec]) -> str:
-    """Why stacking does not pay for this job ("" when it does), decided once for all of its processes."""
+def _stacking_verdict(module: Any, data: Any, specs: Sequence[RunSpec]) -> tuple[bool, str]:
+    """Whether stacking pays for this job, and the probe's figures in one line; decided once for all its processes."""
     import hashlib
     import os
 
@@ -437,23 +443,27 @@ def _stacking_verdict(module: Any, data: Any, specs: Sequence[RunSpec]) -> str:
     # Lightning starts the other ranks from this process's environment: they take rank zero's verdict.
     key = "LRSCHED_STACKING_" + hashlib.sha256(job_name(tuple(specs)).encode()).hexdigest()[:12].upper()
     if key not in os.environ:
-        os.environ[key] = stacking_pays(module, data, specs[0])
-    return os.environ[key]
+        pays, line = stacking_pays(module, data, specs[0])
+        os.environ[key] = f"{int(pays)}{line}"
+    verdict = os.environ[key]
+    return verdict[:1] == "1", verdict[1:]
 
 
 PROBE_STEPS = 6
 """Training steps of each side of the stacking probe (the first is not timed)."""
 
 
-def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEPS) -> str:
-    """Why training ``module``'s copies stacked would be slower than one after the other ("" when it pays).
+def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEPS) -> tuple[bool, str]:
+    """Whether training ``module``'s copies stacked pays, and why in one line (the probe's figures).
 
     See :func:`probe_stacking`: stacking pays when a stacked epoch takes less than 0.9 x K epochs alone
     (or when the probe cannot run). ``vmap``'s performance warnings (an operator it runs as a loop) are
     named in the reason.
     """
     probe = probe_stacking(module, data, spec, steps)
-    return "" if probe is None or probe.pays else probe.reason
+    if probe is None:
+        return True, "the stacking probe could not run: stacked as asked"
+    return probe.pays, probe.reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -479,9 +489,11 @@ class StackingProbe:
 
     @property
     def reason(self) -> str:
+        """The probe's verdict and figures, in one line."""
         loop = f"; vmap runs {', '.join(self.loops)} as a loop" if self.loops else ""
+        verdict = "pays" if self.pays else "does not pay here"
         return (
-            f"stacking {self.copies} copies does not pay here: a stacked epoch would take {self.ratio:.2g}x one "
+            f"stacking {self.copies} copies {verdict}: a stacked epoch would take {self.ratio:.2g}x one "
             f"run's (training step {self.stacked[0] * 1e3:.3g} ms vs {self.solo[0] * 1e3:.3g} ms, validation step "
             f"{self.stacked[1] * 1e3:.3g} ms vs {self.solo[1] * 1e3:.3g} ms; probe of {self.steps} steps each){loop}"
         )

@@ -99,11 +99,13 @@ def train_job(job: Job, settings: RunSettings, on_epoch: Any, decide: bool = Fal
         return [spec.record("failed", settings.logger, failure_reason(error)) for spec in job]
 
 
-def _fall_back(job: Job, settings: RunSettings, on_epoch: Any) -> list[RunRecord] | None:
-    """Train an unstackable job's specs as runs of their own; rank zero gets their records."""
+def _fall_back(job: Job, settings: RunSettings, on_epoch: Any, why: str = "") -> list[RunRecord] | None:
+    """Train an unstackable job's specs as runs of their own; rank zero gets their records (``why`` in each)."""
     # In this same process: the solo runs are built from their seeds as in a worker of their own.
     solos = [train_job((replace(spec, mode="sequential"),), settings, on_epoch) for spec in job]
-    return None if None in solos else [record for solo in solos for record in solo or []]
+    if None in solos:
+        return None
+    return [replace(record, mode_reason=why) for solo in solos for record in solo or []]
 
 
 def _import_training() -> None:
@@ -157,7 +159,7 @@ def main(argv: list[str]) -> int:
         except Unstackable as error:
             if rank_zero:
                 _write_atomically(out_dir / f"{index}.unstackable", str(error))
-            records = _fall_back(job, settings, on_epoch) if settings.fallback else []
+            records = _fall_back(job, settings, on_epoch, str(error)) if settings.fallback else []
         if records is not None and rank_zero:
             write_records(out_dir, index, records)
     return 0

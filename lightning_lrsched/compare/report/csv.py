@@ -14,7 +14,15 @@ from lightning_lrsched.compare.record import RunRecord
 
 def write_csv(records: Sequence[RunRecord], path: Path) -> None:
     """One row per run, every column of the table plus the schedule, its params (JSON) and the reason."""
-    keys = [key for _, key in COLUMNS] + ["schedule", "params", "best_val_acc", "steps", "mode", "reason"]
+    keys = [key for _, key in COLUMNS] + [
+        "schedule",
+        "params",
+        "best_val_acc",
+        "steps",
+        "mode",
+        "mode_reason",
+        "reason",
+    ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
