@@ -7,9 +7,11 @@ Trainer (``max_epochs`` of the whole run), so a schedule whose shape depends on 
 (``cosine``'s ``T_max``, a ``"25%"`` warmup, ``onecycle``) is resolved against the full run: a copy
 stopped at a rung has run the first part of the schedule it would have run in full.
 
-A stopped copy is frozen (:meth:`StackedModule.freeze`): it no longer changes, leaves the loss and
-logs nothing, but it still takes part in the vectorised forward pass until the run ends (dropping
-it from the pass needs a stacked module that can shed copies mid-run: see the report of issue 21).
+A stopped copy is dropped from the run at the rung (:meth:`StackedModule.drop`): its rows leave the
+stacked parameters, its param groups the optimizer and its lanes the scheduler, so the vectorised
+pass computes only the copies still training, and each of those trains on exactly as it would with
+the stopped ones still there (same weights, optimizer state and place in its full-run schedule). A
+diverged copy, or one whose schedule cannot run, is dropped at the end of the epoch it was found in.
 """
 
 from __future__ import annotations
@@ -104,19 +106,35 @@ class RungJudge(Callback):
         self.lrs: list[list[list[float]]] = [[] for _ in configs]
         self.results: dict[int, TrialResult] = {}
         self.diverged: dict[int, str] = {}
+        self._index = {c.label: k for k, c in enumerate(self.configs)}
+
+    def row(self, k: int) -> int | None:
+        """Configuration ``k``'s row in the stacked module, or ``None`` once it was dropped."""
+        labels = self.module.labels
+        label = self.configs[k].label
+        return labels.index(label) if label in labels else None
+
+    def index(self, row: int) -> int:
+        """The configuration of the stacked module's row ``row``."""
+        return self._index[self.module.labels[row]]
 
     def training(self) -> list[int]:
-        return [k for k in range(len(self.configs)) if k not in self.results and self.module.frozen_at[k] is None]
+        rows = {k: self.row(k) for k in range(len(self.configs)) if k not in self.results}
+        return [k for k, row in rows.items() if row is not None and self.module.frozen_at[row] is None]
 
-    def diverge(self, k: int, value: float, reason: str) -> None:
-        """The stacked module's gradient check found copy ``k`` diverging: freeze it and record why."""
-        self.module.freeze(k)
+    def diverge(self, row: int, value: float, reason: str) -> None:
+        """The stacked module's gradient check found row ``row`` diverging: freeze it and record why."""
+        self.module.freeze(row)
+        k = self.index(row)
         if k not in self.results:
             self.diverged[k] = reason
 
     def lr_of(self, trainer: L.Trainer, k: int) -> float:
         """The LR of the param group that holds copy ``k``'s first parameter (in whichever optimizer holds it)."""
-        first = next(self.module.copies[k].parameters())
+        row = self.row(k)
+        if row is None:
+            return math.nan
+        first = next(self.module.copies[row].parameters())
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 if any(p is first for p in group["params"]):
@@ -155,20 +173,29 @@ class RungJudge(Callback):
         for k, reason in list(self.diverged.items()):
             self.decide(k, "diverged", rung, reason)
             del self.diverged[k]
-        for k, invalid in self.module.invalid.items():
-            if k not in self.results:
-                self.decide(k, "invalid", 0, invalid)
+        for row, invalid in self.module.invalid.items():
+            if self.index(row) not in self.results:
+                self.decide(self.index(row), "invalid", 0, invalid)
         training = self.training()
         for k in training:
-            value = trainer.callback_metrics.get(f"val_loss/{self.module.labels[k]}")
+            value = trainer.callback_metrics.get(f"val_loss/{self.configs[k].label}")
             self.curves[k].append([epoch, float(value) if value is not None else math.nan])
         if epoch in self.rungs[:-1]:
             ranked = sorted(training, key=lambda k: (not math.isfinite(self.best(k)), self.best(k)))
             keep = survivors(len(ranked), self.eta)
             for k in ranked[keep:]:
-                self.module.freeze(k)
                 self.decide(k, "stopped", rung)
+        if epoch < self.rungs[-1]:
+            self.shed(trainer)
         self.on_epoch(epoch, len(self.training()))
+
+    def shed(self, trainer: L.Trainer) -> None:
+        """Drop the decided configurations from the stacked run; stop it when none is left training."""
+        rows = [row for k in self.results if (row := self.row(k)) is not None]
+        if not self.training():
+            trainer.should_stop = True
+        elif rows:
+            self.module.drop(rows)
 
     def finish(self) -> list[TrialResult]:
         """After the run: the copies still training completed it; every configuration's result, in copy order."""
@@ -194,11 +221,14 @@ def train_search(
     trainer_args: dict[str, Any],
     on_decided: Callable[[TrialResult], None],
     on_epoch: Callable[[int, int], None],
+    callbacks: Sequence[Callback] = (),
 ) -> tuple[list[TrialResult], int]:
     """Train ``configs`` as the copies of one stacked run with successive halving; their results and steps per epoch.
 
     Each copy is built as its run of its own would be: the seed, then the model with the
     configuration's ``lr`` and schedule, so every copy starts from the same weights.
+
+    ``callbacks`` join the search's Trainer after the rung judge (they see the copies that are left).
 
     Raises:
         Unstackable: the module cannot be stacked (nothing was trained).
@@ -224,7 +254,7 @@ def train_search(
     trainer = L.Trainer(
         max_epochs=max_epochs,
         logger=False,
-        callbacks=[judge[0]],
+        callbacks=[judge[0], *callbacks],
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,

@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from lightning_lrsched.cli import main
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -143,6 +144,47 @@ def test_the_worse_copies_stop_at_a_rung_and_a_stopped_schedule_is_the_full_runs
     # Epoch 2 of the stopped copy ran at cosine(t=1, T_max=6): the full run's schedule, not a 2-epoch one.
     assert results[1].lr_curve[1][1] == pytest.approx(1e-4 * (1 + math.cos(math.pi / 6)) / 2)
     assert len(results[1].val_curve) == 2 and results[1].best_val_loss > results[0].best_val_loss
+
+
+class StepLog(Callback):
+    """Per training step: each copy's LR (its param group's, by name) and its loss, by label."""
+
+    def __init__(self):
+        self.lrs, self.losses, self.rows = [], [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append({g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups})
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(dict(zip(pl_module.labels, pl_module.copy_losses.tolist(), strict=True)))
+        self.rows.append(len(pl_module.stacked[0]))
+
+
+def test_stopped_copies_leave_the_pass_and_survivors_train_as_if_nobody_was_dropped(one_thread):
+    momentum = {"optimizer": {"name": "sgd", "momentum": 0.9}}  # optimizer state that must follow its copy's new row
+    schedules = [{"name": "cosine"}, {"name": "step", "step_size": 2}, {"name": "exponential", "gamma": 0.8}]
+    configs = [Config(f"c{i}", schedules[i % 3], lr) for i, lr in enumerate([0.5, 1e-4, 0.3, 2e-4, 0.2, 1e-3])]
+
+    def run(rungs):
+        log = StepLog()
+        results, _ = train_search(
+            configs, model_class=SyntheticClassifier, model_args=momentum,
+            data=SyntheticDataModule(num_samples=64, batch_size=16), seed=0, max_epochs=6, rungs=rungs, eta=3,
+            trainer_args=CPU, on_decided=lambda r: None, on_epoch=lambda e, n: None, callbacks=[log],
+        )  # fmt: skip
+        return {r.label: r for r in results}, log
+
+    dropped, log = run([2, 6])
+    kept, reference = run([6])
+    survivors = [label for label, r in dropped.items() if r.state == "completed"]
+    assert len(survivors) == 2 and log.rows[:6] == [6] * 6 and log.rows[6:] == [2] * 12  # 3 steps per epoch
+    for label in survivors:
+        assert len(dropped[label].val_curve) == 6
+        for curve in ("val_curve", "lr_curve"):
+            mine, theirs = getattr(dropped[label], curve), getattr(kept[label], curve)
+            assert [v for _, v in mine] == pytest.approx([v for _, v in theirs], abs=1e-5)
+        assert [s[label] for s in log.lrs] == pytest.approx([s[label] for s in reference.lrs], abs=1e-12)
+        assert [s[label] for s in log.losses] == pytest.approx([s[label] for s in reference.losses], abs=1e-5)
 
 
 # -- trials.jsonl and the whole tune -------------------------------------------------------------------
