@@ -1,8 +1,9 @@
 """`trials.jsonl`: every configuration of a search, one JSON line each, appended as its search ends.
 
-Lines are appended as compare's ``results.jsonl`` lines are (one ``write`` under an exclusive lock,
-then flushed to disk), so a killed search keeps the configurations decided so far. Each line names
-its search (a digest of everything that decides what the search trains) and the attempt:
+Lines are appended as compare's ``results.jsonl`` lines are (:mod:`lightning_lrsched.compare.jsonlines`:
+one ``write`` under an exclusive lock, then flushed to disk), so a killed search keeps the
+configurations decided so far. Each line names its search (a digest of everything that decides
+what the search trains) and the attempt:
 
 - ``{"kind": "trial", "search": ..., "attempt": n, ...}``: a :class:`~.search.TrialResult`;
 - ``{"kind": "done", "search": ..., "attempt": n, "rungs": [...], "steps_per_epoch": ...}``: that
@@ -15,25 +16,13 @@ lines stay, the newest attempt counts. Lines that do not parse (a write cut shor
 
 from __future__ import annotations
 
-import fcntl
 import json
-import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lightning_lrsched.compare.jsonlines import append_lines, dumps, raw_lines
 from lightning_lrsched.tune.search import TrialResult
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
 
 
 def _trial_number(trial: TrialResult) -> tuple[int, str]:
@@ -48,30 +37,16 @@ class TrialsFile:
         self.path = Path(path)
 
     def append(self, line: dict[str, Any]) -> None:
-        data = (json.dumps(_strict(line), sort_keys=True, allow_nan=False) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # the last line was torn: ours must not continue it
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_lines(self.path, [dumps(line)])
 
     def lines(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(line, dict) and "kind" in line:
-                    yield line
+        for raw in raw_lines(self.path):
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a write cut short
+            if isinstance(line, dict) and "kind" in line:
+                yield line
 
     def attempts(self, search: str) -> int:
         """How many attempts of ``search`` the file holds."""
