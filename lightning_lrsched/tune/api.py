@@ -127,7 +127,8 @@ def tune(
         logger: the confirmation runs' logger (``"csv"``, ``"wandb"`` offline, ``"none"``).
         model: LightningCLI-style ``{"class_path", "init_args"}``; the module takes ``lr`` and ``scheduler``.
         data, trainer: as in :func:`lightning_lrsched.compare`.
-        executor: ``"local"``; ``"ray"`` (Ray Tune) is not available yet.
+        executor: ``"local"`` (the stacked search); ``"ray"``: one Ray Tune trial per configuration
+            (``OptunaSearch`` + ``ASHAScheduler``, see :mod:`~lightning_lrsched.tune.ray_search`).
         confirm: retrain the top configurations on ``seeds`` (``False``: the search alone).
         write_config: write a ``lrsched fit`` config of the best configuration here.
         force: train the search again even if ``trials.jsonl`` has it.
@@ -137,7 +138,10 @@ def tune(
     """
     check_choice("executor", executor, EXECUTORS)
     if executor == "ray":
-        raise InvalidValue("`executor='ray'`: tune on Ray Tune is not available yet; use executor='local'")
+        from lightning_lrsched.tune.ray_search import ray_available
+
+        if reason := ray_available():
+            raise InvalidValue(f"`executor='ray'`: {reason}")
     check_choice("logger", logger, LOGGERS)
     space = space if isinstance(space, SearchSpace) else SearchSpace.parse(space)
     check_int("budget", budget, minimum=1)
@@ -191,6 +195,7 @@ def tune(
         "model": model_cfg,
         "data": data_cfg,
         "trainer": trainer_args,
+        **({"executor": executor} if executor != "local" else {}),  # a local search's digest stays as it was
     }
     search = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     make_output_dir("output", layout.root)  # an unusable folder is one line, before anything trains
@@ -206,8 +211,8 @@ def tune(
             )
         else:
             trials, per_epoch = _search(
-                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_class, model_cfg,
-                data_cfg, config, trainer_args, max_epochs, console,
+                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_cfg,
+                data_cfg, config, trainer_args, max_epochs, console, executor, layout,
             )  # fmt: skip
         top = _top(trials, top_k)
         if len(top) < top_k:
@@ -314,24 +319,46 @@ def _search(
     search_seed: int,
     search: str,
     trials_file: TrialsFile,
-    model_class: type,
     model_cfg: dict[str, Any],
     data_cfg: dict[str, Any],
     device: Any,
     trainer_args: dict[str, Any],
     max_epochs: int,
     console: Console,
+    executor: str = "local",
+    layout: OutputLayout | None = None,
 ) -> tuple[list[TrialResult], int]:
     import optuna
 
     from lightning_lrsched.tune.search import train_search
+
+    attempt = trials_file.attempts(search) + 1
+    if executor == "ray":
+        from lightning_lrsched.tune.ray_search import search_ray
+
+        console.print(
+            f"search {search}: {budget} configurations as Ray Tune trials (OptunaSearch + ASHAScheduler, "
+            f"grace period {judged[0]} epochs, eta {eta}) of {max_epochs} epochs"
+        )
+        with _quiet_lightning():
+            trials, per_epoch = search_ray(
+                space, budget, judged, eta, sampler_seed, search_seed, model_cfg, data_cfg,
+                {**device.trainer_kwargs(), **trainer_args}, max_epochs,
+                (layout.logs if layout is not None else trials_file.path.parent) / "ray",
+                lambda result: trials_file.append(
+                    {"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()}
+                ),
+            )  # fmt: skip
+        trials_file.append(
+            {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
+        )
+        return trials, per_epoch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     asked = [study.ask() for _ in range(budget)]
     configs = [space.propose(trial) for trial in asked]
     by_label = {c.label: trial for c, trial in zip(configs, asked, strict=True)}
-    attempt = trials_file.attempts(search) + 1
 
     def on_decided(result: TrialResult) -> None:
         trials_file.append({"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()})

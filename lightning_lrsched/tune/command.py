@@ -47,7 +47,11 @@ def tune_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="one single-process device config: cpu:1 (default), cuda:1, mps:1")
     parser.add_argument("--output", help="output folder (default runs/tune)")
     parser.add_argument("--logger", choices=("csv", "wandb", "none"), help="the confirmation runs' logger")
-    parser.add_argument("--executor", choices=("local", "ray"), help="local (default); ray is not available yet")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="local (default): one stacked run; ray: one Ray Tune trial per configuration",
+    )
     parser.add_argument("--write-config", type=Path, help="write a `lrsched fit` config of the best configuration")
     parser.add_argument("--no-confirm", action="store_true", help="the search alone, without the confirmation")
     parser.add_argument("--force", action="store_true", default=None, help="train the search again")

@@ -94,7 +94,6 @@ def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
     [
         ({"budget": 2, "max_epochs": 9}, r"`budget` must be at least the number of rungs \(3: epochs \[1, 3, 9\]\)"),
         ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
-        ({"executor": "ray"}, "not available yet"),
         ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
         ({"device": "cpu:2"}, "single-process"),
     ],
@@ -236,6 +235,23 @@ def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_th
     again = tune(SPACE, confirm=False, **settings)
     assert again.resumed and [t.label for t in again.trials] == [t.label for t in tuning.trials]
     assert (out / "trials.jsonl").read_text().count('"done"') == 1
+
+
+@pytest.mark.slow  # Ray's start and one worker process per trial: ~50 s on two shared cores
+def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials(tmp_path):
+    pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
+    settings = {"budget": 3, "max_epochs": 3, "output": tmp_path, "logger": "none", "confirm": False}
+    tuning = tune(
+        SPACE, executor="ray", model={"optimizer": "sgd"}, data={"num_samples": 64, "batch_size": 16}, **settings
+    )
+    lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["trial"] * 3 + ["done"]
+    assert sorted(t.label for t in tuning.trials) == [line["label"] for line in lines[:3]]
+    # ASHA (grace period 1, eta 3, 3 epochs) lets at least one trial run the whole schedule, resolved for 3 epochs.
+    completed = [t for t in tuning.trials if t.state == "completed"]
+    assert completed and all(len(t.val_curve) == 3 and math.isfinite(t.best_val_loss) for t in completed)
+    assert all(t.lr_curve[0][1] == pytest.approx(t.lr, rel=1e-6) for t in completed if t.schedule["name"] == "cosine")
+    assert lines[-1]["steps_per_epoch"] == 3 and tuning.best.label in {t.label for t in completed}
 
 
 # -- the command line ------------------------------------------------------------------------------
