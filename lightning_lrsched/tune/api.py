@@ -27,7 +27,7 @@ from lightning_lrsched.compare.statistics import MIN_SEEDS, SeedStatistics, seed
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.tune.search import TrialResult
 from lightning_lrsched.tune.space import Config, SearchSpace, check_model_takes_lr, rung_epochs
-from lightning_lrsched.tune.trials import TrialsFile
+from lightning_lrsched.tune.trials import TrialsFile, trial_number
 from lightning_lrsched.validation import check_choice, check_int, make_output_dir
 
 EXECUTORS = ("local", "ray")
@@ -212,7 +212,7 @@ def tune(
         else:
             trials, per_epoch = _search(
                 space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_cfg,
-                data_cfg, config, trainer_args, max_epochs, console, executor, layout,
+                data_cfg, config, trainer_args, max_epochs, console, executor, layout, force,
             )  # fmt: skip
         top = _top(trials, top_k)
         if len(top) < top_k:
@@ -327,12 +327,14 @@ def _search(
     console: Console,
     executor: str = "local",
     layout: OutputLayout | None = None,
+    force: bool = False,
 ) -> tuple[list[TrialResult], int]:
     import optuna
 
     from lightning_lrsched.tune.search import train_search
 
     attempt = trials_file.attempts(search) + 1
+    checkpoints = trials_file.path.parent / "rungs"
     if executor == "ray":
         from lightning_lrsched.tune.ray_search import search_ray
 
@@ -356,13 +358,26 @@ def _search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed))
-    asked = [study.ask() for _ in range(budget)]
-    configs = [space.propose(trial) for trial in asked]
-    by_label = {c.label: trial for c, trial in zip(configs, asked, strict=True)}
+    resume = None if force else trials_file.resumable(search)
+    by_label: dict[str, Any] = {}
+    if resume is None:
+        asked = [study.ask() for _ in range(budget)]
+        configs = [space.propose(trial) for trial in asked]
+        by_label = {c.label: trial for c, trial in zip(configs, asked, strict=True)}
+    else:
+        # Every proposal was made before the first rung: the configurations are in trials.jsonl.
+        attempt, rung, decided = resume
+        configs = sorted([*(t.config for t in decided), *rung.survivors], key=trial_number)
+        console.print(
+            f"search {search}: continuing attempt {attempt} from its rung at epoch {rung.epoch} "
+            f"({len(rung.survivors)} of {len(configs)} configurations still training)"
+        )
 
     def on_decided(result: TrialResult) -> None:
         trials_file.append({"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()})
-        trial = by_label[result.label]
+        trial = by_label.get(result.label)
+        if trial is None:  # a continued search: Optuna's study of the first attempt is gone
+            return
         for epoch, value in result.val_curve:
             if math.isfinite(value):
                 trial.report(value, int(epoch))
@@ -394,6 +409,10 @@ def _search(
             for i, (a, b) in enumerate(zip(starts, judged, strict=True))
         ]
         progress.update(tasks[0], description=f"{progress.tasks[0].description}: {budget} copies")
+        for i, end in enumerate(judged):
+            if resume is not None and end <= resume[1].epoch:
+                progress.update(tasks[i], completed=progress.tasks[i].total)
+                progress.start_task(tasks[i + 1])
 
         def on_epoch(epoch: int, training: int) -> None:
             i = sum(r < epoch for r in judged)
@@ -415,10 +434,17 @@ def _search(
             trainer_args={**device.trainer_kwargs(), **trainer_args},
             on_decided=on_decided,
             on_epoch=on_epoch,
+            checkpoint=checkpoints / f"{search}.ckpt",
+            on_rung=lambda rung: trials_file.append(
+                {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
+            ),
+            resume=None if resume is None else resume[1:],
         )
     trials_file.append(
         {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
     )
+    for path in checkpoints.glob(f"{search}-epoch*.ckpt"):
+        path.unlink()  # the search ended: nothing will continue from its rungs
     return trials, per_epoch
 
 

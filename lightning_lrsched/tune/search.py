@@ -17,8 +17,10 @@ diverged copy, or one whose schedule cannot run, is dropped at the end of the ep
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -75,6 +77,39 @@ class TrialResult:
         return cls(**known)
 
 
+@dataclass
+class Rung:
+    """Where a search stood after a rung: what a rerun continues from.
+
+    Attributes:
+        epoch: the rung's epoch.
+        survivors: the configurations still training, in their order in the stacked run.
+        val_curves, lr_curves: theirs so far (by label), as :class:`TrialResult` keeps them.
+        checkpoint: the stacked run's Lightning checkpoint at the rung's end, the stopped copies dropped.
+    """
+
+    epoch: int
+    survivors: list[Config]
+    val_curves: dict[str, list[list[float]]]
+    lr_curves: dict[str, list[list[float]]]
+    checkpoint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "survivors": [asdict(c) for c in self.survivors]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rung:
+        curves = {
+            name: {
+                label: [[math.nan if v is None else v for v in p] for p in points]
+                for label, points in data[name].items()
+            }
+            for name in ("val_curves", "lr_curves")
+        }
+        survivors = [Config(**c) for c in data["survivors"]]
+        return cls(int(data["epoch"]), survivors, curves["val_curves"], curves["lr_curves"], str(data["checkpoint"]))
+
+
 class RungJudge(Callback):
     """At each epoch end, reads every training copy's ``val_loss/<label>``; at a rung, stops the worse copies.
 
@@ -95,8 +130,12 @@ class RungJudge(Callback):
         eta: int,
         on_decided: Callable[[TrialResult], None],
         on_epoch: Callable[[int, int], None] = lambda epoch, training: None,
+        checkpoint: Path | None = None,
+        on_rung: Callable[[Rung], None] = lambda rung: None,
     ) -> None:
         self.module = module
+        self.checkpoint = checkpoint
+        self.on_rung = on_rung
         self.configs = list(configs)
         self.rungs = list(rungs)
         self.eta = eta
@@ -187,7 +226,48 @@ class RungJudge(Callback):
                 self.decide(k, "stopped", rung)
         if epoch < self.rungs[-1]:
             self.shed(trainer)
+            if epoch in self.rungs and self.checkpoint is not None and self.training():
+                self.save_rung(trainer, epoch)
         self.on_epoch(epoch, len(self.training()))
+
+    def save_rung(self, trainer: L.Trainer, epoch: int) -> None:
+        """Checkpoint the run as the rung left it (written whole, then renamed) and report the :class:`Rung`."""
+        if self.checkpoint is None:
+            return
+        path = self.checkpoint.with_name(f"{self.checkpoint.stem}-epoch{epoch}{self.checkpoint.suffix}")
+        partial = path.with_suffix(".partial")
+        trainer.save_checkpoint(partial)
+        os.replace(partial, path)
+        training = self.training()
+        self.on_rung(
+            Rung(
+                epoch,
+                [self.configs[k] for k in training],
+                {self.configs[k].label: [list(p) for p in self.curves[k]] for k in training},
+                {self.configs[k].label: [list(p) for p in self.lrs[k]] for k in training},
+                str(path),
+            )
+        )
+
+    def resume(self, rung: Rung, decided: Sequence[TrialResult]) -> None:
+        """Continue from ``rung``: the survivors' curves so far, and the configurations decided before it."""
+        for k, config in enumerate(self.configs):
+            if config.label in rung.val_curves:
+                self.curves[k] = [list(p) for p in rung.val_curves[config.label]]
+                self.lrs[k] = [list(p) for p in rung.lr_curves[config.label]]
+        by_label = {t.label: t for t in decided}
+        for k, config in enumerate(self.configs):
+            if config.label not in rung.val_curves:
+                self.results[k] = by_label[config.label]
+
+    # The data order of the epochs after a rung comes from the global generator: a run continued
+    # from the rung's checkpoint must draw what the uninterrupted run draws.
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "rng" in state_dict:
+            torch.set_rng_state(state_dict["rng"])
 
     def shed(self, trainer: L.Trainer) -> None:
         """Drop the decided configurations from the stacked run; stop it when none is left training."""
@@ -222,6 +302,9 @@ def train_search(
     on_decided: Callable[[TrialResult], None],
     on_epoch: Callable[[int, int], None],
     callbacks: Sequence[Callback] = (),
+    checkpoint: Path | None = None,
+    on_rung: Callable[[Rung], None] = lambda rung: None,
+    resume: tuple[Rung, Sequence[TrialResult]] | None = None,
 ) -> tuple[list[TrialResult], int]:
     """Train ``configs`` as the copies of one stacked run with successive halving; their results and steps per epoch.
 
@@ -229,23 +312,30 @@ def train_search(
     configuration's ``lr`` and schedule, so every copy starts from the same weights.
 
     ``callbacks`` join the search's Trainer after the rung judge (they see the copies that are left).
+    With ``checkpoint`` (a file path), the run is checkpointed at each rung before the last (a file
+    per rung, ``<stem>-epoch<N>.ckpt``) and ``on_rung`` gets the :class:`Rung`; ``resume`` (a rung and
+    the configurations decided before it) continues from its checkpoint: only the survivors are
+    built, and each trains on exactly as in the uninterrupted run.
 
     Raises:
         Unstackable: the module cannot be stacked (nothing was trained).
     """
     copies = []
-    for config in configs:
+    training = list(configs) if resume is None else resume[0].survivors
+    for config in training:
         L.seed_everything(seed, verbose=False)
         # Its optimizer alone (its own `lr`): the stacked run reads it and drives it with the copy's schedule.
         copies.append(model_class(**{**model_args, "lr": config.lr, "scheduler": None}))
     judge: list[RungJudge] = []
     module = StackedModule(
         copies,
-        [c.label for c in configs],
-        [get_schedule(c.schedule) for c in configs],
+        [c.label for c in training],
+        [get_schedule(c.schedule) for c in training],
         on_diverge=lambda k, value, reason: judge[0].diverge(k, value, reason),
     )
-    judge.append(RungJudge(module, configs, rungs, eta, on_decided, on_epoch))
+    judge.append(RungJudge(module, configs, rungs, eta, on_decided, on_epoch, checkpoint, on_rung))
+    if resume is not None:
+        judge[0].resume(*resume)
     data.prepare_data()
     data.setup("fit")
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed: the copies' run must not see that
@@ -261,7 +351,7 @@ def train_search(
         num_sanity_val_steps=0,
         **trainer_args,
     )
-    trainer.fit(module, data)
+    trainer.fit(module, data, ckpt_path=resume[0].checkpoint if resume is not None else None)
     batches = trainer.num_training_batches
     per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else 0
     return judge[0].finish(), per_epoch

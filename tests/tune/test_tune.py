@@ -16,7 +16,7 @@ from lightning_lrsched.cli import main
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.tune.api import tune
-from lightning_lrsched.tune.search import TrialResult, train_search
+from lightning_lrsched.tune.search import Rung, TrialResult, train_search
 from lightning_lrsched.tune.space import Config, SearchSpace, rung_epochs, survivors, with_absolute_peak
 from lightning_lrsched.tune.trials import TrialsFile
 
@@ -186,6 +186,49 @@ def test_stopped_copies_leave_the_pass_and_survivors_train_as_if_nobody_was_drop
         assert [s[label] for s in log.losses] == pytest.approx([s[label] for s in reference.losses], abs=1e-5)
 
 
+class Killed(Exception):
+    pass
+
+
+class KillAt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.epoch:
+            raise Killed
+
+
+def test_a_search_killed_after_a_rung_continues_from_it_as_if_never_stopped(tmp_path, one_thread):
+    configs = [Config(f"c{i}", {"name": "cosine"}, lr) for i, lr in enumerate([0.5, 1e-4, 0.3, 2e-4])]
+    args = {
+        "model_class": SyntheticClassifier, "model_args": {"optimizer": {"name": "sgd", "momentum": 0.9}},
+        "seed": 0, "max_epochs": 6, "rungs": [2, 6], "eta": 2, "trainer_args": CPU, "on_epoch": lambda e, n: None,
+    }  # fmt: skip
+
+    def data():
+        return SyntheticDataModule(num_samples=64, batch_size=16, shuffle=True)
+
+    reference, _ = train_search(configs, data=data(), on_decided=lambda r: None, **args)
+    decided, rungs = [], []
+    with pytest.raises(Killed):
+        train_search(
+            configs, data=data(), on_decided=decided.append, callbacks=[KillAt(4)],
+            checkpoint=tmp_path / "search.ckpt", on_rung=rungs.append, **args,
+        )  # fmt: skip
+    [rung] = rungs
+    assert rung.epoch == 2 and [c.label for c in rung.survivors] == ["c0", "c2"]
+    assert (tmp_path / "search-epoch2.ckpt").is_file()
+    rung = Rung.from_dict(json.loads(json.dumps(rung.to_dict())))  # as trials.jsonl keeps it
+    continued, _ = train_search(
+        configs, data=data(), on_decided=lambda r: None, resume=(rung, decided[:2]), **args
+    )  # fmt: skip
+    for mine, theirs in zip(continued, reference, strict=True):
+        assert (mine.label, mine.state, mine.epochs) == (theirs.label, theirs.state, theirs.epochs)
+        assert [v for _, v in mine.val_curve] == pytest.approx([v for _, v in theirs.val_curve], abs=1e-5)
+        assert [v for _, v in mine.lr_curve] == pytest.approx([v for _, v in theirs.lr_curve], abs=1e-12)
+
+
 # -- trials.jsonl and the whole tune -------------------------------------------------------------------
 def test_a_killed_search_is_trained_again_and_a_finished_one_is_read_back(tmp_path):
     file = TrialsFile(tmp_path / "trials.jsonl")
@@ -252,6 +295,38 @@ def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials
     assert completed and all(len(t.val_curve) == 3 and math.isfinite(t.best_val_loss) for t in completed)
     assert all(t.lr_curve[0][1] == pytest.approx(t.lr, rel=1e-6) for t in completed if t.schedule["name"] == "cosine")
     assert lines[-1]["steps_per_epoch"] == 3 and tuning.best.label in {t.label for t in completed}
+
+
+def test_a_killed_tune_continues_at_its_last_rung_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    from lightning_lrsched.tune.search import RungJudge
+
+    settings = {"budget": 4, "max_epochs": 3, "logger": "none", "confirm": False, "model": {"optimizer": "sgd"}}
+    settings["data"] = {"num_samples": 64, "batch_size": 16}
+    whole = tune(SPACE, output=tmp_path / "whole", **settings)
+    save_rung = RungJudge.save_rung
+
+    def save_then_die(self, trainer, epoch):
+        save_rung(self, trainer, epoch)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RungJudge, "save_rung", save_then_die)
+        with pytest.raises(Killed):
+            tune(SPACE, output=tmp_path / "killed", **settings)
+    assert TrialsFile(tmp_path / "killed" / "trials.jsonl").resumable(_search_of(tmp_path / "killed"))
+    again = tune(SPACE, output=tmp_path / "killed", **settings)
+    assert not again.resumed and [(t.label, t.state, t.epochs) for t in again.trials] == [
+        (t.label, t.state, t.epochs) for t in whole.trials
+    ]
+    for mine, theirs in zip(again.trials, whole.trials, strict=True):
+        assert [v for _, v in mine.val_curve] == pytest.approx([v for _, v in theirs.val_curve], abs=1e-5)
+    lines = [json.loads(line) for line in (tmp_path / "killed" / "trials.jsonl").read_text().splitlines()]
+    assert {line["attempt"] for line in lines} == {1} and [line["kind"] for line in lines].count("done") == 1
+    assert not list((tmp_path / "killed" / "rungs").glob("*.ckpt"))  # deleted once the search ended
+
+
+def _search_of(folder):
+    return json.loads((folder / "search.json").read_text())["search"]
 
 
 # -- the command line ------------------------------------------------------------------------------
