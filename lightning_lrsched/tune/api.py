@@ -108,8 +108,10 @@ def tune(
     with the best one (compare's paired statistics). ``<output>/report.md`` and
     ``<output>/lr_curves.png`` show the result.
 
-    A rerun with the same arguments reads a finished search back instead of training it (a search
-    killed mid-run is trained again) and lets compare skip the confirmed runs that finished.
+    A rerun with the same arguments reads a finished search back instead of training it, continues a
+    local search killed after a rung from its last rung (see :mod:`~lightning_lrsched.tune.trials`;
+    one killed before its first rung, or a Ray search, is trained again) and lets compare skip the
+    confirmed runs that finished.
 
     Args:
         space: see :class:`~lightning_lrsched.tune.space.SearchSpace` (``schedules``, ``lr``, ``warmup``).
@@ -131,7 +133,7 @@ def tune(
             (``OptunaSearch`` + ``ASHAScheduler``, see :mod:`~lightning_lrsched.tune.ray_search`).
         confirm: retrain the top configurations on ``seeds`` (``False``: the search alone).
         write_config: write a ``lrsched fit`` config of the best configuration here.
-        force: train the search again even if ``trials.jsonl`` has it.
+        force: train the search again even if ``trials.jsonl`` has it (or a rung to continue from).
 
     Raises:
         InvalidValue, InvalidType: bad input (before anything trains).

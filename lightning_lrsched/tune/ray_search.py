@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightning_lrsched.tune.search import TrialResult
+from lightning_lrsched.tune.search import SEARCH_TRAINER, TrialResult
 from lightning_lrsched.tune.space import Config, SearchSpace
 
 
@@ -80,16 +80,7 @@ def train_one(
     torch.set_num_threads(1)
     L.seed_everything(seed, verbose=False)
     model = _import(model_path)(**{**model_args, "lr": config["lr"], "scheduler": config["schedule"]})
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        logger=False,
-        callbacks=[Reporter()],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        **trainer_args,
-    )
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[Reporter()], **SEARCH_TRAINER, **trainer_args)
     trainer.fit(model, _data(data_cfg, seed))
 
 

@@ -31,6 +31,15 @@ from lightning_lrsched.compare.stacked import StackedModule
 from lightning_lrsched.schedules import get_schedule
 from lightning_lrsched.tune.space import Config, survivors
 
+SEARCH_TRAINER: dict[str, Any] = {
+    "logger": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "enable_checkpointing": False,
+    "num_sanity_val_steps": 0,
+}
+"""The Trainer settings of a search's runs (the stacked run, or a Ray trial): quiet, nothing written."""
+
 STATES = ("completed", "stopped", "diverged", "invalid")
 """How a configuration's search ended: trained to the end, stopped at a rung, diverged, or its schedule cannot run."""
 
@@ -341,16 +350,7 @@ def train_search(
     with torch.random.fork_rng(devices=[]):  # a DataLoader draws its seed: the copies' run must not see that
         batch = next(iter(data.train_dataloader()))
     module.probe(batch)
-    trainer = L.Trainer(
-        max_epochs=max_epochs,
-        logger=False,
-        callbacks=[judge[0], *callbacks],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        **trainer_args,
-    )
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[judge[0], *callbacks], **SEARCH_TRAINER, **trainer_args)
     trainer.fit(module, data, ckpt_path=resume[0].checkpoint if resume is not None else None)
     batches = trainer.num_training_batches
     per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else 0
