@@ -541,7 +541,7 @@ class StackedModule(L.LightningModule):
         parameters it was built with).
 
         Raises:
-            InvalidValue: ``indices`` names no copy of this module, or all of them.
+            InvalidValue: ``indices`` names no copy of this module, or all of them; the run has several processes.
         """
         gone = set(indices)
         if not gone:
@@ -550,6 +550,11 @@ class StackedModule(L.LightningModule):
         if not gone <= set(range(len(self.copies))) or not keep:
             raise InvalidValue(
                 f"`indices` must name some but not all of the {len(self.copies)} copies: got {sorted(gone)}"
+            )
+        if self.trainer.world_size > 1:
+            raise InvalidValue(
+                f"copies can be dropped from a single-process run only: this one has {self.trainer.world_size} "
+                "processes, whose DDP wrapper keeps the stacked parameters it was built with"
             )
         groups = sorted(g for k in gone for g in self.groups[k])
         for optimizer in self.trainer.optimizers:
