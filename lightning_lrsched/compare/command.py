@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import inspect
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lightning_lrsched.command_config import argument_names, comma_list, load_config
 from lightning_lrsched.compare.executors import EXECUTORS
 from lightning_lrsched.compare.grid import LOGGERS, MODES, WANDB_RUNS, resolve_entry
 from lightning_lrsched.errors import InvalidType, InvalidValue, RaisingArgumentParser, UsageError
@@ -35,7 +35,7 @@ def config_keys() -> list[str]:
     """The settings a ``--config`` YAML may hold: :func:`compare`'s arguments."""
     from lightning_lrsched.compare.api import compare
 
-    return [name for name in inspect.signature(compare).parameters if name != "console"]
+    return argument_names(compare)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,26 +126,6 @@ def parse_schedule(text: str) -> str | dict[str, Any]:
     return spec
 
 
-def _load_config(path_text: str) -> dict[str, Any]:
-    path = Path(path_text)
-    if not path.is_file():
-        raise UsageError(f"--config: no such file {path_text!r}")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "not valid YAML"
-        raise UsageError(f"--config: {path_text} is not valid YAML{where}: {problem}") from None
-    if not isinstance(loaded, dict):
-        raise UsageError(f"--config: {path_text} must hold a mapping of settings")
-    keys = config_keys()
-    unknown = sorted(set(loaded) - set(keys))
-    if unknown:
-        raise UsageError(f"--config: unknown setting(s) {', '.join(unknown)}: use {', '.join(keys)}")
-    return loaded
-
-
 def _check_schedules(schedules: Sequence[Any]) -> None:
     """Resolve every schedule (or schedule-free optimizer) now, so a missing argument says how to give it."""
     for spec in schedules:
@@ -164,7 +144,7 @@ def _check_schedules(schedules: Sequence[Any]) -> None:
 def compare_settings(args: Sequence[str]) -> dict[str, Any]:
     """The keyword arguments of :func:`compare` that ``args`` (and its ``--config``) give."""
     opts = _parser().parse_args(list(args))
-    settings: dict[str, Any] = _load_config(opts.config) if opts.config else {}
+    settings: dict[str, Any] = load_config(opts.config, config_keys()) if opts.config else {}
     if opts.schedules is not None:
         settings["schedules"] = [parse_schedule(part) for part in split_top_level(opts.schedules)]
     for key, example in LISTS.items():
@@ -175,14 +155,7 @@ def compare_settings(args: Sequence[str]) -> dict[str, Any]:
     for key, kind in (("devices", str), ("seeds", int)):
         value = getattr(opts, key)
         if value is not None:
-            try:
-                settings[key] = [kind(v.strip()) for v in value.split(",") if v.strip()]
-            except ValueError:
-                raise UsageError(
-                    f"--{key}: expected a comma-separated list of {kind.__name__}s: got {value!r}"
-                ) from None
-            if not settings[key]:
-                raise UsageError(f"--{key}: give at least one, e.g. --{key} {LISTS[key]}: got {value!r}")
+            settings[key] = comma_list(key, value, kind, LISTS[key])
     if opts.schedules is not None and not settings["schedules"]:
         example = LISTS["schedules"].replace(" ", "")
         raise UsageError(f"--schedules: give at least one, e.g. --schedules {example}: got {opts.schedules!r}")

@@ -14,6 +14,8 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from lightning_lrsched.compare.jsonlines import dumps
+
 STATUSES = ("ok", "diverged", "failed")
 """``ok`` and ``diverged`` are results (a rerun skips them); ``failed`` (an error, a timeout, a
 killed process, an invalid schedule) is retried by the next invocation."""
@@ -80,7 +82,7 @@ class RunRecord:
 
     def to_json(self) -> str:
         """One line of strict JSON (non-finite numbers as ``null``)."""
-        return json.dumps(_strict(asdict(self)), sort_keys=True, allow_nan=False)
+        return dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunRecord:
@@ -151,13 +153,3 @@ _FIELD_KINDS = {
     "list[dict[str, Any]]": "a list of objects",
     "str | None": "a string or null",
 }
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value

@@ -1,9 +1,9 @@
 """`results.jsonl`: one `RunRecord` per line, appended atomically, and the lock of a grid's folder.
 
-A record's line is written with a single ``write`` on a file opened for appending, under an
-exclusive lock, then flushed to disk, so a grid killed at any moment leaves whole lines, except
-when the machine itself dies mid-write. Such a torn last line is handled twice: an append first
-ends it (every line starts on a fresh line), and :meth:`ResultsFile.set_aside_unreadable` moves
+A record's line is appended as :mod:`~lightning_lrsched.compare.jsonlines` appends lines (one
+locked write, flushed to disk), so a grid killed at any moment leaves whole lines, except when the
+machine itself dies mid-write. Such a torn last line is handled twice: an append first ends it
+(every line starts on a fresh line), and :meth:`ResultsFile.set_aside_unreadable` moves
 lines that are not valid records (torn, or with a field of the wrong kind) into a side file, so
 their runs are trained again and the file parses whole.
 """
@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from types import TracebackType
 
+from lightning_lrsched.compare.jsonlines import append_lines, raw_lines
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import InvalidRecord, RunRecord
 from lightning_lrsched.errors import InvalidValue
@@ -29,20 +30,7 @@ class ResultsFile:
 
     def append(self, *records: RunRecord) -> None:
         """Append the records' lines in one write and one flush to disk (a stacked run's records end together)."""
-        line = "".join(record.to_json() + "\n" for record in records).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                line = b"\n" + line  # the last line was torn: ours must not continue it
-            written = os.write(fd, line)
-            if written != len(line):
-                raise OSError(f"short write to {self.path}: {written} of {len(line)} bytes")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_lines(self.path, [record.to_json() for record in records])
 
     def __iter__(self) -> Iterator[RunRecord]:
         for _, record, _ in self._lines():
@@ -51,17 +39,13 @@ class ResultsFile:
 
     def _lines(self) -> Iterator[tuple[bytes, RunRecord | None, str]]:
         """Each line, its record (``None`` if it is not one) and why it is not one."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                if raw.strip():
-                    try:
-                        yield raw, RunRecord.from_json(raw), ""
-                    except InvalidRecord as error:
-                        yield raw, None, f"not a valid record: {error}"
-                    except (ValueError, TypeError):
-                        yield raw, None, "not a whole JSON line (a write cut short)"
+        for raw in raw_lines(self.path):
+            try:
+                yield raw, RunRecord.from_json(raw), ""
+            except InvalidRecord as error:
+                yield raw, None, f"not a valid record: {error}"
+            except (ValueError, TypeError):
+                yield raw, None, "not a whole JSON line (a write cut short)"
 
     def set_aside_unreadable(self) -> list[str]:
         """Move the lines that are not valid records into the side file; return why each was moved.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -444,6 +444,49 @@ class GroupScheduledLR(LRScheduler):
         self._updates = 0
         self._set_lrs(range(n))
         self._set_momenta()
+
+    # -- shedding param groups mid-run -------------------------------------------------------------------
+    def remove_groups(self, groups: Sequence[int]) -> None:
+        """Stop driving param groups ``groups``, which the caller has just removed from the optimizer.
+
+        The other groups keep their lanes, peaks, floors and plateau memory, renumbered in order, and
+        their LR at every later step is the one they would have had with the removed groups still
+        there (a stacked run that drops copies mid-run: :meth:`StackedModule.drop`). A lane left
+        without groups is removed with its plateau judge.
+
+        Raises:
+            InvalidValue: ``groups`` names a group the scheduler does not drive, or the optimizer's
+                groups are not the others.
+        """
+        n = len(self.peaks)
+        gone = set(groups)
+        if not gone <= set(range(n)):
+            raise InvalidValue(f"`groups` must be param groups of this scheduler (0..{n - 1}): got {sorted(gone)}")
+        keep = [g for g in range(n) if g not in gone]
+        if len(self.optimizer.param_groups) != len(keep):
+            raise InvalidValue(
+                f"remove the param groups from the optimizer first: it has {len(self.optimizer.param_groups)}, "
+                f"the scheduler keeps {len(keep)}"
+            )
+        renumbered = {g: i for i, g in enumerate(keep)}
+        lanes, judges = [], []
+        for lane, judge in zip(self.lanes, self.judges, strict=True):
+            kept = tuple(renumbered[g] for g in lane.groups if g in renumbered)
+            if kept:
+                lanes.append(replace(lane, groups=kept))
+                judges.append(judge)
+        self.lanes, self.judges = tuple(lanes), judges
+        self._lane_of = [0] * len(keep)
+        for i, lane in enumerate(self.lanes):
+            for g in lane.groups:
+                self._lane_of[g] = i
+        self.peaks = [self.peaks[g] for g in keep]
+        self.floors = [self.floors[g] for g in keep]
+        self.min_lrs = [self.min_lrs[g] for g in keep]
+        self._momenta = [self._momenta[g] for g in keep]
+        self.base_lrs = [self.base_lrs[g] for g in keep]
+        self._last_lr = [self._last_lr[g] for g in keep]
+        self._forget()
 
 
 def _clone(value: Any) -> Any:

@@ -27,7 +27,7 @@ from lightning_lrsched.compare.statistics import MIN_SEEDS, SeedStatistics, seed
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.tune.search import TrialResult
 from lightning_lrsched.tune.space import Config, SearchSpace, check_model_takes_lr, rung_epochs
-from lightning_lrsched.tune.trials import TrialsFile
+from lightning_lrsched.tune.trials import TrialsFile, trial_number
 from lightning_lrsched.validation import check_choice, check_int, make_output_dir
 
 EXECUTORS = ("local", "ray")
@@ -108,8 +108,10 @@ def tune(
     with the best one (compare's paired statistics). ``<output>/report.md`` and
     ``<output>/lr_curves.png`` show the result.
 
-    A rerun with the same arguments reads a finished search back instead of training it (a search
-    killed mid-run is trained again) and lets compare skip the confirmed runs that finished.
+    A rerun with the same arguments reads a finished search back instead of training it, continues a
+    local search killed after a rung from its last rung (see :mod:`~lightning_lrsched.tune.trials`;
+    one killed before its first rung, or a Ray search, is trained again) and lets compare skip the
+    confirmed runs that finished.
 
     Args:
         space: see :class:`~lightning_lrsched.tune.space.SearchSpace` (``schedules``, ``lr``, ``warmup``).
@@ -127,17 +129,21 @@ def tune(
         logger: the confirmation runs' logger (``"csv"``, ``"wandb"`` offline, ``"none"``).
         model: LightningCLI-style ``{"class_path", "init_args"}``; the module takes ``lr`` and ``scheduler``.
         data, trainer: as in :func:`lightning_lrsched.compare`.
-        executor: ``"local"``; ``"ray"`` (Ray Tune) is not available yet.
+        executor: ``"local"`` (the stacked search); ``"ray"``: one Ray Tune trial per configuration
+            (``OptunaSearch`` + ``ASHAScheduler``, see :mod:`~lightning_lrsched.tune.ray_search`).
         confirm: retrain the top configurations on ``seeds`` (``False``: the search alone).
         write_config: write a ``lrsched fit`` config of the best configuration here.
-        force: train the search again even if ``trials.jsonl`` has it.
+        force: train the search again even if ``trials.jsonl`` has it (or a rung to continue from).
 
     Raises:
         InvalidValue, InvalidType: bad input (before anything trains).
     """
     check_choice("executor", executor, EXECUTORS)
     if executor == "ray":
-        raise InvalidValue("`executor='ray'`: tune on Ray Tune is not available yet; use executor='local'")
+        from lightning_lrsched.tune.ray_search import ray_available
+
+        if reason := ray_available():
+            raise InvalidValue(f"`executor='ray'`: {reason}")
     check_choice("logger", logger, LOGGERS)
     space = space if isinstance(space, SearchSpace) else SearchSpace.parse(space)
     check_int("budget", budget, minimum=1)
@@ -191,6 +197,7 @@ def tune(
         "model": model_cfg,
         "data": data_cfg,
         "trainer": trainer_args,
+        **({"executor": executor} if executor != "local" else {}),  # a local search's digest stays as it was
     }
     search = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     make_output_dir("output", layout.root)  # an unusable folder is one line, before anything trains
@@ -206,8 +213,8 @@ def tune(
             )
         else:
             trials, per_epoch = _search(
-                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_class, model_cfg,
-                data_cfg, config, trainer_args, max_epochs, console,
+                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_cfg,
+                data_cfg, config, trainer_args, max_epochs, console, executor, layout, force,
             )  # fmt: skip
         top = _top(trials, top_k)
         if len(top) < top_k:
@@ -314,28 +321,65 @@ def _search(
     search_seed: int,
     search: str,
     trials_file: TrialsFile,
-    model_class: type,
     model_cfg: dict[str, Any],
     data_cfg: dict[str, Any],
     device: Any,
     trainer_args: dict[str, Any],
     max_epochs: int,
     console: Console,
+    executor: str = "local",
+    layout: OutputLayout | None = None,
+    force: bool = False,
 ) -> tuple[list[TrialResult], int]:
     import optuna
 
     from lightning_lrsched.tune.search import train_search
 
+    attempt = trials_file.attempts(search) + 1
+    checkpoints = trials_file.path.parent / "rungs"
+    if executor == "ray":
+        from lightning_lrsched.tune.ray_search import search_ray
+
+        console.print(
+            f"search {search}: {budget} configurations as Ray Tune trials (OptunaSearch + ASHAScheduler, "
+            f"grace period {judged[0]} epochs, eta {eta}) of {max_epochs} epochs"
+        )
+        with _quiet_lightning():
+            trials, per_epoch = search_ray(
+                space, budget, judged, eta, sampler_seed, search_seed, model_cfg, data_cfg,
+                {**device.trainer_kwargs(), **trainer_args}, max_epochs,
+                (layout.logs if layout is not None else trials_file.path.parent) / "ray",
+                lambda result: trials_file.append(
+                    {"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()}
+                ),
+            )  # fmt: skip
+        trials_file.append(
+            {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
+        )
+        return trials, per_epoch
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=sampler_seed))
-    asked = [study.ask() for _ in range(budget)]
-    configs = [space.propose(trial) for trial in asked]
-    by_label = {c.label: trial for c, trial in zip(configs, asked, strict=True)}
-    attempt = trials_file.attempts(search) + 1
+    resume = None if force else trials_file.resumable(search)
+    by_label: dict[str, Any] = {}
+    if resume is None:
+        asked = [study.ask() for _ in range(budget)]
+        configs = [space.propose(trial) for trial in asked]
+        by_label = {c.label: trial for c, trial in zip(configs, asked, strict=True)}
+    else:
+        # Every proposal was made before the first rung: the configurations are in trials.jsonl.
+        attempt, rung, decided = resume
+        configs = sorted([*(t.config for t in decided), *rung.survivors], key=trial_number)
+        console.print(
+            f"search {search}: continuing attempt {attempt} from its rung at epoch {rung.epoch} "
+            f"({len(rung.survivors)} of {len(configs)} configurations still training)"
+        )
 
     def on_decided(result: TrialResult) -> None:
         trials_file.append({"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()})
-        trial = by_label[result.label]
+        trial = by_label.get(result.label)
+        if trial is None:  # a continued search: Optuna's study of the first attempt is gone
+            return
         for epoch, value in result.val_curve:
             if math.isfinite(value):
                 trial.report(value, int(epoch))
@@ -367,6 +411,10 @@ def _search(
             for i, (a, b) in enumerate(zip(starts, judged, strict=True))
         ]
         progress.update(tasks[0], description=f"{progress.tasks[0].description}: {budget} copies")
+        for i, end in enumerate(judged):
+            if resume is not None and end <= resume[1].epoch:
+                progress.update(tasks[i], completed=progress.tasks[i].total)
+                progress.start_task(tasks[i + 1])
 
         def on_epoch(epoch: int, training: int) -> None:
             i = sum(r < epoch for r in judged)
@@ -388,10 +436,17 @@ def _search(
             trainer_args={**device.trainer_kwargs(), **trainer_args},
             on_decided=on_decided,
             on_epoch=on_epoch,
+            checkpoint=checkpoints / f"{search}.ckpt",
+            on_rung=lambda rung: trials_file.append(
+                {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
+            ),
+            resume=None if resume is None else resume[1:],
         )
     trials_file.append(
         {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
     )
+    for path in checkpoints.glob(f"{search}-epoch*.ckpt"):
+        path.unlink()  # the search ended: nothing will continue from its rungs
     return trials, per_epoch
 
 

@@ -14,12 +14,10 @@ run did not; 2 for bad input, before anything trains.
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from lightning_lrsched.command_config import argument_names, comma_list, load_config
 from lightning_lrsched.errors import RaisingArgumentParser, UsageError
 
 
@@ -27,7 +25,7 @@ def config_keys() -> list[str]:
     """The settings a ``--config`` YAML may hold: :func:`tune`'s arguments."""
     from lightning_lrsched.tune.api import tune
 
-    return [name for name in inspect.signature(tune).parameters if name != "console"]
+    return argument_names(tune)
 
 
 def tune_parser() -> argparse.ArgumentParser:
@@ -49,40 +47,25 @@ def tune_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="one single-process device config: cpu:1 (default), cuda:1, mps:1")
     parser.add_argument("--output", help="output folder (default runs/tune)")
     parser.add_argument("--logger", choices=("csv", "wandb", "none"), help="the confirmation runs' logger")
-    parser.add_argument("--executor", choices=("local", "ray"), help="local (default); ray is not available yet")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        help="local (default): one stacked run; ray: one Ray Tune trial per configuration",
+    )
     parser.add_argument("--write-config", type=Path, help="write a `lrsched fit` config of the best configuration")
     parser.add_argument("--no-confirm", action="store_true", help="the search alone, without the confirmation")
     parser.add_argument("--force", action="store_true", default=None, help="train the search again")
     return parser
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UsageError(f"--config: no such file {str(path)!r}")
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UsageError(f"--config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(loaded, dict):
-        raise UsageError(f"--config {path}: must hold a mapping of tune()'s arguments")
-    keys = config_keys()
-    unknown = sorted(set(loaded) - set(keys))
-    if unknown:
-        raise UsageError(f"--config: unknown setting(s) {', '.join(unknown)}: use {', '.join(keys)}")
-    return loaded
-
-
 def tune_settings(argv: list[str]) -> dict[str, Any]:
     """The keyword arguments of :func:`tune` that ``argv`` (and its ``--config``) give."""
     opts = tune_parser().parse_args(argv)
-    settings = load_config(opts.config) if opts.config else {}
+    settings = load_config(opts.config, config_keys()) if opts.config else {}
     if "space" not in settings:
         raise UsageError("lrsched tune needs a search space: give --config with space: {schedules: [...], ...}")
     if opts.seeds is not None:
-        try:
-            settings["seeds"] = [int(s) for s in opts.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise UsageError(f"--seeds: expected comma-separated ints: got {opts.seeds!r}") from None
+        settings["seeds"] = comma_list("seeds", opts.seeds, int, "0,1,2")
     for key in ("budget", "max_epochs", "eta", "rungs", "top_k", "device", "output", "logger", "executor", "force"):
         value = getattr(opts, key)
         if value is not None:

@@ -1,42 +1,40 @@
 """`trials.jsonl`: every configuration of a search, one JSON line each, appended as its search ends.
 
-Lines are appended as compare's ``results.jsonl`` lines are (one ``write`` under an exclusive lock,
-then flushed to disk), so a killed search keeps the configurations decided so far. Each line names
-its search (a digest of everything that decides what the search trains) and the attempt:
+Lines are appended as compare's ``results.jsonl`` lines are (:mod:`lightning_lrsched.compare.jsonlines`:
+one ``write`` under an exclusive lock, then flushed to disk), so a killed search keeps the
+configurations decided so far. Each line names its search (a digest of everything that decides
+what the search trains) and the attempt:
 
 - ``{"kind": "trial", "search": ..., "attempt": n, ...}``: a :class:`~.search.TrialResult`;
+- ``{"kind": "rung", "search": ..., "attempt": n, ...}``: a :class:`~.search.Rung`: the
+  configurations still training after a rung (local search), their curves, and the checkpoint
+  (``<output>/rungs/<search>-epoch<N>.ckpt``) of the stacked run as the rung left it;
 - ``{"kind": "done", "search": ..., "attempt": n, "rungs": [...], "steps_per_epoch": ...}``: that
-  attempt's search ended.
+  attempt's search ended (its rung checkpoints are then deleted).
 
-A rerun of the same search whose attempt ended reads its trials back instead of training; one that
-did not end (killed mid-run) trains the search again as the next attempt: the earlier attempt's
-lines stay, the newest attempt counts. Lines that do not parse (a write cut short) are skipped.
+A rerun of the same search whose attempt ended reads its trials back instead of training. One that
+did not end (killed mid-run) continues that attempt from its last rung whose checkpoint is there:
+the configurations decided by then stay decided, the survivors train on from the checkpoint as
+they would have; without a rung (killed before the first) the search is trained again as the next
+attempt, the earlier attempt's lines staying. A configuration decided twice (after the rung, then
+again by the continued run) counts by its last line. Lines that do not parse (a write cut short)
+are skipped.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lightning_lrsched.tune.search import TrialResult
+from lightning_lrsched.compare.jsonlines import append_lines, dumps, raw_lines
+from lightning_lrsched.tune.search import Rung, TrialResult
+from lightning_lrsched.tune.space import Config
 
 
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
-def _trial_number(trial: TrialResult) -> tuple[int, str]:
+def trial_number(trial: TrialResult | Config) -> tuple[int, str]:
+    """The sort key of copy order: the Optuna trial number in the label (``t007-cosine``)."""
     head = trial.label.split("-")[0][1:]
     return (int(head) if head.isdigit() else -1, trial.label)
 
@@ -48,30 +46,16 @@ class TrialsFile:
         self.path = Path(path)
 
     def append(self, line: dict[str, Any]) -> None:
-        data = (json.dumps(_strict(line), sort_keys=True, allow_nan=False) + "\n").encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data  # the last line was torn: ours must not continue it
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_lines(self.path, [dumps(line)])
 
     def lines(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(line, dict) and "kind" in line:
-                    yield line
+        for raw in raw_lines(self.path):
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue  # a write cut short
+            if isinstance(line, dict) and "kind" in line:
+                yield line
 
     def attempts(self, search: str) -> int:
         """How many attempts of ``search`` the file holds."""
@@ -84,10 +68,37 @@ class TrialsFile:
         if not done:
             return None
         last = done[-1]
-        trials = [
-            TrialResult.from_dict(line)
+        return self._trials(lines, last.get("attempt")), last
+
+    def resumable(self, search: str) -> tuple[int, Rung, list[TrialResult]] | None:
+        """Where the newest attempt of ``search`` can continue: its attempt, last rung and the trials decided by then.
+
+        ``None`` when that attempt ended, reached no rung, or its rung's checkpoint is gone.
+        """
+        lines = [line for line in self.lines() if line.get("search") == search]
+        if not lines:
+            return None
+        attempt = max(int(line.get("attempt", 0)) for line in lines)
+        lines = [line for line in lines if line.get("attempt") == attempt]
+        rungs = [line for line in lines if line["kind"] == "rung"]
+        if any(line["kind"] == "done" for line in lines) or not rungs:
+            return None
+        try:
+            rung = Rung.from_dict(rungs[-1])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not Path(rung.checkpoint).is_file():
+            return None
+        training = {c.label for c in rung.survivors}
+        decided = [t for t in self._trials(lines, attempt) if t.label not in training]
+        return attempt, rung, decided
+
+    @staticmethod
+    def _trials(lines: list[dict[str, Any]], attempt: Any) -> list[TrialResult]:
+        """An attempt's trials in copy order; a configuration decided twice (a continued search) by its last line."""
+        by_label = {
+            line["label"]: TrialResult.from_dict(line)
             for line in lines
-            if line["kind"] == "trial" and line.get("attempt") == last.get("attempt")
-        ]
-        trials.sort(key=_trial_number)  # copy order (the lines come in the order the copies were decided)
-        return trials, last
+            if line["kind"] == "trial" and line.get("attempt") == attempt
+        }
+        return sorted(by_label.values(), key=trial_number)

@@ -10,12 +10,13 @@ import warnings
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback
 
 from lightning_lrsched.cli import main
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.tune.api import tune
-from lightning_lrsched.tune.search import TrialResult, train_search
+from lightning_lrsched.tune.search import Rung, TrialResult, train_search
 from lightning_lrsched.tune.space import Config, SearchSpace, rung_epochs, survivors, with_absolute_peak
 from lightning_lrsched.tune.trials import TrialsFile
 
@@ -93,7 +94,6 @@ def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
     [
         ({"budget": 2, "max_epochs": 9}, r"`budget` must be at least the number of rungs \(3: epochs \[1, 3, 9\]\)"),
         ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
-        ({"executor": "ray"}, "not available yet"),
         ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
         ({"device": "cpu:2"}, "single-process"),
     ],
@@ -145,6 +145,90 @@ def test_the_worse_copies_stop_at_a_rung_and_a_stopped_schedule_is_the_full_runs
     assert len(results[1].val_curve) == 2 and results[1].best_val_loss > results[0].best_val_loss
 
 
+class StepLog(Callback):
+    """Per training step: each copy's LR (its param group's, by name) and its loss, by label."""
+
+    def __init__(self):
+        self.lrs, self.losses, self.rows = [], [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.lrs.append({g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups})
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(dict(zip(pl_module.labels, pl_module.copy_losses.tolist(), strict=True)))
+        self.rows.append(len(pl_module.stacked[0]))
+
+
+def test_stopped_copies_leave_the_pass_and_survivors_train_as_if_nobody_was_dropped(one_thread):
+    momentum = {"optimizer": {"name": "sgd", "momentum": 0.9}}  # optimizer state that must follow its copy's new row
+    schedules = [{"name": "cosine"}, {"name": "step", "step_size": 2}, {"name": "exponential", "gamma": 0.8}]
+    configs = [Config(f"c{i}", schedules[i % 3], lr) for i, lr in enumerate([0.5, 1e-4, 0.3, 2e-4, 0.2, 1e-3])]
+
+    def run(rungs):
+        log = StepLog()
+        results, _ = train_search(
+            configs, model_class=SyntheticClassifier, model_args=momentum,
+            data=SyntheticDataModule(num_samples=64, batch_size=16), seed=0, max_epochs=6, rungs=rungs, eta=3,
+            trainer_args=CPU, on_decided=lambda r: None, on_epoch=lambda e, n: None, callbacks=[log],
+        )  # fmt: skip
+        return {r.label: r for r in results}, log
+
+    dropped, log = run([2, 6])
+    kept, reference = run([6])
+    survivors = [label for label, r in dropped.items() if r.state == "completed"]
+    assert len(survivors) == 2 and log.rows[:6] == [6] * 6 and log.rows[6:] == [2] * 12  # 3 steps per epoch
+    for label in survivors:
+        assert len(dropped[label].val_curve) == 6
+        for curve in ("val_curve", "lr_curve"):
+            mine, theirs = getattr(dropped[label], curve), getattr(kept[label], curve)
+            assert [v for _, v in mine] == pytest.approx([v for _, v in theirs], abs=1e-5)
+        assert [s[label] for s in log.lrs] == pytest.approx([s[label] for s in reference.lrs], abs=1e-12)
+        assert [s[label] for s in log.losses] == pytest.approx([s[label] for s in reference.losses], abs=1e-5)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt(Callback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch + 1 == self.epoch:
+            raise Killed
+
+
+def test_a_search_killed_after_a_rung_continues_from_it_as_if_never_stopped(tmp_path, one_thread):
+    configs = [Config(f"c{i}", {"name": "cosine"}, lr) for i, lr in enumerate([0.5, 1e-4, 0.3, 2e-4])]
+    args = {
+        "model_class": SyntheticClassifier, "model_args": {"optimizer": {"name": "sgd", "momentum": 0.9}},
+        "seed": 0, "max_epochs": 6, "rungs": [2, 6], "eta": 2, "trainer_args": CPU, "on_epoch": lambda e, n: None,
+    }  # fmt: skip
+
+    def data():
+        return SyntheticDataModule(num_samples=64, batch_size=16, shuffle=True)
+
+    reference, _ = train_search(configs, data=data(), on_decided=lambda r: None, **args)
+    decided, rungs = [], []
+    with pytest.raises(Killed):
+        train_search(
+            configs, data=data(), on_decided=decided.append, callbacks=[KillAt(4)],
+            checkpoint=tmp_path / "search.ckpt", on_rung=rungs.append, **args,
+        )  # fmt: skip
+    [rung] = rungs
+    assert rung.epoch == 2 and [c.label for c in rung.survivors] == ["c0", "c2"]
+    assert (tmp_path / "search-epoch2.ckpt").is_file()
+    rung = Rung.from_dict(json.loads(json.dumps(rung.to_dict())))  # as trials.jsonl keeps it
+    continued, _ = train_search(
+        configs, data=data(), on_decided=lambda r: None, resume=(rung, decided[:2]), **args
+    )  # fmt: skip
+    for mine, theirs in zip(continued, reference, strict=True):
+        assert (mine.label, mine.state, mine.epochs) == (theirs.label, theirs.state, theirs.epochs)
+        assert [v for _, v in mine.val_curve] == pytest.approx([v for _, v in theirs.val_curve], abs=1e-5)
+        assert [v for _, v in mine.lr_curve] == pytest.approx([v for _, v in theirs.lr_curve], abs=1e-12)
+
+
 # -- trials.jsonl and the whole tune -------------------------------------------------------------------
 def test_a_killed_search_is_trained_again_and_a_finished_one_is_read_back(tmp_path):
     file = TrialsFile(tmp_path / "trials.jsonl")
@@ -194,6 +278,55 @@ def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_th
     again = tune(SPACE, confirm=False, **settings)
     assert again.resumed and [t.label for t in again.trials] == [t.label for t in tuning.trials]
     assert (out / "trials.jsonl").read_text().count('"done"') == 1
+
+
+@pytest.mark.slow  # Ray's start and one worker process per trial: ~50 s on two shared cores
+def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials(tmp_path):
+    pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
+    settings = {"budget": 3, "max_epochs": 3, "output": tmp_path, "logger": "none", "confirm": False}
+    tuning = tune(
+        SPACE, executor="ray", model={"optimizer": "sgd"}, data={"num_samples": 64, "batch_size": 16}, **settings
+    )
+    lines = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["trial"] * 3 + ["done"]
+    assert sorted(t.label for t in tuning.trials) == [line["label"] for line in lines[:3]]
+    # ASHA (grace period 1, eta 3, 3 epochs) lets at least one trial run the whole schedule, resolved for 3 epochs.
+    completed = [t for t in tuning.trials if t.state == "completed"]
+    assert completed and all(len(t.val_curve) == 3 and math.isfinite(t.best_val_loss) for t in completed)
+    assert all(t.lr_curve[0][1] == pytest.approx(t.lr, rel=1e-6) for t in completed if t.schedule["name"] == "cosine")
+    assert lines[-1]["steps_per_epoch"] == 3 and tuning.best.label in {t.label for t in completed}
+
+
+def test_a_killed_tune_continues_at_its_last_rung_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    from lightning_lrsched.tune.search import RungJudge
+
+    settings = {"budget": 4, "max_epochs": 3, "logger": "none", "confirm": False, "model": {"optimizer": "sgd"}}
+    settings["data"] = {"num_samples": 64, "batch_size": 16}
+    whole = tune(SPACE, output=tmp_path / "whole", **settings)
+    save_rung = RungJudge.save_rung
+
+    def save_then_die(self, trainer, epoch):
+        save_rung(self, trainer, epoch)
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RungJudge, "save_rung", save_then_die)
+        with pytest.raises(Killed):
+            tune(SPACE, output=tmp_path / "killed", **settings)
+    assert TrialsFile(tmp_path / "killed" / "trials.jsonl").resumable(_search_of(tmp_path / "killed"))
+    again = tune(SPACE, output=tmp_path / "killed", **settings)
+    assert not again.resumed and [(t.label, t.state, t.epochs) for t in again.trials] == [
+        (t.label, t.state, t.epochs) for t in whole.trials
+    ]
+    for mine, theirs in zip(again.trials, whole.trials, strict=True):
+        assert [v for _, v in mine.val_curve] == pytest.approx([v for _, v in theirs.val_curve], abs=1e-5)
+    lines = [json.loads(line) for line in (tmp_path / "killed" / "trials.jsonl").read_text().splitlines()]
+    assert {line["attempt"] for line in lines} == {1} and [line["kind"] for line in lines].count("done") == 1
+    assert not list((tmp_path / "killed" / "rungs").glob("*.ckpt"))  # deleted once the search ended
+
+
+def _search_of(folder):
+    return json.loads((folder / "search.json").read_text())["search"]
 
 
 # -- the command line ------------------------------------------------------------------------------

@@ -555,3 +555,64 @@ class StackedModule(L.LightningModule):
             except (ValueError, TypeError) as error:
                 invalid[k] = f"{self.labels[k]} cannot run here: {error}"
         return invalid
+
+    # -- shedding copies mid-run ---------------------------------------------------------------------
+    def drop(self, indices: Sequence[int]) -> None:
+        """Remove copies ``indices`` from the run, mid-fit, in place: the vectorised pass no longer computes them.
+
+        Their rows leave the stacked parameters, their param groups and optimizer state leave the
+        optimizer, and their lanes leave the scheduler
+        (:meth:`~lightning_lrsched.schedules.GroupScheduledLR.remove_groups`); the other copies keep
+        their weights, buffers, optimizer state and the place they had reached in their full run's
+        schedule, renumbered in order, so each trains on as it would with the dropped copies frozen.
+        Call it between steps (an epoch end), single-process (a DDP wrapper holds the stacked
+        parameters it was built with).
+
+        Raises:
+            InvalidValue: ``indices`` names no copy of this module, or all of them; the run has several processes.
+        """
+        gone = set(indices)
+        if not gone:
+            return
+        keep = [k for k in range(len(self.copies)) if k not in gone]
+        if not gone <= set(range(len(self.copies))) or not keep:
+            raise InvalidValue(
+                f"`indices` must name some but not all of the {len(self.copies)} copies: got {sorted(gone)}"
+            )
+        if self.trainer.world_size > 1:
+            raise InvalidValue(
+                f"copies can be dropped from a single-process run only: this one has {self.trainer.world_size} "
+                "processes, whose DDP wrapper keeps the stacked parameters it was built with"
+            )
+        groups = sorted(g for k in gone for g in self.groups[k])
+        for optimizer in self.trainer.optimizers:
+            for g in groups:
+                for param in optimizer.param_groups[g]["params"]:
+                    optimizer.state.pop(param, None)
+            optimizer.param_groups[:] = [group for g, group in enumerate(optimizer.param_groups) if g not in groups]
+        for config in self.trainer.lr_scheduler_configs:
+            remove_groups = getattr(config.scheduler, "remove_groups", None)
+            if remove_groups is None:
+                raise InvalidValue(f"copies cannot be dropped under a {type(config.scheduler).__name__}")
+            remove_groups(groups)
+        renumbered, start = [], 0
+        for k in keep:
+            renumbered.append(list(range(start, start + len(self.groups[k]))))
+            start += len(self.groups[k])
+        self.groups = renumbered
+        for i, stacked in enumerate(self.stacked):
+            self.stacked[i] = nn.Parameter(stacked.detach()[keep], requires_grad=stacked.requires_grad)
+        self._stacked_names = {f"module.{name}": p for name, p in zip(self._names, self.stacked, strict=True)}
+        self.copies = nn.ModuleList(self.copies[k] for k in keep)
+        self._params = [self._params[k] for k in keep]
+        self._alias_copies()
+        self._scored = (_Scored(self.copies[0], self._scored[0].metrics),)
+        self.labels = [self.labels[k] for k in keep]
+        self.schedules = [self.schedules[k] for k in keep]
+        self.frozen_at = [self.frozen_at[k] for k in keep]
+        self.invalid = {keep.index(k): reason for k, reason in self.invalid.items() if k in keep}
+        self.copy_losses = self.copy_losses[keep]
+        self._training = self._training[keep]
+        for sums, _ in self._sums.values():
+            for key, total in sums.items():
+                sums[key] = total[keep]
