@@ -86,9 +86,76 @@ class Divergence:
         return None if abs(lr) <= largest else f"the LR ({lr:.3g}) overflows the parameters' dtype ({dtype})"
 
 
-def _first_loss(outputs: Any) -> torch.Tensor | None:
+def _returned_loss(outputs: Any, pl_module: L.LightningModule) -> torch.Tensor | None:
+    """The loss ``training_step`` returned (``None``: it returned none for this batch)."""
     loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
     return loss.detach() if isinstance(loss, torch.Tensor) else None
+
+
+class LossMeter:
+    """The training losses of a run, or of every copy of a stacked run at once (one vector), by epoch.
+
+    The copies' checks of a stacked run share one meter: the first to see a batch adds the copies'
+    losses as one vector (a few kernels per step, not a few per copy), and each reads its own slot.
+
+    Args:
+        loss_of: the step's loss(es) from ``(outputs, pl_module)``: a scalar, or one per copy.
+        batch_size: this process's samples in a training batch (default: 1 per batch).
+        width: the losses per step (a stacked run's copies): every process reduces that many values,
+            ``None`` for those it has none of.
+    """
+
+    def __init__(
+        self,
+        loss_of: Callable[[Any, L.LightningModule], torch.Tensor | None] = _returned_loss,
+        batch_size: Callable[[Any], int] | None = None,
+        width: int = 1,
+    ) -> None:
+        self.loss_of = loss_of
+        self.batch_size = batch_size
+        self.width = width
+        self._sum: torch.Tensor | None = None
+        self._count = 0
+        self._added: Any = None
+        self._last: torch.Tensor | None = None
+        self._values: tuple[Any, list[float | None]] | None = None
+        self._closed: tuple[int, list[float | None]] | None = None
+
+    def add(self, key: Any, outputs: Any, pl_module: L.LightningModule, batch: Any) -> bool:
+        """Add batch ``key``'s losses once, whoever asks first; whether the batch had a loss."""
+        if self._added != key:
+            self._added = key
+            loss = self.loss_of(outputs, pl_module)
+            self._last = None if loss is None else loss.detach().float().reshape(-1)
+            if self._last is not None:
+                size = self.batch_size(batch) if self.batch_size else 1
+                self._sum = self._last * size if self._sum is None else self._sum + self._last * size
+                self._count += size
+        return self._last is not None
+
+    def values(self, trainer: L.Trainer, key: Any) -> list[float | None]:
+        """Batch ``key``'s losses, averaged over processes (one host read and one collective per batch)."""
+        if self._values is None or self._values[0] != key:
+            last = [None] * self.width if self._last is None else self._last.tolist()
+            self._values = (key, rank_means(trainer, last))
+        return self._values[1]
+
+    def close(self, trainer: L.Trainer, epoch: int) -> list[float | None]:
+        """Epoch ``epoch``'s mean losses, averaged over processes; the sums start again (once per epoch)."""
+        if self._closed is None or self._closed[0] != epoch:
+            total = self._sum
+            local: list[float | None] = [None] * self.width
+            if total is not None and self._count:
+                local = [value / self._count for value in total.tolist()]
+            self._sum, self._count = None, 0
+            self._closed = (epoch, rank_means(trainer, local))
+        return self._closed[1]
+
+    def partial(self, trainer: L.Trainer, index: int) -> float | None:
+        """Slot ``index``'s mean loss of the epoch so far (a run or copy that ends mid-epoch)."""
+        local = None if self._sum is None or not self._count else float(self._sum[index]) / self._count
+        (mean,) = rank_means(trainer, [local])
+        return mean
 
 
 class DivergenceCheck(Callback):
@@ -122,8 +189,8 @@ class DivergenceCheck(Callback):
         self,
         factor: float | None,
         *,
-        loss_of: Callable[[Any, L.LightningModule], torch.Tensor | None] | None = None,
-        batch_size: Callable[[Any], int] | None = None,
+        meter: LossMeter | None = None,
+        index: int = 0,
         on_diverge: Callable[[L.Trainer, float, str], None] | None = None,
         monitor: str | None = "val_loss",
         check_parameters: bool = True,
@@ -131,8 +198,8 @@ class DivergenceCheck(Callback):
         groups: Callable[[Any], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.judge = Divergence(factor)
-        self.loss_of = loss_of or (lambda outputs, module: _first_loss(outputs))
-        self.batch_size = batch_size
+        self.meter = meter or LossMeter()
+        self.index = index
         self.on_diverge = on_diverge
         self.monitor = monitor
         self.check_parameters = check_parameters
@@ -141,8 +208,6 @@ class DivergenceCheck(Callback):
         self.epoch_losses: list[float] = []
         self.events: list[dict[str, Any]] = []
         self.reason = ""
-        self._sum: torch.Tensor | None = None
-        self._count = 0
         self._first = True
         self._last_val = math.nan
 
@@ -167,17 +232,13 @@ class DivergenceCheck(Callback):
     ) -> None:
         if self.diverged:
             return
-        loss = self.loss_of(outputs, pl_module)
-        if loss is None:
+        key = (trainer.current_epoch, batch_idx)
+        if not self.meter.add(key, outputs, pl_module, batch):
             return
-        size = self.batch_size(batch) if self.batch_size else 1
-        weighted = loss.float() * size
-        self._sum = weighted if self._sum is None else self._sum + weighted
-        self._count += size
         step = trainer.global_step
         if self._first or step % LOSS_CHECK_EVERY == 0:
             # Every process reaches this at the same step: one collective, the same value everywhere.
-            (value,) = rank_means(trainer, [float(loss)])
+            value = self.meter.values(trainer, key)[self.index]
             if value is None:
                 return
             if self._first:
@@ -187,21 +248,17 @@ class DivergenceCheck(Callback):
             if reason:
                 self.diverge(trainer, f"{reason} at step {step} (averaged over processes)")
 
-    def end_epoch(self, trainer: L.Trainer) -> float | None:
-        """Close the epoch's training loss (also for a copy frozen mid-epoch); return it."""
-        local = None if self._sum is None or not self._count else float(self._sum) / self._count
-        self._sum, self._count = None, 0
-        (mean,) = rank_means(trainer, [local])
+    def _keep(self, mean: float | None) -> None:
         if mean is not None:
             self.epoch_losses.append(mean)
             if self.on_epoch_loss is not None:
                 self.on_epoch_loss(mean)
-        return mean
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        mean = self.end_epoch(trainer)  # also the epoch a run diverged in: its record keeps that loss
         if self.diverged:
-            return
+            return  # the epoch it diverged in was closed then (see diverge)
+        mean = self.meter.close(trainer, trainer.current_epoch)[self.index]
+        self._keep(mean)
         reason = None if mean is None else self.judge.epoch_loss(mean)
         if reason is None and self.check_parameters:
             finite = all(bool(torch.isfinite(p).all()) for p in pl_module.parameters())
@@ -227,7 +284,7 @@ class DivergenceCheck(Callback):
         """Record the divergence (found here or by the caller) and act on it; every process calls it alike."""
         if self.diverged:
             return
-        self.end_epoch(trainer)  # the epoch it diverged in keeps its training loss so far
+        self._keep(self.meter.partial(trainer, self.index))  # the epoch it diverged in keeps its loss so far
         self.reason = reason
         self.events.append(
             {

@@ -230,14 +230,16 @@ def failure_reason(error: BaseException) -> str:
 def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[RunRecord] | None:
     """Train one run; rank zero returns its record, the other ranks ``None``."""
     from lightning_lrsched.callbacks import PlateauDetector
-    from lightning_lrsched.compare.divergence import DivergenceCheck
+    from lightning_lrsched.compare.divergence import DivergenceCheck, LossMeter
     from lightning_lrsched.compare.recorder import RunRecorder
 
     model = seeded_model(spec)
     data = _data(spec)
     recorder = RunRecorder()
     check = DivergenceCheck(
-        settings.divergence_factor, batch_size=recorder.batch_size, on_epoch_loss=recorder.record_train_loss
+        settings.divergence_factor,
+        meter=LossMeter(batch_size=recorder.batch_size),
+        on_epoch_loss=recorder.record_train_loss,
     )
     detector = PlateauDetector(monitor="val_loss", action="log", check_finite=False)  # its plateaus, as events
     logger = make_logger(settings, spec.name, spec.label, _wandb_config(spec))
@@ -274,7 +276,7 @@ def train_stacked(
     """
     import torch
 
-    from lightning_lrsched.compare.divergence import DivergenceCheck
+    from lightning_lrsched.compare.divergence import DivergenceCheck, LossMeter
     from lightning_lrsched.compare.recorder import LR_KEY, RunRecorder
     from lightning_lrsched.compare.stacked import (
         CopyCallbacks,
@@ -383,12 +385,15 @@ def train_stacked(
 
         return freeze
 
-    batch_size = copy_batch_size if module.per_copy_batches else recorders[0].batch_size
+    # One meter for every copy: their losses are added as one vector per step.
+    meter = LossMeter(
+        _copy_losses, copy_batch_size if module.per_copy_batches else recorders[0].batch_size, width=len(labels)
+    )
     checks.extend(
         DivergenceCheck(
             settings.divergence_factor,
-            loss_of=functools.partial(_copy_loss, k),
-            batch_size=batch_size,
+            meter=meter,
+            index=k,
             on_diverge=freezer(k),
             monitor=f"val_loss/{label}",
             check_parameters=False,
@@ -620,9 +625,9 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float
     return fastest[0], fastest[1] if fastest[1] is not None else 0.0
 
 
-def _copy_loss(k: int, outputs: Any, pl_module: Any) -> Any:
-    """Copy ``k``'s training loss of the step (the stacked module keeps every copy's)."""
-    return pl_module.copy_losses[k]
+def _copy_losses(outputs: Any, pl_module: Any) -> Any:
+    """Every copy's training loss of the step (the stacked module keeps them)."""
+    return pl_module.copy_losses
 
 
 def _hparams(copy: Any, spec: RunSpec) -> dict[str, Any]:
