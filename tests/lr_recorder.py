@@ -21,9 +21,9 @@ from lightning.pytorch.callbacks import Callback
 class LRRecorder(Callback):
     """Record every optimizer step's LRs and every fresh value of ``monitor``, and write them as JSON.
 
-    ``on_before_optimizer_step`` runs inside ``optimizer.step()``, after the optimizer's step
-    pre-hooks (where ``plateau`` reads its metric) and before the update: the LRs it sees are the
-    ones the update uses.
+    ``on_before_optimizer_step`` runs inside ``optimizer.step()``, before the update: the LRs it sees
+    are the ones the update uses (a ``plateau`` decision was applied earlier, by ``PlateauDriver`` at
+    the end of the validation run before this step).
 
     Args:
         path: the JSON file written after every validation run and at the end of ``fit``:
