@@ -258,3 +258,19 @@ def test_runs_whose_global_batch_differs_are_not_comparable_and_say_why(tmp_path
     print_report([one, two], cross_device([one, two], 1e-3), console)
     shown = console.export_text()
     assert "1 not comparable" in shown and "the global batch is 32 on cpu:1" in shown
+
+
+def test_a_one_epoch_run_shows_its_validation_loss_as_a_point(tmp_path, monkeypatch):
+    # One validation: a line through one point draws nothing, so the panel would be blank.
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    original = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (saved.append(self), original(self, *a, **k))[1])
+    records = [
+        run_record(label, best=best, val_curve=[[64, best, 0.8]]) for label, best in (("step", 0.3), ("cosine", 0.4))
+    ]
+    figure(records, tmp_path / "report.png")
+    (fig,) = saved
+    loss_ax = fig.axes[1]
+    assert loss_ax.get_lines() and all(line.get_marker() == "o" for line in loss_ax.get_lines())

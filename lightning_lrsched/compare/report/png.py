@@ -166,7 +166,9 @@ def _seed_band(
     curves = [c for c in curves if c]
     if not curves:
         return
-    draw = {"drawstyle": "steps-post"} if steps else {}
+    draw: dict[str, Any] = {"drawstyle": "steps-post"} if steps else {}
+    if max(len(c) for c in curves) == 1:
+        draw["marker"] = "o"  # one point (a one-epoch run's validation) draws no line
     xs = [p[0] for p in curves[0]]
     if all([p[0] for p in c] == xs for c in curves):
         values = np.array([[p[column] for p in c] for c in curves], dtype=float)
