@@ -79,17 +79,27 @@ def optimizers_in(returned: Any, owner: str = "configure_optimizers") -> list[Op
     )
 
 
-def one_optimizer(returned: Any, owner: str) -> Optimizer:
-    """The single optimizer ``configure_optimizers`` returned, its schedulers set aside (see :func:`unschedule`)."""
+def single_optimizer(returned: Any, owner: str, needs: str = "lrsched schedules one") -> Optimizer:
+    """The one optimizer in what ``configure_optimizers`` returned, left as it is.
+
+    Raises:
+        ModuleContractError: several optimizers or none (``needs`` says why one is needed).
+    """
     optimizers = optimizers_in(returned, owner)
     if len(optimizers) != 1:
         names = ", ".join(type(o).__name__ for o in optimizers)
         raise ModuleContractError(
-            f"{owner} returned {len(optimizers)} optimizers ({names}): lrsched schedules one; return one optimizer "
+            f"{owner} returned {len(optimizers)} optimizers ({names}): {needs}; return one optimizer "
             "with a param group per part of the model (each group keeps its own settings)"
         )
-    unschedule(optimizers[0])
     return optimizers[0]
+
+
+def one_optimizer(returned: Any, owner: str) -> Optimizer:
+    """The single optimizer ``configure_optimizers`` returned, its schedulers set aside (see :func:`unschedule`)."""
+    optimizer = single_optimizer(returned, owner)
+    unschedule(optimizer)
+    return optimizer
 
 
 def own_optimizer(module: L.LightningModule) -> Optimizer:
@@ -132,22 +142,31 @@ def schedule_module(module: L.LightningModule, schedule: Schedule) -> None:
     module.configure_optimizers = configure_optimizers  # type: ignore[method-assign,assignment]
 
 
-def check_module(module: L.LightningModule) -> None:
-    """Refuse, before anything trains, a module that cannot be compared as it is.
+def check_optimizers(module: L.LightningModule, needs: str = "lrsched schedules one") -> None:
+    """Refuse, before anything trains, a ``configure_optimizers`` that returns several optimizers or none.
 
-    Manual optimization is refused outright. ``configure_optimizers`` is called once, outside a run:
-    where it needs a Trainer (``self.trainer.estimated_stepping_batches``, say) it cannot be read
-    here, and the run itself checks it.
+    It is called once, outside a run, and leaves what it returns as it is (a module may keep its
+    optimizer across fits). Where it needs a Trainer (``self.trainer.estimated_stepping_batches``,
+    say) it cannot be read here, and the run itself checks it.
+
+    Raises:
+        ModuleContractError: several optimizers or none.
+    """
+    try:
+        returned = module.configure_optimizers()
+    except Exception:  # it needs a Trainer (or more): the run will tell
+        return
+    single_optimizer(returned, f"{type(module).__name__}.configure_optimizers", needs)
+
+
+def check_module(module: L.LightningModule) -> None:
+    """Refuse, before anything trains, a module compare cannot use as it is.
 
     Raises:
         ModuleContractError: manual optimization, several optimizers, or none.
     """
     check_automatic(module)
-    try:
-        returned = module.configure_optimizers()
-    except Exception:  # it needs a Trainer (or more): the run will tell
-        return
-    one_optimizer(returned, f"{type(module).__name__}.configure_optimizers")
+    check_optimizers(module)
 
 
 def _shown(value: Any) -> str:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.finder.peak import with_peak_lr
 from lightning_lrsched.finder.rules import RULES, Smoother, check_range_args, exponential_lrs, suggest
-from lightning_lrsched.module_contract import ModuleContractError, optimizers_in
+from lightning_lrsched.module_contract import ModuleContractError, check_optimizers
 from lightning_lrsched.validation import check_accelerator, check_choice, check_range
 
 DEFAULT_RULE = "valley"
@@ -423,7 +423,8 @@ def find_lr(
         )
     check_accelerator("accelerator", trainer_kwargs.get("accelerator"))
     _check_automatic(model)
-    _check_one_optimizer(model)
+    # A module may keep its optimizer across fits: the check leaves it as it is (find_lr restores what it changes).
+    check_optimizers(model, "find_lr sets the LR of one")
     lrs = exponential_lrs(min_lr, max_lr, num_steps)
     test = RangeTest(lrs, beta=beta, divergence=divergence)
     settings: dict[str, Any] = {
@@ -485,27 +486,6 @@ def _check_automatic(module: L.LightningModule) -> None:
         raise ModuleContractError(
             "find_lr needs automatic optimization (it sets the LR of each step and reads the loss "
             f"training_step returns): got {type(module).__name__} with automatic_optimization=False"
-        )
-
-
-def _check_one_optimizer(module: L.LightningModule) -> None:
-    """Refuse, before a Trainer is built, a ``configure_optimizers`` that returns several optimizers or none.
-
-    Unlike :func:`~lightning_lrsched.module_contract.check_module`, it leaves the optimizers as
-    they are (no scheduler's marks removed): a module may keep its optimizer across fits, and
-    find_lr leaves it as it was. One that needs the Trainer is checked in the run (``on_train_start``).
-    """
-    owner = f"{type(module).__name__}.configure_optimizers"
-    try:
-        returned = module.configure_optimizers()
-    except Exception:  # it needs a Trainer (or more): RangeTest.on_train_start checks what the run got
-        return
-    optimizers = optimizers_in(returned, owner)
-    if len(optimizers) != 1:
-        names = ", ".join(type(o).__name__ for o in optimizers)
-        raise ModuleContractError(
-            f"{owner} returned {len(optimizers)} optimizers ({names}): find_lr sets the LR of one; return one "
-            "optimizer with a param group per part of the model (each group keeps its own settings)"
         )
 
 

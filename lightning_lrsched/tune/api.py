@@ -26,7 +26,7 @@ from lightning_lrsched.compare.results import GridLock
 from lightning_lrsched.compare.statistics import MIN_SEEDS, SeedStatistics, seed_statistics
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.tune.search import TrialResult
-from lightning_lrsched.tune.space import Config, SearchSpace, check_model_takes_lr, rung_epochs
+from lightning_lrsched.tune.space import Config, SearchSpace, Task, check_model_takes_lr, rung_epochs
 from lightning_lrsched.tune.trials import TrialsFile, trial_number
 from lightning_lrsched.validation import check_choice, check_int, make_output_dir
 
@@ -177,6 +177,7 @@ def tune(
     trainer_args = dict(trainer or {})
     if "max_epochs" in trainer_args:
         raise InvalidValue("`trainer.max_epochs`: give the run length as tune's `max_epochs`")
+    task = Task(model_cfg, data_cfg, trainer_args, max_epochs)
     console = console or Console(width=None if sys.stdout.isatty() else 160)
     layout = OutputLayout(output)
     notes: list[str] = []
@@ -213,8 +214,8 @@ def tune(
             )
         else:
             trials, per_epoch = _search(
-                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, model_cfg,
-                data_cfg, config, trainer_args, max_epochs, console, executor, layout, force,
+                space, budget, judged, eta, sampler_seed, search_seed, search, trials_file, task, config, console,
+                executor, layout, force,
             )  # fmt: skip
         top = _top(trials, top_k)
         if len(top) < top_k:
@@ -222,9 +223,7 @@ def tune(
         records: list[RunRecord] = []
         statistics = None
         if confirm and top:
-            records = _confirm(
-                top, seeds, max_epochs, layout, logger, model_cfg, data_cfg, trainer_args, config, console
-            )
+            records = _confirm(top, seeds, layout, logger, task, config, console)
             statistics = seed_statistics(records)
         by_label = {c.label: c for c in top}
         ranked = statistics.best(config.label) if statistics is not None else None
@@ -244,20 +243,10 @@ def tune(
         )
         from lightning_lrsched.tune.report import print_summary, write_report
 
-        write_report(tuning, model_cfg, data_cfg, trainer_args, max_epochs)
+        write_report(tuning, task)
         if write_config is not None:
             console.print(
-                escape(
-                    write_fit_config(
-                        Path(write_config),
-                        tuning,
-                        model_cfg,
-                        data_cfg,
-                        trainer_args,
-                        max_epochs,
-                        seeds[0] if seeds else search_seed,
-                    )
-                )
+                escape(write_fit_config(Path(write_config), tuning, task, seeds[0] if seeds else search_seed))
             )
         print_summary(tuning, console)
         return tuning
@@ -321,11 +310,8 @@ def _search(
     search_seed: int,
     search: str,
     trials_file: TrialsFile,
-    model_cfg: dict[str, Any],
-    data_cfg: dict[str, Any],
+    task: Task,
     device: Any,
-    trainer_args: dict[str, Any],
-    max_epochs: int,
     console: Console,
     executor: str = "local",
     layout: OutputLayout | None = None,
@@ -342,12 +328,12 @@ def _search(
 
         console.print(
             f"search {search}: {budget} configurations as Ray Tune trials (OptunaSearch + ASHAScheduler, "
-            f"grace period {judged[0]} epochs, eta {eta}) of {max_epochs} epochs"
+            f"grace period {judged[0]} epochs, eta {eta}) of {task.max_epochs} epochs"
         )
         with _quiet_lightning():
             trials, per_epoch = search_ray(
-                space, budget, judged, eta, sampler_seed, search_seed, model_cfg, data_cfg,
-                {**device.trainer_kwargs(), **trainer_args}, max_epochs,
+                space, budget, judged, eta, sampler_seed, search_seed,
+                replace(task, trainer={**device.trainer_kwargs(), **task.trainer}),
                 (layout.logs if layout is not None else trials_file.path.parent) / "ray",
                 lambda result: trials_file.append(
                     {"kind": "trial", "search": search, "attempt": attempt, **result.to_dict()}
@@ -402,7 +388,7 @@ def _search(
     )
     starts = [0, *judged[:-1]]
     console.print(
-        f"search {search}: {budget} configurations in one stacked run of {max_epochs} epochs; "
+        f"search {search}: {budget} configurations in one stacked run of {task.max_epochs} epochs; "
         f"rungs at epochs {judged[:-1]} keep the best 1/{eta}"
     )
     with progress, _quiet_lightning():
@@ -426,14 +412,14 @@ def _search(
 
         trials, per_epoch = train_search(
             configs,
-            model_class=_import(model_cfg["class_path"]),
-            model_args=model_cfg["init_args"],
-            data=_data(data_cfg, search_seed),
+            model_class=_import(task.model["class_path"]),
+            model_args=task.model["init_args"],
+            data=_data(task.data, search_seed),
             seed=search_seed,
-            max_epochs=max_epochs,
+            max_epochs=task.max_epochs,
             rungs=judged,
             eta=eta,
-            trainer_args={**device.trainer_kwargs(), **trainer_args},
+            trainer_args={**device.trainer_kwargs(), **task.trainer},
             on_decided=on_decided,
             on_epoch=on_epoch,
             checkpoint=checkpoints / f"{search}.ckpt",
@@ -460,12 +446,9 @@ def _top(trials: Sequence[TrialResult], k: int) -> list[Config]:
 def _confirm(
     top: Sequence[Config],
     seeds: Sequence[int],
-    max_epochs: int,
     layout: OutputLayout,
     logger: str,
-    model_cfg: dict[str, Any],
-    data_cfg: dict[str, Any],
-    trainer_args: dict[str, Any],
+    task: Task,
     device: Any,
     console: Console,
 ) -> list[RunRecord]:
@@ -475,40 +458,33 @@ def _confirm(
     records = []
     for config in top:
         console.print(escape(f"confirming {config.label} (lr {config.lr:.3g}) on seeds {', '.join(map(str, seeds))}"))
-        model = {"class_path": model_cfg["class_path"], "init_args": {**model_cfg["init_args"], "lr": config.lr}}
+        model = {"class_path": task.model["class_path"], "init_args": {**task.model["init_args"], "lr": config.lr}}
         comparison = compare(
             [config.schedule],
             devices=[device.label],
             seeds=seeds,
-            max_epochs=max_epochs,
+            max_epochs=task.max_epochs,
             output=layout.root / "confirm" / config.label,
             logger=logger,
             experiment=config.label,
             model=model,
-            data=data_cfg,
-            trainer=trainer_args,
+            data=task.data,
+            trainer=task.trainer,
             console=console,
         )
         records += [replace(r, label=config.label) for r in comparison.records]
     return records
 
 
-def fit_config(
-    tuning: Tuning,
-    model_cfg: dict[str, Any],
-    data_cfg: dict[str, Any],
-    trainer_args: dict[str, Any],
-    max_epochs: int,
-    seed: int,
-) -> dict[str, Any]:
+def fit_config(tuning: Tuning, task: Task, seed: int) -> dict[str, Any]:
     """The ``lrsched fit`` config of the best configuration."""
     best = tuning.best
-    init_args = {**model_cfg["init_args"], "lr": float(f"{best.lr:.4g}"), "scheduler": _rounded(best.schedule)}
+    init_args = {**task.model["init_args"], "lr": float(f"{best.lr:.4g}"), "scheduler": _rounded(best.schedule)}
     return {
         "seed_everything": seed,
-        "model": {"class_path": model_cfg["class_path"], "init_args": init_args},
-        "data": {"class_path": data_cfg["class_path"], "init_args": dict(data_cfg["init_args"])},
-        "trainer": {"max_epochs": max_epochs, **trainer_args},
+        "model": {"class_path": task.model["class_path"], "init_args": init_args},
+        "data": {"class_path": task.data["class_path"], "init_args": dict(task.data["init_args"])},
+        "trainer": {"max_epochs": task.max_epochs, **task.trainer},
     }
 
 
@@ -519,16 +495,13 @@ def _rounded(spec: dict[str, Any]) -> dict[str, Any]:
 def write_fit_config(
     path: Path,
     tuning: Tuning,
-    model_cfg: dict[str, Any],
-    data_cfg: dict[str, Any],
-    trainer_args: dict[str, Any],
-    max_epochs: int,
+    task: Task,
     seed: int,
 ) -> str:
     """Write the best configuration as a ``lrsched fit`` config; return what was done."""
     import yaml
 
-    config = fit_config(tuning, model_cfg, data_cfg, trainer_args, max_epochs, seed)
+    config = fit_config(tuning, task, seed)
     why = (
         "the best confirmed configuration" if tuning.statistics is not None else "the best configuration of the search"
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_lrsched.tune.search import SEARCH_TRAINER, TrialResult
-from lightning_lrsched.tune.space import Config, SearchSpace
+from lightning_lrsched.tune.space import Config, SearchSpace, Task
 
 
 def ray_available() -> str | None:
@@ -102,10 +102,7 @@ def search_ray(
     eta: int,
     sampler_seed: int,
     search_seed: int,
-    model_cfg: dict[str, Any],
-    data_cfg: dict[str, Any],
-    trainer_args: dict[str, Any],
-    max_epochs: int,
+    task: Task,
     storage: Path,
     on_decided: Callable[[TrialResult], None],
 ) -> tuple[list[TrialResult], int]:
@@ -116,11 +113,11 @@ def search_ray(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    model_path, model_args = model_cfg["class_path"], dict(model_cfg["init_args"])
+    model_path, model_args = task.model["class_path"], dict(task.model["init_args"])
 
     def trainable(params: dict[str, Any]) -> None:
         train_one(
-            params["config"], model_path, model_args, data_cfg, search_seed, max_epochs, trainer_args, tune.report
+            params["config"], model_path, model_args, task.data, search_seed, task.max_epochs, task.trainer, tune.report
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -128,7 +125,7 @@ def search_ray(
         space=_Propose(space), metric="val_loss", mode="min", sampler=optuna.samplers.TPESampler(seed=sampler_seed)
     )
     scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=max_epochs, grace_period=rungs[0], reduction_factor=eta
+        time_attr="training_iteration", max_t=task.max_epochs, grace_period=rungs[0], reduction_factor=eta
     )
     started_here = not ray.is_initialized()
     if started_here:
@@ -151,7 +148,7 @@ def search_ray(
         config = (result.config or {}).get("config", {})
         params = {k: v for k, v in (result.config or {}).items() if k != "config"}
         known = Config(config.get("label", "?"), config.get("schedule", {}), config.get("lr", math.nan), params)
-        trial = _trial(known, result.metrics or {}, result.error, rungs, max_epochs)
+        trial = _trial(known, result.metrics or {}, result.error, rungs, task.max_epochs)
         per_epoch = per_epoch or int((result.metrics or {}).get("steps_per_epoch") or 0)
         trials.append(trial)
     trials.sort(key=lambda t: t.label)

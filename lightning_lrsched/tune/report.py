@@ -14,6 +14,7 @@ from lightning_lrsched.compare.statistics import RANK_METRIC
 
 if TYPE_CHECKING:
     from lightning_lrsched.tune.api import Tuning
+    from lightning_lrsched.tune.space import Task
 
 SHOWN_TRIALS = 15
 """The search table lists the configurations that got furthest; trials.jsonl has them all."""
@@ -38,15 +39,13 @@ def rung_table(tuning: Tuning) -> list[tuple[int, int, int]]:
     return rows
 
 
-def write_report(
-    tuning: Tuning, model_cfg: dict[str, Any], data_cfg: dict[str, Any], trainer_args: dict[str, Any], max_epochs: int
-) -> None:
+def write_report(tuning: Tuning, task: Task) -> None:
     root = tuning.output
     lines = [f"# Tune: {root.resolve().name}", ""]
     states = Counter(t.state for t in tuning.trials)
     lines += [
-        f"{len(tuning.trials)} configurations of {model_cfg['class_path'].rpartition('.')[2]} on "
-        f"{data_cfg['class_path'].rpartition('.')[2]}, {max_epochs} epochs, peak LR in "
+        f"{len(tuning.trials)} configurations of {task.model['class_path'].rpartition('.')[2]} on "
+        f"{task.data['class_path'].rpartition('.')[2]}, {task.max_epochs} epochs, peak LR in "
         f"{tuning.lr_range[0]:.3g}..{tuning.lr_range[1]:.3g} (log); "
         + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         + ".",
@@ -119,7 +118,7 @@ def write_report(
         "",
     ]
     (root / "report.md").write_text("\n".join(lines))
-    lr_figure(tuning, max_epochs).savefig(root / "lr_curves.png", dpi=110)
+    lr_figure(tuning, task.max_epochs).savefig(root / "lr_curves.png", dpi=110)
 
 
 def lr_figure(tuning: Tuning, max_epochs: int) -> Any:

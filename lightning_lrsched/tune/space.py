@@ -311,3 +311,14 @@ def check_model_takes_lr(model_class: type) -> None:
             f"`model`: tune sets each configuration's peak LR through the model's `lr` argument, "
             f"and {model_class.__name__} takes none (give it an `lr` argument that its configure_optimizers uses)"
         )
+
+
+@dataclass(frozen=True)
+class Task:
+    """What every run of a search and its confirmation trains: model and data (LightningCLI-style
+    ``{"class_path", "init_args"}``), extra ``Trainer`` arguments, and the full run's epochs."""
+
+    model: dict[str, Any]
+    data: dict[str, Any]
+    trainer: dict[str, Any]
+    max_epochs: int

@@ -16,6 +16,27 @@ from lightning.pytorch.demos.transformer import LightningTransformer, Transforme
 from torch.utils.data import DataLoader, TensorDataset
 
 
+class _Classifier(L.LightningModule):
+    """A `transformers` classifier as a user wraps one: cross-entropy on ``logits(inputs)``, its loss and
+    accuracy logged in validation (the steps a user writes), and ``stacked_metrics`` so it can be stacked."""
+
+    def logits(self, inputs):
+        raise NotImplementedError
+
+    def stacked_metrics(self, batch):
+        inputs, labels = batch
+        logits = self.logits(inputs)
+        return {"loss": F.cross_entropy(logits, labels), "acc": (logits.argmax(-1) == labels).float().mean()}
+
+    def training_step(self, batch, batch_idx):
+        return self.stacked_metrics(batch)["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        metrics = self.stacked_metrics(batch)
+        self.log("val_loss", metrics["loss"])
+        self.log("val_acc", metrics["acc"])
+
+
 class LoggingBoringModel(BoringModel):
     """Lightning's BoringModel (SGD at 0.1 with a StepLR of its own), logging its validation loss."""
 
@@ -25,7 +46,7 @@ class LoggingBoringModel(BoringModel):
         return out
 
 
-class TinyResNet(L.LightningModule):
+class TinyResNet(_Classifier):
     """``transformers``' ResNet (BatchNorm) from a tiny config, SGD with momentum and weight decay."""
 
     def __init__(self) -> None:
@@ -35,18 +56,8 @@ class TinyResNet(L.LightningModule):
         config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=2)
         self.net = ResNetForImageClassification(config)
 
-    def stacked_metrics(self, batch):
-        x, y = batch
-        logits = self.net(pixel_values=x).logits
-        return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(-1) == y).float().mean()}
-
-    def training_step(self, batch, batch_idx):
-        return self.stacked_metrics(batch)["loss"]
-
-    def validation_step(self, batch, batch_idx):
-        metrics = self.stacked_metrics(batch)
-        self.log("val_loss", metrics["loss"])
-        self.log("val_acc", metrics["acc"])
+    def logits(self, x):
+        return self.net(pixel_values=x).logits
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
@@ -126,7 +137,7 @@ class TinyTokens(L.LightningDataModule):
 NO_DECAY = ("bias", "LayerNorm.weight")
 
 
-class TinyBert(L.LightningModule):
+class TinyBert(_Classifier):
     """``transformers``' BertForSequenceClassification from a tiny config, AdamW with the usual two param groups.
 
     As Hugging Face's examples set it up: weight decay 0.01 except on biases and LayerNorm weights
@@ -150,18 +161,8 @@ class TinyBert(L.LightningModule):
         )
         self.net = BertForSequenceClassification(config)
 
-    def stacked_metrics(self, batch):
-        tokens, labels = batch
-        logits = self.net(input_ids=tokens).logits
-        return {"loss": F.cross_entropy(logits, labels), "acc": (logits.argmax(-1) == labels).float().mean()}
-
-    def training_step(self, batch, batch_idx):
-        return self.stacked_metrics(batch)["loss"]
-
-    def validation_step(self, batch, batch_idx):
-        metrics = self.stacked_metrics(batch)
-        self.log("val_loss", metrics["loss"])
-        self.log("val_acc", metrics["acc"])
+    def logits(self, tokens):
+        return self.net(input_ids=tokens).logits
 
     def configure_optimizers(self):
         named = list(self.named_parameters())
