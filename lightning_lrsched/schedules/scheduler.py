@@ -150,6 +150,11 @@ class GroupScheduledLR(LRScheduler):
         self._anchor(optimizer, range(n))
         super().__init__(optimizer)
 
+    @property
+    def cycles_momentum(self) -> bool:
+        """Whether it also sets each group's momentum (SGD's, Adam's first beta), as ``cyclic`` and ``onecycle`` do."""
+        return self._momentum_key is not None
+
     # -- per-group anchors ------------------------------------------------------------------------
     def _anchor(self, optimizer: Optimizer, groups: Sequence[int]) -> None:
         """Set peak, floor, min_lr and momentum range for ``groups`` (new groups are appended)."""

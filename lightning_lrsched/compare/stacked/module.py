@@ -42,9 +42,10 @@ built with a placeholder schedule, frozen before the first step, and listed in `
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import lightning as L
@@ -54,6 +55,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lightning_lrsched.compare.grid import SeedsDrawApart, Unstackable
+from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, vectorise
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
@@ -126,10 +128,10 @@ def _check_same_state(copies: Sequence[nn.Module]) -> None:
             )
 
 
-def _stack(names: list[str], per_copy: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """``{"module.<name>": the copies' tensors stacked}``: named as ``functional_call`` finds them in a ``_Scored``."""
-    by_name = zip(*per_copy, strict=True) if per_copy else iter(())
-    return {f"module.{name}": torch.stack(tensors) for name, tensors in zip(names, by_name, strict=True)}
+def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
+    """The submodule of ``module`` that holds the buffer ``name``, and the buffer's name there."""
+    path, _, attribute = name.rpartition(".")
+    return module.get_submodule(path), attribute
 
 
 class StackedModule(L.LightningModule):
@@ -191,6 +193,9 @@ class StackedModule(L.LightningModule):
         if not self._names:
             raise Unstackable(f"{type(first).__name__} has no parameters to train")
         self._buffer_names = [name for name, _ in first.named_buffers()]
+        # Per buffer, where each copy holds it: each copy's buffer becomes a view of its row of the stacked one.
+        self._buffer_owners = [[_owner(c, name) for c in copies] for name in self._buffer_names]
+        self._stacked_buffers: dict[str, torch.Tensor] = {}
         _check_same_state(copies)
         # The copies' parameters, listed once: the same objects for the module's lifetime (moving it to a
         # device changes their data, not them), where `parameters()` walks the module tree at every call.
@@ -220,6 +225,8 @@ class StackedModule(L.LightningModule):
         self.invalid: dict[int, str] = {}
         # Per copy, its param groups in the optimizer: one each until configure_optimizers reads the copies'.
         self.groups: list[list[int]] = [[k] for k in range(len(copies))]
+        # Why the optimizer steps each copy on its own, or None where one update of the stacked tensors does it.
+        self.per_copy_step: str | None = None
         self.on_diverge = on_diverge or (lambda index, value, reason: self.freeze(index))
         self.register_buffer("_training", torch.ones(len(copies), dtype=torch.bool), persistent=False)
 
@@ -229,21 +236,28 @@ class StackedModule(L.LightningModule):
     ) -> Mapping[str, torch.Tensor]:
         return functional_call(self._scored[0], (params, buffers), (batch,), tie_weights=self._tied)
 
-    def _run(self, batch: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Every copy's metrics on ``batch``, and the stacked buffers as the pass left them."""
-        buffers = _stack(self._buffer_names, self._buffers_per_copy())
-        return self._vmapped(self._stacked_names, buffers, batch), buffers
+    def _run(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        """Every copy's metrics on ``batch``; the pass updates the stacked buffers (so each copy's) in place."""
+        return self._vmapped(self._stacked_names, self._stacked_buffers, batch)
 
     def _alias_copies(self) -> None:
-        """Make each copy's parameters views of their rows of :attr:`stacked` (again after a move to a device).
+        """Make each copy's parameters and buffers views of their rows of the stacked ones (again after a move).
 
         The copies' parameters do not take part in the vectorised pass (the stacked ones do), so they
         require no gradient: a DDP wrapper averages the stacked gradients, and none is left waiting.
+        The buffers are stacked from the copies' own (moving a module to a device replaces them), and
+        each copy's becomes its row: what the pass writes (BatchNorm's running statistics) is each copy's.
         """
         for i, stacked in enumerate(self.stacked):
             for params, row in zip(self._params, stacked.detach().unbind(), strict=True):
                 params[i].data = row
                 params[i].requires_grad_(False)
+        self._stacked_buffers = {}
+        for name, owners in zip(self._buffer_names, self._buffer_owners, strict=True):
+            stacked = torch.stack([getattr(module, attribute) for module, attribute in owners])
+            for (module, attribute), row in zip(owners, stacked.unbind(), strict=True):
+                setattr(module, attribute, row)
+            self._stacked_buffers[f"module.{name}"] = stacked
 
     def _share_gradients(self) -> None:
         """Hand each training copy its rows of the stacked gradients, as views (no copy; clipping reaches both).
@@ -258,20 +272,9 @@ class StackedModule(L.LightningModule):
                 if self.frozen_at[k] is None:
                     self._params[k][i].grad = row
 
-    def _buffers_per_copy(self) -> list[list[torch.Tensor]]:
-        # Asked for every time: moving a module to a device replaces its buffers (not its parameters).
-        return [list(c.buffers()) for c in self.copies] if self._buffer_names else []
-
     def scores(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Every copy's metrics on ``batch``: ``{key: tensor of shape (K,)}``; buffers updated per copy."""
-        scores, buffers = self._run(batch)
-        if buffers:
-            # The pass updated the stacked buffers in place (BatchNorm's running statistics): each copy keeps its own.
-            with torch.no_grad():
-                for stacked, own in zip(buffers.values(), zip(*self._buffers_per_copy(), strict=True), strict=True):
-                    for k, buffer in enumerate(own):
-                        buffer.copy_(stacked[k])
-        return scores
+        return self._run(batch)
 
     def _set_randomness(self, randomness: str) -> None:
         in_dims = (0, 0, 0 if self.per_copy_batches else None)
@@ -318,16 +321,13 @@ class StackedModule(L.LightningModule):
             return  # the copies start apart (not one seed's): nothing to compare them by
         devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
         first = self.copies[0]
-        buffers = [b.clone() for b in first.buffers()]
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
-            losses = self._run(batch)[0]["loss"].detach()
+            losses = self._run(batch)["loss"].detach()
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
                 torch.cuda.set_rng_state(cuda, device)
             alone = self._scored[0](batch)["loss"].detach()
-            for own, saved in zip(first.buffers(), buffers, strict=True):
-                own.copy_(saved)  # BatchNorm's running statistics as they were
         if not torch.allclose(losses, alone.expand_as(losses), rtol=1e-4, atol=0.0):
             raise Unstackable(
                 f"{type(first).__name__} draws random numbers in training that its stacked copies cannot draw as "
@@ -336,10 +336,21 @@ class StackedModule(L.LightningModule):
                 f"{float(alone):.6g}"
             )
 
+    @contextlib.contextmanager
+    def _buffers_kept(self) -> Iterator[None]:
+        """The copies' buffers (BatchNorm's running statistics) as they were before, whatever ran inside."""
+        saved = {name: buffer.clone() for name, buffer in self._stacked_buffers.items()}
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, buffer in saved.items():
+                    self._stacked_buffers[name].copy_(buffer)
+
     def _probe(self, batch: Any) -> None:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), self._buffers_kept():
             try:
-                scores, _ = self._run(batch)  # buffers not written back: the copies stay as they were
+                scores = self._run(batch)
                 if "loss" not in scores:
                     raise Unstackable(f"`stacked_metrics` must return a 'loss': got keys {sorted(scores)}")
                 scores["loss"].sum().backward()
@@ -482,7 +493,8 @@ class StackedModule(L.LightningModule):
         optimizer = self._copies_optimizer()
         first = self.groups[0][0]
         schedules = list(self.schedules)
-        for k, reason in self._invalid_schedules(float(optimizer.param_groups[first]["lr"])).items():
+        invalid, cycles = self._check_schedules(float(optimizer.param_groups[first]["lr"]))
+        for k, reason in invalid.items():
             # The copy does not train; a placeholder keeps the others' groups where they are.
             self.invalid[k] = reason
             schedules[k] = get_schedule("cosine")
@@ -494,6 +506,11 @@ class StackedModule(L.LightningModule):
             for k, groups in enumerate(self.groups)
             for _ in groups
         ]
+        if cycles:
+            self.per_copy_step = "a schedule cycles momentum, which then differs between the copies"
+        else:
+            made = vectorise(optimizer, self.groups, self._params, list(self.stacked), lambda: self._training)
+            self.per_copy_step, optimizer = (made, optimizer) if isinstance(made, str) else (None, made)
         config = GroupSchedules(per_group).lightning_config(optimizer, self.trainer, name="lr", monitors=monitors)
         return {"optimizer": optimizer, "lr_scheduler": config}
 
@@ -543,18 +560,21 @@ class StackedModule(L.LightningModule):
             self.groups.append(list(range(start, start + len(groups))))
         return merged
 
-    def _invalid_schedules(self, lr: float) -> dict[int, str]:
-        """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``."""
+    def _check_schedules(self, lr: float) -> tuple[dict[int, str], bool]:
+        """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``, and whether one
+        of those that can cycles momentum."""
         plan = plan_from_trainer(self.trainer)
-        invalid = {}
+        invalid, cycles = {}, False
         for k, schedule in enumerate(self.schedules):
-            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.9)
             try:
                 args = plan.build_args(schedule.interval)
-                schedule.build(probe, total_steps=args["total_steps"], steps_per_epoch=args["steps_per_epoch"])
+                built = schedule.build(probe, total_steps=args["total_steps"], steps_per_epoch=args["steps_per_epoch"])
             except (ValueError, TypeError) as error:
                 invalid[k] = f"{self.labels[k]} cannot run here: {error}"
-        return invalid
+            else:
+                cycles = cycles or built.cycles_momentum
+        return invalid, cycles
 
     # -- shedding copies mid-run ---------------------------------------------------------------------
     def drop(self, indices: Sequence[int]) -> None:
@@ -603,8 +623,12 @@ class StackedModule(L.LightningModule):
         for i, stacked in enumerate(self.stacked):
             self.stacked[i] = nn.Parameter(stacked.detach()[keep], requires_grad=stacked.requires_grad)
         self._stacked_names = {f"module.{name}": p for name, p in zip(self._names, self.stacked, strict=True)}
+        for optimizer in self.trainer.optimizers:
+            if isinstance(optimizer, VectorisedOptimizer):
+                optimizer.keep_rows(keep, list(self.stacked), self.groups)
         self.copies = nn.ModuleList(self.copies[k] for k in keep)
         self._params = [self._params[k] for k in keep]
+        self._buffer_owners = [[owners[k] for k in keep] for owners in self._buffer_owners]
         self._alias_copies()
         self._scored = (_Scored(self.copies[0], self._scored[0].metrics),)
         self.labels = [self.labels[k] for k in keep]

@@ -1,0 +1,175 @@
+"""One optimizer step for all the copies of a stacked run, on the stacked parameters.
+
+The copies' param groups are groups of one optimizer (each copy's own settings, its own LR from its
+own schedule). Stepped as they are, that optimizer updates every copy's every parameter on its own:
+K times the per-tensor work of one run, which on small modules is most of a stacked step.
+
+Torch's optimizers below update a parameter by ``lr`` times a direction that does not depend on
+``lr`` (their state does not either): SGD (its momentum buffer accumulates gradients, the LR scales
+the step), Adam and AdamW (decoupled decay is ``p *= 1 - lr * wd``), RMSprop, Adagrad (``lr /
+(1 + (t - 1) * lr_decay)``), Adamax, NAdam, RAdam and Adadelta. So the copies' update can be made
+once, on the stacked tensors, by an optimizer of the same class with the same settings at ``lr = 1``,
+each copy's row then taken ``lr_k`` of the way from where it was: ``old + lr_k * (new - old)``
+(``torch.lerp``). Each row's state (momentum, moments) is the state its copy's own optimizer would
+hold. :class:`VectorisedOptimizer` does that when the copies' groups agree on every setting but the
+LR (and nothing schedules another one per copy, as cyclic's momentum does); :func:`vectorise` says
+when it applies and why not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from lightning_lrsched.errors import InvalidValue
+
+# Torch's optimizers whose update is linear in the LR, with state that does not depend on it (exact classes:
+# a subclass may step otherwise). Not ASGD (its eta state follows the LR), Rprop (the LR is its first step
+# size), LBFGS or SparseAdam.
+LINEAR_IN_LR: tuple[type[torch.optim.Optimizer], ...] = (
+    torch.optim.SGD,
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+    torch.optim.Adamax,
+    torch.optim.NAdam,
+    torch.optim.RAdam,
+    torch.optim.Adadelta,
+)
+# Group keys that may differ between the copies: their LR, what schedules keep beside it, their names.
+PER_COPY = frozenset({"params", "lr", "initial_lr", "name"})
+
+
+def _settings(group: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in group.items() if key not in PER_COPY}
+
+
+def vectorise(
+    optimizer: torch.optim.Optimizer,
+    copy_groups: Sequence[Sequence[int]],
+    copy_params: Sequence[Sequence[nn.Parameter]],
+    stacked: Sequence[nn.Parameter],
+    training: Callable[[], torch.Tensor],
+) -> VectorisedOptimizer | str:
+    """``optimizer`` (the copies' groups) stepped on the stacked parameters, or why it cannot be.
+
+    Args:
+        optimizer: one optimizer holding every copy's param groups, copy ``k``'s at ``copy_groups[k]``.
+        copy_groups: per copy, the indices of its param groups.
+        copy_params: per copy, its parameters, in the order of ``stacked`` (views of their rows).
+        stacked: per parameter, the copies' values stacked (row ``k`` is copy ``k``'s).
+        training: the copies that train (bool, shape ``(K,)``); the others' rows are left as they were.
+    """
+    kind = type(optimizer)
+    if kind not in LINEAR_IN_LR:
+        return f"{kind.__name__} is not one of torch's optimizers whose update is linear in the LR"
+    groups = optimizer.param_groups
+    index = [{id(p): i for i, p in enumerate(params)} for params in copy_params]
+    layout: list[tuple[list[int], dict[str, Any]]] = []
+    for g in copy_groups[0]:
+        positions = [index[0].get(id(p)) for p in groups[g]["params"]]
+        if None in positions:
+            return "a param group holds a tensor that is not one of the module's parameters"
+        layout.append(([i for i in positions if i is not None], _settings(groups[g])))
+    for k, own in enumerate(copy_groups[1:], start=1):
+        mine = [([index[k].get(id(p)) for p in groups[g]["params"]], _settings(groups[g])) for g in own]
+        if mine != layout:
+            return "the copies' param groups differ in their parameters or settings"
+    if any(isinstance(groups[g]["lr"], torch.Tensor) for own in copy_groups for g in own):
+        return "an LR is a tensor"
+    return VectorisedOptimizer(optimizer, copy_groups, stacked, layout, training)
+
+
+class VectorisedOptimizer(torch.optim.Optimizer):
+    """The copies' param groups (what schedules set and loggers read), stepped as one update of the stacked tensors.
+
+    Its ``param_groups`` are the copies' (their parameters, their LRs); :attr:`inner`, an optimizer
+    of the copies' class over the stacked parameters with their settings at ``lr = 1``, holds the
+    state, one row per copy. Built by :func:`vectorise`.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        copy_groups: Sequence[Sequence[int]],
+        stacked: Sequence[nn.Parameter],
+        layout: Sequence[tuple[list[int], dict[str, Any]]],
+        training: Callable[[], torch.Tensor],
+    ) -> None:
+        super().__init__(optimizer.param_groups, optimizer.defaults)
+        self.copy_groups = [list(own) for own in copy_groups]
+        self.positions = [positions for positions, _ in layout]
+        inner_groups = [
+            {**settings, "params": [stacked[i] for i in positions], "lr": 1.0} for positions, settings in layout
+        ]
+        kind: Any = type(optimizer)  # one of LINEAR_IN_LR, whose settings all have defaults
+        self.inner: torch.optim.Optimizer = kind(inner_groups)
+        self.training = training
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        # Settings a schedule moves for every copy alike (none per copy: see `vectorise`) follow copy 0's groups.
+        for own, inner in zip(self.copy_groups[0], self.inner.param_groups, strict=True):
+            inner.update(_settings(self.param_groups[own]))
+        stepped = [[p for p in group["params"] if p.grad is not None] for group in self.inner.param_groups]
+        before = [[p.detach().clone() for p in params] for params in stepped]
+        self.inner.step()
+        training = self.training()
+        frozen = None if bool(training.all()) else ~training
+        for g, (params, olds) in enumerate(zip(stepped, before, strict=True)):
+            if not params:
+                continue
+            lrs = [float(self.param_groups[own[g]]["lr"]) for own in self.copy_groups]
+            rates = torch.tensor(lrs, device=params[0].device)
+            for param, old in zip(params, olds, strict=True):
+                # old + lr_k * (new - old): each row moves its own copy's LR times the update at lr = 1 (in
+                # at least single precision, as the optimizer's own arithmetic is).
+                wide = torch.promote_types(param.dtype, torch.float32)
+                weight = rates.to(wide).view(-1, *([1] * (param.dim() - 1)))
+                new = torch.lerp(old.to(wide), param.to(wide), weight).to(param.dtype)
+                if frozen is not None:
+                    new[frozen] = old[frozen]  # a frozen copy's row stays where it was (its update may not be finite)
+                param.copy_(new)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The copies' groups (as any optimizer's state dict has them) and, under ``"stacked"``, the state per row."""
+        return {**super().state_dict(), "stacked": self.inner.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        stacked = state_dict.pop("stacked", None)
+        if stacked is None and state_dict.get("state"):
+            raise InvalidValue(
+                "this optimizer state was saved by a stacked run whose optimizer stepped each copy on its own; "
+                "this run steps the copies as one (resume it with the version of lightning-lrsched that saved it)"
+            )
+        super().load_state_dict(state_dict)
+        if stacked is not None:
+            self.inner.load_state_dict(stacked)
+
+    def keep_rows(
+        self, keep: Sequence[int], stacked: Sequence[nn.Parameter], copy_groups: Sequence[Sequence[int]]
+    ) -> None:
+        """Keep copies ``keep`` only (see :meth:`StackedModule.drop`): ``stacked`` are their parameters now, their
+        groups ``copy_groups``; each kept row keeps its state."""
+        rows = list(keep)
+        for group, positions in zip(self.inner.param_groups, self.positions, strict=True):
+            new = [stacked[i] for i in positions]
+            for old, param in zip(group["params"], new, strict=True):
+                state = self.inner.state.pop(old, None)
+                if state:
+                    self.inner.state[param] = {
+                        key: value[rows] if isinstance(value, torch.Tensor) and value.dim() else value
+                        for key, value in state.items()
+                    }
+            group["params"] = new
+        self.copy_groups = [list(own) for own in copy_groups]

@@ -1,0 +1,219 @@
+"""The stacked copies' optimizer step made once on the stacked tensors equals each copy's own optimizer.
+
+K copies of two parameters in two param groups (a no-decay group, as Hugging Face sets them up),
+each copy with its own LRs, changing every step: the vectorised step at ``lr = 1`` then ``lerp``
+by each copy's LR must leave every row where that copy's own optimizer (torch's, on tensors of its
+own) leaves it, state included, through a state-dict round trip and after copies are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from harness import quiet_trainer
+from torch import nn
+
+from lightning_lrsched.compare.stacked import StackedModule
+from lightning_lrsched.compare.stacked.optimizer import LINEAR_IN_LR, VectorisedOptimizer, vectorise
+from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
+from lightning_lrsched.schedules.tutorial import resolve_schedule
+
+K = 3
+SETTINGS = {
+    torch.optim.SGD: {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-2},
+    torch.optim.Adam: {"weight_decay": 1e-2, "amsgrad": True},
+    torch.optim.AdamW: {"betas": (0.9, 0.98), "weight_decay": 0.1},
+    torch.optim.RMSprop: {"momentum": 0.5, "centered": True, "weight_decay": 1e-3},
+    torch.optim.Adagrad: {"lr_decay": 0.1, "weight_decay": 1e-3},
+    torch.optim.Adamax: {"weight_decay": 1e-3},
+    torch.optim.NAdam: {"decoupled_weight_decay": True, "weight_decay": 0.1},
+    torch.optim.RAdam: {"decoupled_weight_decay": True, "weight_decay": 0.1},
+    torch.optim.Adadelta: {"weight_decay": 1e-3},
+}
+
+
+class Copies:
+    """K copies of two parameters (stacked, and each copy's own as views of its rows), one optimizer for all."""
+
+    def __init__(self, kind: type[torch.optim.Optimizer], seed: int = 0) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        self.stacked = [
+            nn.Parameter(torch.randn(K, 4, 3, generator=generator)),
+            nn.Parameter(torch.randn(K, 3, generator=generator)),
+        ]
+        self.params = [[nn.Parameter(s.detach()[k], requires_grad=False) for s in self.stacked] for k in range(K)]
+        groups = []
+        for own in self.params:  # each copy's two groups: decay on the matrix, none on the bias
+            groups += [
+                {"params": [own[0]], **SETTINGS[kind]},
+                {"params": [own[1]], **SETTINGS[kind], "weight_decay": 0.0},
+            ]
+        self.merged = kind(groups, lr=0.01)
+        self.groups = [[2 * k, 2 * k + 1] for k in range(K)]
+        self.training = torch.ones(K, dtype=torch.bool)
+        made = vectorise(self.merged, self.groups, self.params, self.stacked, lambda: self.training)
+        assert isinstance(made, VectorisedOptimizer), made
+        self.optimizer = made
+
+    def step(self, grads: list[torch.Tensor], lrs: list[float]) -> None:
+        for k, lr in enumerate(lrs):
+            for g in self.groups[k]:
+                self.optimizer.param_groups[g]["lr"] = lr
+        for stacked, grad in zip(self.stacked, grads, strict=True):
+            stacked.grad = grad.clone()
+        self.optimizer.step()
+
+
+class Solo:
+    """One copy as a run of its own: its two parameters, its optimizer of two groups."""
+
+    def __init__(self, kind: type[torch.optim.Optimizer], copies: Copies, k: int) -> None:
+        self.params = [nn.Parameter(s.detach()[k].clone()) for s in copies.stacked]
+        self.optimizer = kind(
+            [
+                {"params": [self.params[0]], **SETTINGS[kind]},
+                {"params": [self.params[1]], **SETTINGS[kind], "weight_decay": 0.0},
+            ],
+            lr=0.01,
+        )
+
+    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        for param, grad in zip(self.params, grads, strict=True):
+            param.grad = grad.clone()
+        self.optimizer.step()
+
+
+def lrs_at(step: int) -> list[float]:
+    """Each copy's LR at ``step``: apart from each other, and moving."""
+    return [0.1 * (k + 1) * math.cos(step / 7) ** 2 + 1e-3 for k in range(K)]
+
+
+def assert_rows_equal(copies: Copies, solos: dict[int, Solo], rows: list[int]) -> None:
+    for row, k in enumerate(rows):
+        for stacked, own in zip(copies.stacked, solos[k].params, strict=True):
+            torch.testing.assert_close(stacked.detach()[row], own.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LINEAR_IN_LR, ids=lambda kind: kind.__name__)
+def test_each_row_steps_as_its_copys_own_optimizer(kind):
+    copies = Copies(kind)
+    solos = {k: Solo(kind, copies, k) for k in range(K)}
+    generator = torch.Generator().manual_seed(1)
+    for step in range(8):
+        grads = [torch.randn(s.shape, generator=generator) for s in copies.stacked]
+        copies.step(grads, lrs_at(step))
+        for k, solo in solos.items():
+            solo.step([g[k] for g in grads], lrs_at(step)[k])
+    assert_rows_equal(copies, solos, list(range(K)))
+    # Not trivial: the copies moved, and apart.
+    assert not torch.equal(copies.stacked[0][0], copies.stacked[0][1])
+    # The copies' own views are their rows (what loggers, clipping and checkpoints of each copy see).
+    assert torch.equal(copies.params[2][0], copies.stacked[0][2])
+
+
+@pytest.mark.parametrize("kind", [torch.optim.SGD, torch.optim.AdamW], ids=lambda kind: kind.__name__)
+def test_state_survives_a_state_dict_round_trip_and_dropped_copies(kind):
+    copies = Copies(kind)
+    solos = {k: Solo(kind, copies, k) for k in range(K)}
+    generator = torch.Generator().manual_seed(2)
+
+    def advance(steps: range, rows: list[int]) -> None:
+        for step in steps:
+            grads = [torch.randn(s.shape, generator=generator) for s in copies.stacked]
+            copies.step(grads, [lrs_at(step)[k] for k in rows])
+            for row, k in enumerate(rows):
+                solos[k].step([g[row] for g in grads], lrs_at(step)[k])
+
+    advance(range(4), [0, 1, 2])
+    saved = copies.optimizer.state_dict()
+    assert "stacked" in saved and saved["stacked"]["state"]  # the rows' momentum and moments are in the checkpoint
+    resumed = Copies(kind)
+    with torch.no_grad():
+        for new, old in zip(resumed.stacked, copies.stacked, strict=True):
+            new.copy_(old)
+    resumed.optimizer.load_state_dict(saved)
+    copies = resumed
+    advance(range(4, 6), [0, 1, 2])
+    assert_rows_equal(copies, solos, [0, 1, 2])
+    # Copy 1 leaves: rows 0 and 2 keep their parameters and state, renumbered.
+    kept = [0, 2]
+    copies.stacked = [nn.Parameter(s.detach()[kept]) for s in copies.stacked]
+    copies.groups = [[0, 1], [2, 3]]
+    copies.optimizer.param_groups[:] = [g for i, g in enumerate(copies.optimizer.param_groups) if i not in (2, 3)]
+    copies.optimizer.keep_rows(kept, copies.stacked, copies.groups)
+    advance(range(6, 9), kept)
+    assert_rows_equal(copies, solos, kept)
+
+
+def test_a_frozen_copys_row_stays_where_it_was_even_when_its_update_is_not_finite():
+    copies = Copies(torch.optim.Adam)
+    before = [s.detach().clone() for s in copies.stacked]
+    copies.training[1] = False
+    grads = [torch.ones(s.shape) for s in copies.stacked]
+    grads[0][1] = math.nan
+    copies.step(grads, lrs_at(0))
+    assert all(torch.equal(s.detach()[1], b[1]) for s, b in zip(copies.stacked, before, strict=True))
+    assert all(not torch.equal(s.detach()[0], b[0]) for s, b in zip(copies.stacked, before, strict=True))
+    assert all(bool(s.detach().isfinite().all()) for s in copies.stacked)
+
+
+def test_a_state_of_a_per_copy_optimizer_is_refused_not_dropped():
+    copies = Copies(torch.optim.SGD)
+    per_copy = torch.optim.SGD([p for own in copies.params for p in own], lr=0.1, momentum=0.9)
+    for p in per_copy.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    per_copy.step()
+    state = per_copy.state_dict()
+    state["param_groups"] = copies.optimizer.state_dict()["param_groups"]
+    with pytest.raises(ValueError, match="stepped each copy on its own"):
+        copies.optimizer.load_state_dict(state)
+
+
+class SteppedAsItLikes(torch.optim.SGD):
+    """A subclass: its step may not be SGD's."""
+
+
+@pytest.mark.parametrize(
+    "optimizer, reason",
+    [
+        (torch.optim.ASGD, "ASGD is not one of torch's optimizers whose update is linear in the LR"),
+        (SteppedAsItLikes, "SteppedAsItLikes is not one of torch's optimizers"),
+    ],
+)
+def test_optimizers_not_linear_in_the_lr_step_each_copy(optimizer, reason):
+    param = nn.Parameter(torch.zeros(2, 3))
+    own = [[nn.Parameter(param.detach()[k])] for k in range(2)]
+    merged = optimizer([{"params": own[0]}, {"params": own[1]}], lr=0.1)
+    assert reason in vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
+
+
+def test_copies_whose_groups_differ_step_each_on_its_own():
+    param = nn.Parameter(torch.zeros(2, 3))
+    own = [[nn.Parameter(param.detach()[k])] for k in range(2)]
+    merged = torch.optim.SGD([{"params": own[0], "momentum": 0.9}, {"params": own[1], "momentum": 0.5}], lr=0.1)
+    made = vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
+    assert made == "the copies' param groups differ in their parameters or settings"
+
+
+def stacked_run(tmp_path, *schedules: str) -> tuple[StackedModule, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    copies = [
+        SyntheticClassifier(optimizer={"name": "sgd", "momentum": 0.9}, lr=0.1, scheduler=None) for _ in schedules
+    ]
+    module = StackedModule(copies, list(schedules), [resolve_schedule(s) for s in schedules])
+    trainer = quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(module, SyntheticDataModule())
+    return module, trainer.optimizers[0]
+
+
+def test_a_stacked_run_steps_its_copies_as_one_unless_a_schedule_cycles_momentum(tmp_path):
+    module, optimizer = stacked_run(tmp_path / "a", "step", "cosine")
+    assert isinstance(optimizer, VectorisedOptimizer) and module.per_copy_step is None
+    # cyclic sets each copy's momentum apart from the others': one update at lr = 1 cannot serve them all.
+    module, optimizer = stacked_run(tmp_path / "b", "step", "cyclic")
+    assert not isinstance(optimizer, VectorisedOptimizer)
+    assert module.per_copy_step == "a schedule cycles momentum, which then differs between the copies"
