@@ -4,8 +4,8 @@ BoringModel cannot be stacked (it does not say how to score a batch): auto train
 and says why, stacked is an error before anything trains. The ResNet (BatchNorm) stacks; its
 early validation losses in eval mode are not divergence. The demo Transformer stacks, and auto's
 probe sees the operators vmap runs as a loop in its validation. BERT's stacked copies (AdamW, two
-param groups) equal their solo runs. ``find_lr`` and a resumed ``lrsched``-style fit on the
-BoringModel and the ResNet as they are.
+param groups) equal their solo runs. ``find_lr`` and a resumed ``lrsched``-style fit on each of the
+four as it is (the Transformer and BERT with their dropout on).
 """
 
 from __future__ import annotations
@@ -170,26 +170,72 @@ def boring_and_data():
     return third_party_models.LoggingBoringModel(), None  # its own dataloaders
 
 
-@pytest.mark.parametrize("make", [boring_and_data, resnet_and_data], ids=["boring", "resnet"])
+def transformer_and_data():
+    return third_party_models.LoggingTransformer(), third_party_models.TinyTokens()  # the demo's dropout, 0.2
+
+
+def bert_and_data():
+    # BERT's dropout 0.1; batches of 8 make its epoch 8 steps, as the others' (TinySentences has 64 sentences).
+    return third_party_models.TinyBert(), third_party_models.TinySentences(batch_size=8)
+
+
+MAKERS = pytest.mark.parametrize(
+    "make",
+    [boring_and_data, resnet_and_data, transformer_and_data, bert_and_data],
+    ids=["boring", "resnet", "transformer", "bert"],
+)
+
+
+def own_settings(model):
+    """Its own optimizer as configure_optimizers builds it: type, defaults, each group's settings and size."""
+    optimizer = own_optimizer(model)
+    groups = [{**g, "params": len(g["params"])} for g in optimizer.param_groups]
+    return type(optimizer), optimizer.defaults, groups
+
+
+@MAKERS
 def test_find_lr_on_the_module_as_it_is_leaves_it_as_it_was(make, one_thread):
     torch.manual_seed(0)
     model, data = make()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    own = type(own_optimizer(model)), own_optimizer(model).defaults
+    own = own_settings(model)
+    rng = torch.get_rng_state()
     result = find_lr(model, data, num_steps=25, accelerator="cpu")
     assert len(result.lrs) > 1 and result.suggestion("valley") > 0
+    assert all(lr is not None and 0 < lr < float("inf") for lr in result.suggestions.values()), result.reasons
+    # Every tensor as it was: compared with the module before the test, not with a rerun, so the masks the
+    # Transformer's and BERT's dropout drew in the test do not enter the comparison.
+    assert before.keys() == model.state_dict().keys()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    # Its own optimizer, as configure_optimizers builds it, afterwards too (and its own scheduler).
-    assert (type(own_optimizer(model)), own_optimizer(model).defaults) == own
+    # The generator too (find_lr promises training after it is bit-identical to training without it): the
+    # dropout modules draw from it in every step of the test, BoringModel's train_dataloader its data.
+    assert torch.equal(torch.get_rng_state(), rng)
+    # Its own optimizer, as configure_optimizers builds it, afterwards too (and its own scheduler);
+    # BERT's two groups with their own weight decay.
+    assert own_settings(model) == own
     assert "configure_optimizers" not in vars(model)
 
 
 class LRTrace(Callback):
+    """Every param group's LR at each batch, and at the end of training the step count, the scheduler's
+    state and the optimizer's per-parameter step counts (Adam's; SGD keeps none)."""
+
     def __init__(self) -> None:
-        self.lrs: list[tuple[int, float]] = []
+        self.lrs: list[tuple[int, tuple[float, ...]]] = []
+        self.end: dict = {}
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.lrs.append((trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"]))
+        lrs = tuple(g["lr"] for g in trainer.optimizers[0].param_groups)
+        self.lrs.append((trainer.global_step, lrs))
+
+    def on_train_end(self, trainer, pl_module):
+        (config,) = trainer.lr_scheduler_configs
+        state = trainer.optimizers[0].state_dict()["state"]
+        self.end = {
+            "global_step": trainer.global_step,
+            "scheduler": config.scheduler.state_dict(),
+            "optimizer_steps": {i: float(s["step"]) for i, s in state.items() if "step" in s},
+        }
 
 
 class StopAt(Callback):
@@ -201,7 +247,7 @@ class StopAt(Callback):
             trainer.should_stop = True
 
 
-@pytest.mark.parametrize("make", [boring_and_data, resnet_and_data], ids=["boring", "resnet"])
+@MAKERS
 def test_a_resumed_fit_of_the_module_as_it_is_keeps_its_schedule(make, tmp_path, one_thread):
     def fit(root, *callbacks, ckpt_path=None, max_epochs=2) -> LRTrace:
         L.seed_everything(0, verbose=False)
@@ -217,7 +263,17 @@ def test_a_resumed_fit_of_the_module_as_it_is_keeps_its_schedule(make, tmp_path,
     first = fit(tmp_path / "first", saved, StopAt(5))
     (checkpoint,) = (tmp_path / "ckpt").iterdir()
     assert checkpoint.name == "step=5.ckpt"
+    assert torch.load(checkpoint, weights_only=False)["lr_schedulers"][0]["last_epoch"] == 5
     rest = fit(tmp_path / "rest", ckpt_path=checkpoint)
+    # What a resume guarantees: the LR of every group at every step, the step count, the schedule's state
+    # and the optimizer's own step counts (AdamW's) equal an uninterrupted run's. Not the weights: the
+    # checkpoint holds no random generator state, so the Transformer's and BERT's dropout draws other masks
+    # from step 5 on than the uninterrupted run draws; and Lightning starts the resumed epoch's (not
+    # stateful) loader over, so steps 5-7 train on the epoch's batches 0-2 (even the ResNet's weights
+    # differ, by 0.15). None of the checks below depends on either.
     assert [s for s, _ in first.lrs + rest.lrs] == list(range(16))
     assert first.lrs + rest.lrs == whole.lrs
     assert len({lr for _, lr in whole.lrs}) > 8  # the schedule moved the LR (its own StepLR would not, in 16 steps)
+    assert all(len(set(lrs)) == 1 for _, lrs in whole.lrs)  # each group follows the schedule from its own 1e-3
+    assert first.end["global_step"] == 5 and rest.end["global_step"] == whole.end["global_step"] == 16
+    assert rest.end == whole.end
