@@ -20,8 +20,8 @@ runs of their own) as the baseline: stacked <= 0.25x sequential.
 
 ``--task third-party`` times modules we did not write (tests/compare/third_party_models.py: Lightning's
 demo BoringModel and Transformer LM, a BatchNorm ResNet and a BERT from tiny ``transformers`` configs),
-K = 4 schedules each, sequential, stacked and auto in the same run: auto <= 1.05x sequential
-everywhere, and <= 0.35x sequential where it stacks.
+K = 4 schedules each (x ``--seeds``, default 1), 30 epochs, sequential, stacked and auto in the same
+run: auto <= 1.05x sequential everywhere, and <= 0.35x sequential where it stacks.
 
 Usage::
 
@@ -29,6 +29,7 @@ Usage::
     python benchmarks/compare_speed.py --quick      # 3 epochs: a smoke run (compare_speed_quick.*)
     python benchmarks/compare_speed.py --task digits  # compare_speed_digits.{md,json}
     python benchmarks/compare_speed.py --task third-party --repeats 2  # compare_speed_third_party.{md,json}
+    python benchmarks/compare_speed.py --task third-party --seeds 3    # compare_speed_third_party_3_seeds.*
 """
 
 from __future__ import annotations
@@ -120,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", choices=("synthetic", "digits", "third-party"), default="synthetic")
     parser.add_argument("--quick", action="store_true", help="3 epochs: a smoke run")
     parser.add_argument(
-        "--max-epochs", type=int, default=None, help="default: 20 (synthetic), 30 (digits), 6 (third-party)"
+        "--max-epochs", type=int, default=None, help="default: 20 (synthetic), 30 (digits and third-party)"
     )
+    parser.add_argument("--seeds", type=int, default=1, help="third-party: seeds per schedule (default 1)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--strict", action="store_true", help="exit status 1 when a ratio misses its target")
     args = parser.parse_args(argv)
     if args.max_epochs is None:
-        args.max_epochs = 3 if args.quick else 30 if args.task == "digits" else 6 if args.task == "third-party" else 20
+        args.max_epochs = 3 if args.quick else 30 if args.task in ("digits", "third-party") else 20
     if args.task == "digits":
         return digits(args)
     if args.task == "third-party":
@@ -272,7 +274,9 @@ def third_party(args: argparse.Namespace) -> int:
             picked: list[str] = []
             for round_ in range(args.repeats):
                 for mode in modes[round_ % 3 :] + modes[: round_ % 3]:
-                    wall, fit, trained = third_party_timed(schedules, mode, Path(tmp), args.max_epochs, **task)
+                    wall, fit, trained = third_party_timed(
+                        schedules, mode, Path(tmp), args.max_epochs, seeds=list(range(args.seeds)), **task
+                    )
                     times[mode].append((wall, fit))
                     if mode == "auto":
                         picked.append(trained)
@@ -294,11 +298,19 @@ def third_party(args: argparse.Namespace) -> int:
                 flush=True,
             )
     env["load_average_after"] = list(os.getloadavg())
-    settings = {"schedules": schedules, "max_epochs": args.max_epochs, "repeats": args.repeats, "devices": "cpu:1"}
+    settings = {
+        "schedules": schedules,
+        "seeds": args.seeds,
+        "max_epochs": args.max_epochs,
+        "repeats": args.repeats,
+        "devices": "cpu:1",
+    }
     payload = {"environment": env, "settings": settings, "modules": rows, "targets": THIRD_PARTY_TARGETS}
     stem = "compare_speed_third_party" + ("_quick" if args.quick else "")
-    if not args.quick and args.max_epochs != 6:
+    if not args.quick and args.max_epochs != 30:
         stem += f"_{args.max_epochs}_epochs"  # beside the default's figures, not over them
+    if args.seeds != 1:
+        stem += f"_{args.seeds}_seeds"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(third_party_markdown(rows, env, settings))
@@ -340,7 +352,8 @@ def third_party_markdown(rows: dict[str, dict[str, Any]], env: dict[str, Any], s
     lines = [
         "# `lrsched compare` on third-party modules: sequential, stacked and auto",
         "",
-        f"{k} schedules ({', '.join(settings['schedules'])}), {settings['max_epochs']} epochs of each module of "
+        f"{k} schedules ({', '.join(settings['schedules'])}) x {settings.get('seeds', 1)} seed(s), "
+        f"{settings['max_epochs']} epochs of each module of "
         f"tests/compare/third_party_models.py on {settings['devices']}, CSV logs, timed from the caller (the whole "
         f"`compare()`: worker start, auto's probe, report; in brackets the part in `Trainer.fit`), best of "
         f"{settings['repeats']} rounds in which the modes take turns. "
@@ -366,6 +379,9 @@ def third_party_markdown(rows: dict[str, dict[str, Any]], env: dict[str, Any], s
         + ": the worker process and its imports (torch, Lightning, `transformers` for the ResNet and BERT), the "
         "runs' set-up and the report. With fits of a few seconds that fixed part is most of the wall time in "
         "every mode and bounds the wall ratios; the fit ratios are what stacking changes.",
+        "",
+        "What bounds the fit ratios: [vmap_floor.md](vmap_floor.md) (K copies' forward and backward in one `vmap` "
+        "against K solo ones, outside Lightning).",
         "",
     ]
     return "\n".join(lines)
