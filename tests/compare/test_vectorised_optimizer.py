@@ -1,9 +1,9 @@
 """The stacked copies' optimizer step made once on the stacked tensors equals each copy's own optimizer.
 
 K copies of two parameters in two param groups (a no-decay group, as Hugging Face sets them up),
-each copy with its own LRs, changing every step: the vectorised step at ``lr = 1`` then ``lerp``
-by each copy's LR must leave every row where that copy's own optimizer (torch's, on tensors of its
-own) leaves it, state included, through a state-dict round trip and after copies are dropped.
+each copy with its own LRs, changing every step: the vectorised step at the largest LR then ``lerp``
+by each copy's share of it must leave every row where that copy's own optimizer (torch's, on tensors
+of its own) leaves it, state included, through a state-dict round trip and after copies are dropped.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def test_state_survives_a_state_dict_round_trip_and_dropped_copies(kind):
     copies.groups = [[0, 1], [2, 3]]
     copies.optimizer.param_groups[:] = [g for i, g in enumerate(copies.optimizer.param_groups) if i not in (2, 3)]
     copies.optimizer.keep_rows(kept, copies.stacked, copies.groups)
+    copies.training = copies.training[kept]
     advance(range(6, 9), kept)
     assert_rows_equal(copies, solos, kept)
 
@@ -213,7 +214,28 @@ def stacked_run(tmp_path, *schedules: str) -> tuple[StackedModule, torch.optim.O
 def test_a_stacked_run_steps_its_copies_as_one_unless_a_schedule_cycles_momentum(tmp_path):
     module, optimizer = stacked_run(tmp_path / "a", "step", "cosine")
     assert isinstance(optimizer, VectorisedOptimizer) and module.per_copy_step is None
-    # cyclic sets each copy's momentum apart from the others': one update at lr = 1 cannot serve them all.
+    # cyclic sets each copy's momentum apart from the others': one update cannot serve them all.
     module, optimizer = stacked_run(tmp_path / "b", "step", "cyclic")
     assert not isinstance(optimizer, VectorisedOptimizer)
     assert module.per_copy_step == "a schedule cycles momentum, which then differs between the copies"
+
+
+def test_large_lrs_and_small_updates_keep_each_copys_update():
+    # Updates far below the parameters' rounding at lr 1 (gradients of 1e-9 on weights of ~1) but not at the
+    # copies' LRs: each row must still move as its copy's own optimizer moves it (a step at lr 1, then scaled,
+    # would lose them all); the copy at the largest LR gets the optimizer's own update, bit for bit.
+    copies = Copies(torch.optim.SGD)
+    solos = {k: Solo(torch.optim.SGD, copies, k) for k in range(K)}
+    lrs = [1e2, 1e3, 1.0]
+    for _ in range(3):
+        grads = [torch.full(s.shape, 1e-9) for s in copies.stacked]
+        copies.step(grads, lrs)
+        for k, solo in solos.items():
+            solo.step([g[k] for g in grads], lrs[k])
+    assert_rows_equal(copies, solos, list(range(K)))
+    assert all(torch.equal(s.detach()[1], own.detach()) for s, own in zip(copies.stacked, solos[1].params, strict=True))
+    moved = [
+        (s.detach()[0] - own.detach()).abs().max()
+        for s, own in zip(copies.stacked, Copies(torch.optim.SGD).stacked, strict=True)
+    ]
+    assert min(moved) > 0  # not trivial: the update at lr 1e2 is visible

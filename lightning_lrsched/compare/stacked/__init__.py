@@ -2,6 +2,7 @@
 
 - :mod:`.module`: :class:`StackedModule`, the copies' vectorised training and what can be stacked;
 - :mod:`.copies`: one copy seen as a run of its own (its divergence detector, its logger);
+- :mod:`.optimizer`: the copies' optimizer step made once on the stacked tensors;
 - :mod:`.seeds`: copies of several seeds in one run, each on its own seed's batches.
 """
 

@@ -7,13 +7,15 @@ stacks them, and the module runs under ``torch.func.vmap`` via ``functional_call
 are stacked once: the module owns one tensor per parameter name, and each copy's parameter is its
 row of that tensor (a view), so every step reads them in place, and the gradient, computed for the
 stacked tensor (and averaged across processes there), is handed to each copy's parameter as a view
-of its row; the buffers are stacked at every step and written back to each copy after it
-(BatchNorm's running statistics stay per copy). The loss is the sum of the copies' losses, so the
-gradients stay those of K separate runs; each copy's param groups (as its own ``configure_optimizers``
-makes them) are groups of one optimizer, driven by its own schedule through
-:class:`~lightning_lrsched.schedules.GroupSchedules`, and its updates, made in place, are made in
-the stacked tensor too. On small models this trains K schedules in
-little more than the time of one run, each copy on its own seed's data order.
+of its row; the buffers are stacked once too, each copy's a view of its row, which the pass
+updates in place (BatchNorm's running statistics stay per copy). The loss is the sum of the copies'
+losses, so the gradients stay those of K separate runs; each copy's param groups (as its own
+``configure_optimizers`` makes them) are groups of one optimizer, driven by its own schedule through
+:class:`~lightning_lrsched.schedules.GroupSchedules`. That optimizer's update is made once on the
+stacked tensors, each row moved by its copy's LR (:mod:`.optimizer`), where the optimizer allows it;
+otherwise each copy's groups are stepped on their own, in place, so in the stacked tensor too. On
+small models this trains K schedules in little more than the time of one run, each copy on its own
+seed's data order.
 
 The stacking protocol. A module can be stacked when
 

@@ -8,11 +8,13 @@ Torch's optimizers below update a parameter by ``lr`` times a direction that doe
 ``lr`` (their state does not either): SGD (its momentum buffer accumulates gradients, the LR scales
 the step), Adam and AdamW (decoupled decay is ``p *= 1 - lr * wd``), RMSprop, Adagrad (``lr /
 (1 + (t - 1) * lr_decay)``), Adamax, NAdam, RAdam and Adadelta. So the copies' update can be made
-once, on the stacked tensors, by an optimizer of the same class with the same settings at ``lr = 1``,
-each copy's row then taken ``lr_k`` of the way from where it was: ``old + lr_k * (new - old)``
-(``torch.lerp``). Each row's state (momentum, moments) is the state its copy's own optimizer would
-hold. :class:`VectorisedOptimizer` does that when the copies' groups agree on every setting but the
-LR (and nothing schedules another one per copy, as cyclic's momentum does); :func:`vectorise` says
+once, on the stacked tensors, by an optimizer of the same class with the same settings at the
+largest of the copies' LRs, ``lr_max``, each copy's row then taken ``lr_k / lr_max`` of the way from
+where it was: ``old + lr_k / lr_max * (new - old)`` (``torch.lerp``). Each row's state (momentum,
+moments) is the state its copy's own optimizer would hold; the copy at ``lr_max`` gets the
+optimizer's own update exactly, the others with the rounding of one more product at most.
+:class:`VectorisedOptimizer` does that when the copies' groups agree on every setting but the LR
+(and nothing schedules another one per copy, as cyclic's momentum does); :func:`vectorise` says
 when it applies and why not.
 """
 
@@ -88,7 +90,7 @@ class VectorisedOptimizer(torch.optim.Optimizer):
     """The copies' param groups (what schedules set and loggers read), stepped as one update of the stacked tensors.
 
     Its ``param_groups`` are the copies' (their parameters, their LRs); :attr:`inner`, an optimizer
-    of the copies' class over the stacked parameters with their settings at ``lr = 1``, holds the
+    of the copies' class over the stacked parameters with their settings (at the largest LR), holds the
     state, one row per copy. Built by :func:`vectorise`.
     """
 
@@ -116,23 +118,39 @@ class VectorisedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        # Settings a schedule moves for every copy alike (none per copy: see `vectorise`) follow copy 0's groups.
-        for own, inner in zip(self.copy_groups[0], self.inner.param_groups, strict=True):
+        # Each group steps at the largest of the copies' LRs; each row then moves its copy's share of that
+        # update: the copy at that LR gets the optimizer's own update exactly, the others theirs with
+        # at most the rounding of one more product (a step at lr = 1 would lose, at a large LR, the
+        # part of the update below the parameter's rounding).
+        # A frozen copy (diverged: its LR may be past float32's range) neither sets the step nor moves.
+        training = self.training()
+        moving = training.tolist()
+        if not any(moving):
+            return loss
+        frozen = None if all(moving) else ~training
+        shares = []
+        for g, (own, inner) in enumerate(zip(self.copy_groups[0], self.inner.param_groups, strict=True)):
+            # Settings a schedule moves for every copy alike (none per copy: see `vectorise`) follow copy 0's.
             inner.update(_settings(self.param_groups[own]))
+            lrs = [
+                float(self.param_groups[groups[g]]["lr"]) if on else 0.0
+                for groups, on in zip(self.copy_groups, moving, strict=True)
+            ]
+            inner["lr"] = top = max(lrs)
+            shares.append([lr / top if top > 0 else 0.0 for lr in lrs])
         stepped = [[p for p in group["params"] if p.grad is not None] for group in self.inner.param_groups]
         before = [[p.detach().clone() for p in params] for params in stepped]
         self.inner.step()
-        training = self.training()
-        frozen = None if bool(training.all()) else ~training
-        for g, (params, olds) in enumerate(zip(stepped, before, strict=True)):
+        for params, olds, share in zip(stepped, before, shares, strict=True):
             if not params:
                 continue
-            lrs = [float(self.param_groups[own[g]]["lr"]) for own in self.copy_groups]
-            rates = torch.tensor(lrs, device=params[0].device)
+            rates = torch.tensor(share, dtype=torch.float64, device=params[0].device)
+            # In at least single precision, as the optimizer's own arithmetic; in double where a share is
+            # below single precision's normal range (one copy's LR some 1e38 times another's).
+            tiny = any(0.0 < x < 1e-30 for x in share)
             for param, old in zip(params, olds, strict=True):
-                # old + lr_k * (new - old): each row moves its own copy's LR times the update at lr = 1 (in
-                # at least single precision, as the optimizer's own arithmetic is).
-                wide = torch.promote_types(param.dtype, torch.float32)
+                # old + share_k * (new - old)
+                wide = torch.float64 if tiny else torch.promote_types(param.dtype, torch.float32)
                 weight = rates.to(wide).view(-1, *([1] * (param.dim() - 1)))
                 new = torch.lerp(old.to(wide), param.to(wide), weight).to(param.dtype)
                 if frozen is not None:
