@@ -239,3 +239,40 @@ def test_large_lrs_and_small_updates_keep_each_copys_update():
         for s, own in zip(copies.stacked, Copies(torch.optim.SGD).stacked, strict=True)
     ]
     assert min(moved) > 0  # not trivial: the update at lr 1e2 is visible
+
+
+def amp_run(tmp_path, names: list[str], scaler: torch.amp.GradScaler) -> tuple[list[nn.Module], torch.optim.Optimizer]:
+    """Copies of one seed (SGD with momentum: its update scales with the gradient), stacked under a CPU GradScaler."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    copies = []
+    for _ in names:
+        torch.manual_seed(0)
+        copies.append(SyntheticClassifier(optimizer={"name": "sgd", "momentum": 0.9}, lr=0.1, scheduler=None))
+    module = StackedModule(copies, names, [resolve_schedule(name) for name in names])
+    trainer = quiet_trainer(
+        tmp_path,
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+        max_epochs=2,
+        limit_train_batches=5,
+        limit_val_batches=2,
+    )
+    trainer.fit(module, SyntheticDataModule())
+    return copies, trainer.optimizers[0]
+
+
+def test_under_a_grad_scaler_the_one_update_is_each_copys_own(tmp_path, monkeypatch):
+    # The scaler unscales the copies' gradients (views of the stacked ones) and skips the steps that overflow
+    # (a first scale of 2^24 overflows half precision: the scale must come down before any update).
+    names = ["step", "cosine"]
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**24)
+    vectorised, optimizer = amp_run(tmp_path / "one", names, scaler)
+    assert isinstance(optimizer, VectorisedOptimizer) and scaler.get_scale() < 2.0**24
+    monkeypatch.setattr("lightning_lrsched.compare.stacked.module.vectorise", lambda *args: "stepped per copy")
+    per_copy, optimizer = amp_run(tmp_path / "each", names, torch.amp.GradScaler("cpu", init_scale=2.0**24))
+    assert not isinstance(optimizer, VectorisedOptimizer)
+    for ours, theirs in zip(vectorised, per_copy, strict=True):
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # Not trivial: the two schedules trained the copies apart.
+    assert not torch.equal(next(vectorised[0].parameters()), next(vectorised[1].parameters()))

@@ -129,6 +129,28 @@ def test_the_report_is_written_once_per_change(tmp_path, monkeypatch):
     assert (out / "report.md").exists()
 
 
+@pytest.mark.parametrize(("every", "drawn"), [(1e9, [True, False, False, True]), (0.0, [True, True, True])])
+def test_the_figure_is_redrawn_at_most_every_few_seconds_between_jobs_and_always_at_the_end(
+    tmp_path, monkeypatch, every, drawn
+):
+    # Three runs of their own, one job each: the table follows every job; the figure (0.4 s on the cores the
+    # runs train on) the first job, then only once FIGURE_EVERY_S has passed, and at the end if it is behind.
+    writes: list[tuple[int, bool]] = []
+    real = api.write_report
+
+    def spy(records, *args, **kwargs):
+        writes.append((len(records), kwargs["with_figure"]))
+        return real(records, *args, **kwargs)
+
+    monkeypatch.setattr(api, "write_report", spy)
+    monkeypatch.setattr(api, "FIGURE_EVERY_S", every)
+    out = tmp_path / "grid"
+    comparison = compare(["step", "cosine", "exponential"], max_epochs=1, output=out, logger="none", mode="sequential")
+    assert [w[1] for w in writes] == drawn
+    assert [w[0] for w in writes] == [1, 2, 3, 3][: len(drawn)]
+    assert comparison.succeeded and all(r.label in (out / "report.md").read_text() for r in comparison.records)
+
+
 @pytest.mark.parametrize(("schedules", "status"), [("cosine", 0), ("step,warmup_cosine(warmup=50ep)", 1)])
 def test_lrsched_compare_leaves_quickly_with_every_file_written(tmp_path, schedules, status):
     out = tmp_path / "cli"

@@ -1,6 +1,7 @@
 """The comparison report: terminal table, ``report.csv``, ``report.md``, ``report.png``.
 
-Written after every run from ``results.jsonl``, so it is always current. What the records say
+Written after every job from ``results.jsonl``, so it is always current (the figure at most every
+few seconds between jobs, and at the end: see ``GridRun.report``). What the records say
 (cross-device checks, ranking) is :mod:`lightning_lrsched.compare.analysis`; each view is a module
 here: :mod:`.terminal`, :mod:`.md`, :mod:`.csv`, :mod:`.png`. With 3 seeds or more, the statistics
 over seeds (:mod:`lightning_lrsched.compare.statistics`) say which schedule is best and which the
@@ -44,8 +45,9 @@ def write_report(
     skipped: Sequence[tuple[str, str]] = (),
     wandb_hint: str | None = None,
     notes: Sequence[str] = (),
+    with_figure: bool = True,
 ) -> list[DeviceCheck]:
-    """Write report.csv, report.md and report.png; return the cross-device checks.
+    """Write report.csv, report.md and report.png (unless ``with_figure`` is false); return the cross-device checks.
 
     Each file is written next to its place and then moved there, so a full disk or a kill mid-write
     leaves the previous report whole, never an empty or cut ``report.png``.
@@ -67,7 +69,7 @@ def write_report(
     )
     with _replacing(layout.report_md) as tmp:
         tmp.write_text(text)
-    if any(r.finished for r in records):
+    if with_figure and any(r.finished for r in records):
         with _replacing(layout.report_png) as tmp:
             figure(records, tmp, statistics)
     return checks
