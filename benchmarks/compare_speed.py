@@ -6,7 +6,7 @@ logs) are trained three ways in this one run, each timed from the caller:
 - ``by hand``: K separate ``lrsched fit --config <schedule>.yaml`` processes, one after the other
   (the baseline: each pays Python, torch and Lightning imports and a Trainer set-up);
 - ``sequential``: ``lrsched compare --mode sequential``: one Lightning run per schedule, in one
-  reused worker process (per device config and seed), plus results file and report;
+  reused worker process (per device config, every seed), plus results file and report;
 - ``stacked``: ``lrsched compare --mode stacked``: the K schedules as copies of one module in one
   Lightning run (``torch.func.vmap``), what the default ``--mode auto`` picks here.
 
@@ -448,7 +448,7 @@ def markdown(best: dict[str, float], ratios: dict[str, float], env: dict[str, An
     lines += [
         "",
         "By hand, every run pays a Python process with torch and Lightning imports (several seconds here) and a "
-        "Trainer set-up. Sequential compare pays the imports once per device config and seed (one reused worker "
+        "Trainer set-up. Sequential compare pays the imports once per device config (one reused worker "
         "process; each run is still seeded and built afresh) and adds the results file and report. Stacked "
         "compare also pays one Trainer and runs the K copies' forward and backward as one vectorised pass.",
         "",

@@ -5,7 +5,7 @@ An :class:`Executor` takes jobs and reports what happens to them through one :cl
 ``compare(executor=...)`` and ``lrsched compare --executor``. Adding an executor is one class and
 one entry there.
 
-Local: the jobs of a single-process device config and seed share one worker process (the imports
+Local: the jobs of a single-process device config, every seed, share one worker process (the imports
 and start-up are paid once; each run is still built from its seed, so sharing changes no result).
 A DDP job gets a worker of its own (Lightning starts its other processes from the worker's
 command). The caller watches each worker: a job that passes its time limit, or a worker that
