@@ -105,10 +105,10 @@ def compare(
     """Train every (schedule, device config, seed) and report them side by side.
 
     Each run's record is appended to ``<output>/results.jsonl`` as it ends and the report
-    (``report.csv``, ``report.md``, ``report.png``) is rewritten, so a killed grid keeps what
-    finished. A rerun skips runs that finished (``ok`` or ``diverged``) unless ``force``, and
-    trains again the ``failed`` ones (an error, a timeout, a killed worker). One grid at a time
-    runs on an output folder.
+    (``report.csv``, ``report.md``; ``report.png`` at most every 10 s, and at the end) is rewritten,
+    so a killed grid keeps what finished. A rerun skips runs that finished (``ok`` or
+    ``diverged``) unless ``force``, and trains again the ``failed`` ones (an error, a timeout, a
+    killed worker). One grid at a time runs on an output folder.
 
     Args:
         schedules: names (the seed six get the tutorials' arguments) or ``{"name", **params}`` specs.
