@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -53,6 +54,7 @@ from lightning_lrsched.schedules.tutorial import TUTORIAL_SCHEDULES
 from lightning_lrsched.validation import check_choice, check_non_negative, check_positive
 
 FIGURE_EVERY_S = 10.0  # between jobs, report.png is redrawn at most this often (see GridRun.report)
+_clock = time.monotonic  # the figure's clock (a test sets its own)
 
 
 @dataclass
@@ -270,7 +272,7 @@ class GridRun:
         draws it whenever it is behind. The table, CSV and Markdown follow every job.
         """
         shown = (self.appended, [*self.notes, *self.mode_notes.values()])
-        draw = final or time.monotonic() - self._drawn_at >= FIGURE_EVERY_S
+        draw = final or _clock() - self._drawn_at >= FIGURE_EVERY_S
         if self._shown != shown or (draw and self._drawn != shown):
             self._checks = write_report(
                 self.current(),
@@ -284,14 +286,21 @@ class GridRun:
             )
             self._shown = shown
             if draw:
-                self._drawn, self._drawn_at = shown, time.monotonic()
+                self._drawn, self._drawn_at = shown, _clock()
         return self._checks
+
+    def _catch_up_figure(self) -> None:
+        """Draw the figure if a job ended since it was last drawn."""
+        if self._shown is not None and self._drawn != self._shown:
+            self.report(final=True)
 
     # -- GridEvents ------------------------------------------------------------------------------
     def epoch(self, job: Job, runs: int) -> None:
         self._counted[job_name(job)] = self._counted.get(job_name(job), 0) + runs
         if self._progress is not None:
             self._progress.advance(self._task, runs)
+        if _clock() - self._drawn_at >= FIGURE_EVERY_S:
+            self._catch_up_figure()  # a job that ended within FIGURE_EVERY_S of the last figure, before a long one
 
     def unstackable(self, job: Job, reason: str) -> None:
         if self.mode == "stacked":
@@ -364,7 +373,13 @@ class GridRun:
         with self._progress:
             self._task = self._progress.add_task("grid", total=sum(self._epochs_of.values()))
             if jobs:
-                executor.run(jobs, self.settings, self)
+                try:
+                    executor.run(jobs, self.settings, self)
+                except BaseException:
+                    # A killed or failed grid's figure shows what finished; its own error is the one to raise.
+                    with contextlib.suppress(Exception):
+                        self._catch_up_figure()
+                    raise
         self._progress = None
         return self._finish(todo)
 

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 from harness import quiet_trainer
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from lightning_lrsched.compare.stacked import StackedModule
@@ -26,7 +27,7 @@ SETTINGS = {
     torch.optim.Adam: {"weight_decay": 1e-2, "amsgrad": True},
     torch.optim.AdamW: {"betas": (0.9, 0.98), "weight_decay": 0.1},
     torch.optim.RMSprop: {"momentum": 0.5, "centered": True, "weight_decay": 1e-3},
-    torch.optim.Adagrad: {"lr_decay": 0.1, "weight_decay": 1e-3},
+    torch.optim.Adagrad: {"lr_decay": 0.1, "weight_decay": 1e-3, "initial_accumulator_value": 0.1},
     torch.optim.Adamax: {"weight_decay": 1e-3},
     torch.optim.NAdam: {"decoupled_weight_decay": True, "weight_decay": 0.1},
     torch.optim.RAdam: {"decoupled_weight_decay": True, "weight_decay": 0.1},
@@ -46,11 +47,9 @@ class Copies:
         self.params = [[nn.Parameter(s.detach()[k], requires_grad=False) for s in self.stacked] for k in range(K)]
         groups = []
         for own in self.params:  # each copy's two groups: decay on the matrix, none on the bias
-            groups += [
-                {"params": [own[0]], **SETTINGS[kind]},
-                {"params": [own[1]], **SETTINGS[kind], "weight_decay": 0.0},
-            ]
-        self.merged = kind(groups, lr=0.01)
+            groups += [{"params": [own[0]]}, {"params": [own[1]], "weight_decay": 0.0}]
+        # The settings as constructor arguments, as a module passes them (Adagrad's first sums come from there).
+        self.merged = kind(groups, lr=0.01, **SETTINGS[kind])
         self.groups = [[2 * k, 2 * k + 1] for k in range(K)]
         self.training = torch.ones(K, dtype=torch.bool)
         made = vectorise(self.merged, self.groups, self.params, self.stacked, lambda: self.training)
@@ -71,13 +70,8 @@ class Solo:
 
     def __init__(self, kind: type[torch.optim.Optimizer], copies: Copies, k: int) -> None:
         self.params = [nn.Parameter(s.detach()[k].clone()) for s in copies.stacked]
-        self.optimizer = kind(
-            [
-                {"params": [self.params[0]], **SETTINGS[kind]},
-                {"params": [self.params[1]], **SETTINGS[kind], "weight_decay": 0.0},
-            ],
-            lr=0.01,
-        )
+        groups = [{"params": [self.params[0]]}, {"params": [self.params[1]], "weight_decay": 0.0}]
+        self.optimizer = kind(groups, lr=0.01, **SETTINGS[kind])
 
     def step(self, grads: list[torch.Tensor], lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -276,3 +270,55 @@ def test_under_a_grad_scaler_the_one_update_is_each_copys_own(tmp_path, monkeypa
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # Not trivial: the two schedules trained the copies apart.
     assert not torch.equal(next(vectorised[0].parameters()), next(vectorised[1].parameters()))
+
+
+class Drop(Callback):
+    """Copy 1 leaves the run at the end of the first epoch (as ``lrsched tune`` stops a trial)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            pl_module.drop([1])
+
+
+def test_dropping_a_copy_mid_run_keeps_the_others_as_per_copy_stepping_does(tmp_path, monkeypatch):
+    def run(root):
+        names = ["step", "cosine", "linear"]
+        copies = []
+        for _ in names:
+            torch.manual_seed(0)
+            copies.append(SyntheticClassifier(optimizer={"name": "adam"}, lr=0.05, scheduler=None))
+        module = StackedModule(copies, names, [resolve_schedule(name) for name in names])
+        trainer = quiet_trainer(root, Drop(), max_epochs=2, limit_train_batches=5, limit_val_batches=2)
+        trainer.fit(module, SyntheticDataModule())
+        return module, trainer.optimizers[0]
+
+    vectorised, optimizer = run(tmp_path / "one")
+    assert isinstance(optimizer, VectorisedOptimizer) and vectorised.labels == ["step", "linear"]
+    assert all(state["exp_avg"].shape[0] == 2 for state in optimizer.inner.state.values())
+    monkeypatch.setattr("lightning_lrsched.compare.stacked.module.vectorise", lambda *args: "stepped per copy")
+    per_copy, _ = run(tmp_path / "each")
+    for ours, theirs in zip(vectorised.copies, per_copy.copies, strict=True):
+        for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_copies_buffers_follow_a_move_without_a_fit_and_every_name_of_a_shared_buffer(tmp_path):
+    from tests.compare.batchnorm_model import BatchNormClassifier
+
+    copies = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        copy = BatchNormClassifier()
+        copy.register_buffer("shared", torch.ones(3))
+        copy.net[0].register_buffer("shared", copy.shared)  # one buffer under two names
+        copies.append(copy)
+    module = StackedModule(copies, ["a", "b"], [resolve_schedule("cosine")] * 2)
+    assert copies[1].shared is copies[1].net[0].shared and copies[1].shared._base is not None
+    # validate in double precision: Lightning moves the module, and no configure_optimizers re-stacks it.
+    quiet_trainer(tmp_path, precision="64-true", limit_val_batches=2).validate(module, SyntheticDataModule())
+    stacked = module._stacked_buffers["module.net.1.running_mean"]
+    assert stacked.dtype == torch.float64
+    for k, copy in enumerate(copies):  # each copy's buffer is its row of the stacked one, which validation updated
+        mean = copy.net[1].running_mean
+        assert mean.untyped_storage().data_ptr() == stacked.untyped_storage().data_ptr()
+        assert torch.equal(mean, stacked[k]) and copy.shared is copy.net[0].shared

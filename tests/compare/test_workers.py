@@ -151,6 +151,67 @@ def test_the_figure_is_redrawn_at_most_every_few_seconds_between_jobs_and_always
     assert comparison.succeeded and all(r.label in (out / "report.md").read_text() for r in comparison.records)
 
 
+def test_a_figure_left_behind_catches_up_while_a_long_job_trains(tmp_path, monkeypatch):
+    # Three jobs' records handed to a grid by hand, on a clock of our own. Job 2 ends 1 s after the figure: not
+    # drawn. Job 3 then trains long (its first epoch ends at 100 s): the figure catches up there, not at job 3's
+    # end; the final figure shows all three.
+    import io
+
+    from rich.console import Console
+
+    schedules = ["step", "cosine", "exponential"]
+    records = compare(schedules, max_epochs=1, output=tmp_path / "a", logger="none", mode="sequential").records
+    grid, notes = build_grid(schedules, ["cpu:1"], [0], 1)
+    settings = RunSettings(output=str(tmp_path / "b"), logger="none")
+    run = api.GridRun(
+        grid, notes, settings, OutputLayout(tmp_path / "b"), [], "sequential", 1e-3, Console(file=io.StringIO())
+    )
+    run._epochs_of = {spec.key: 1 for spec in grid}
+    writes: list[tuple[int, bool]] = []
+    real = api.write_report
+
+    def spy(records, *args, **kwargs):
+        writes.append((len(records), kwargs["with_figure"]))
+        return real(records, *args, **kwargs)
+
+    clock = [0.0]
+    monkeypatch.setattr(api, "write_report", spy)
+    monkeypatch.setattr(api, "_clock", lambda: clock[0])
+    jobs = {job[0].label: job for job in plan_jobs(grid, "sequential")}
+    by_label = {r.label: r for r in records}
+    run.result(jobs["step"], [by_label["step"]])
+    clock[0] = 1.0
+    run.epoch(jobs["cosine"], 1)
+    run.result(jobs["cosine"], [by_label["cosine"]])
+    clock[0] = 100.0
+    run.epoch(jobs["exponential"], 1)
+    run.result(jobs["exponential"], [by_label["exponential"]])
+    run.report(final=True)
+    assert writes == [(1, True), (2, False), (2, True), (3, False), (3, True)]
+
+
+def test_a_grid_stopped_mid_way_leaves_a_figure_of_what_finished(tmp_path, monkeypatch):
+    # Ctrl-C after the second of three jobs, its figure not yet drawn: the figure catches up before the grid ends.
+    writes: list[tuple[int, bool]] = []
+    real_write, real_result = api.write_report, api.GridRun.result
+
+    def spy(records, *args, **kwargs):
+        writes.append((len(records), kwargs["with_figure"]))
+        return real_write(records, *args, **kwargs)
+
+    def result(self, job, records):
+        real_result(self, job, records)
+        if self.appended == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "write_report", spy)
+    monkeypatch.setattr(api.GridRun, "result", result)
+    monkeypatch.setattr(api, "FIGURE_EVERY_S", 1e9)
+    with pytest.raises(KeyboardInterrupt):
+        compare(["step", "cosine", "exponential"], max_epochs=1, output=tmp_path, logger="none", mode="sequential")
+    assert writes == [(1, True), (2, False), (2, True)]
+
+
 @pytest.mark.parametrize(("schedules", "status"), [("cosine", 0), ("step,warmup_cosine(warmup=50ep)", 1)])
 def test_lrsched_compare_leaves_quickly_with_every_file_written(tmp_path, schedules, status):
     out = tmp_path / "cli"

@@ -130,10 +130,16 @@ def _check_same_state(copies: Sequence[nn.Module]) -> None:
             )
 
 
-def _owner(module: nn.Module, name: str) -> tuple[nn.Module, str]:
-    """The submodule of ``module`` that holds the buffer ``name``, and the buffer's name there."""
-    path, _, attribute = name.rpartition(".")
-    return module.get_submodule(path), attribute
+def _buffer_homes(module: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """Per buffer of ``module`` (in ``named_buffers()`` order), every (submodule, name) that holds it.
+
+    A buffer shared by two submodules is held under both names: each must be re-pointed with it.
+    """
+    homes: dict[int, list[tuple[nn.Module, str]]] = {}
+    for name, buffer in module.named_buffers(remove_duplicate=False):
+        path, _, attribute = name.rpartition(".")
+        homes.setdefault(id(buffer), []).append((module.get_submodule(path), attribute))
+    return list(homes.values())
 
 
 class StackedModule(L.LightningModule):
@@ -195,10 +201,10 @@ class StackedModule(L.LightningModule):
         if not self._names:
             raise Unstackable(f"{type(first).__name__} has no parameters to train")
         self._buffer_names = [name for name, _ in first.named_buffers()]
-        # Per buffer, where each copy holds it: each copy's buffer becomes a view of its row of the stacked one.
-        self._buffer_owners = [[_owner(c, name) for c in copies] for name in self._buffer_names]
-        self._stacked_buffers: dict[str, torch.Tensor] = {}
         _check_same_state(copies)
+        # Per buffer, where each copy holds it: each copy's buffer becomes a view of its row of the stacked one.
+        self._buffer_owners = [list(homes) for homes in zip(*(_buffer_homes(c) for c in copies), strict=True)]
+        self._stacked_buffers: dict[str, torch.Tensor] = {}
         # The copies' parameters, listed once: the same objects for the module's lifetime (moving it to a
         # device changes their data, not them), where `parameters()` walks the module tree at every call.
         self._params = [list(c.parameters()) for c in copies]
@@ -240,6 +246,8 @@ class StackedModule(L.LightningModule):
 
     def _run(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Every copy's metrics on ``batch``; the pass updates the stacked buffers (so each copy's) in place."""
+        if not self._buffers_aliased():
+            self._alias_copies()
         return self._vmapped(self._stacked_names, self._stacked_buffers, batch)
 
     def _alias_copies(self) -> None:
@@ -256,10 +264,20 @@ class StackedModule(L.LightningModule):
                 params[i].requires_grad_(False)
         self._stacked_buffers = {}
         for name, owners in zip(self._buffer_names, self._buffer_owners, strict=True):
-            stacked = torch.stack([getattr(module, attribute) for module, attribute in owners])
-            for (module, attribute), row in zip(owners, stacked.unbind(), strict=True):
-                setattr(module, attribute, row)
+            stacked = torch.stack([getattr(*homes[0]) for homes in owners])
+            for homes, row in zip(owners, stacked.unbind(), strict=True):
+                for module, attribute in homes:
+                    setattr(module, attribute, row)
             self._stacked_buffers[f"module.{name}"] = stacked
+
+    def _buffers_aliased(self) -> bool:
+        """Whether the copies' buffers are still views of the stacked ones (a move to a device or dtype
+        replaces them: ``validate`` or ``test`` after ``.to(...)``, with no ``configure_optimizers`` since)."""
+        if not self._buffer_names:
+            return True
+        stacked = self._stacked_buffers.get(f"module.{self._buffer_names[0]}")
+        own = getattr(*self._buffer_owners[0][0][0])
+        return stacked is not None and own.untyped_storage().data_ptr() == stacked.untyped_storage().data_ptr()
 
     def _share_gradients(self) -> None:
         """Hand each training copy its rows of the stacked gradients, as views (no copy; clipping reaches both).

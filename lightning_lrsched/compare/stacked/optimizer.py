@@ -20,6 +20,7 @@ when it applies and why not.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -108,8 +109,12 @@ class VectorisedOptimizer(torch.optim.Optimizer):
         inner_groups = [
             {**settings, "params": [stacked[i] for i in positions], "lr": 1.0} for positions, settings in layout
         ]
-        kind: Any = type(optimizer)  # one of LINEAR_IN_LR, whose settings all have defaults
-        self.inner: torch.optim.Optimizer = kind(inner_groups)
+        kind: Any = type(optimizer)  # one of LINEAR_IN_LR
+        # Built with the copies' constructor arguments too: some act at construction only (Adagrad fills its
+        # sums with `initial_accumulator_value` there, `fused` sets its checks there).
+        accepted = inspect.signature(kind).parameters
+        arguments = {key: value for key, value in optimizer.defaults.items() if key in accepted and key != "params"}
+        self.inner: torch.optim.Optimizer = kind(inner_groups, **arguments)
         self.training = training
 
     @torch.no_grad()
@@ -142,16 +147,20 @@ class VectorisedOptimizer(torch.optim.Optimizer):
         before = [[p.detach().clone() for p in params] for params in stepped]
         self.inner.step()
         for params, olds, share in zip(stepped, before, shares, strict=True):
-            if not params:
-                continue
-            rates = torch.tensor(share, dtype=torch.float64, device=params[0].device)
             # In at least single precision, as the optimizer's own arithmetic; in double where a share is
-            # below single precision's normal range (one copy's LR some 1e38 times another's).
+            # below single precision's normal range (one copy's LR some 1e38 times another's) and the
+            # device has double precision (not MPS).
             tiny = any(0.0 < x < 1e-30 for x in share)
+            rates: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
             for param, old in zip(params, olds, strict=True):
                 # old + share_k * (new - old)
-                wide = torch.float64 if tiny else torch.promote_types(param.dtype, torch.float32)
-                weight = rates.to(wide).view(-1, *([1] * (param.dim() - 1)))
+                wide = torch.promote_types(param.dtype, torch.float32)
+                if tiny and param.device.type != "mps":
+                    wide = torch.float64
+                key = (wide, param.device)
+                if key not in rates:
+                    rates[key] = torch.tensor(share, dtype=wide, device=param.device)
+                weight = rates[key].view(-1, *([1] * (param.dim() - 1)))
                 new = torch.lerp(old.to(wide), param.to(wide), weight).to(param.dtype)
                 if frozen is not None:
                     new[frozen] = old[frozen]  # a frozen copy's row stays where it was (its update may not be finite)
