@@ -95,11 +95,9 @@ def with_compare(schedules: list[str], mode: str, root: Path, max_epochs: int, *
     return compare_timed(schedules, mode, root, max_epochs, **task)[0]
 
 
-def compare_timed(schedules: list[str], mode: str, root: Path, max_epochs: int, **task: Any) -> tuple[float, float]:
-    """``lrsched compare``'s wall time, and the part spent in ``Trainer.fit`` (the records' own wall times)."""
-    out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
-    started = time.perf_counter()
-    comparison = compare(
+def quiet_compare(schedules: list[str], mode: str, out: Path, max_epochs: int, **task: Any) -> Any:
+    """``compare()`` of ``schedules`` in ``mode`` into ``out``, CSV logs, its terminal output kept from the screen."""
+    return compare(
         schedules,
         max_epochs=max_epochs,
         output=out,
@@ -108,6 +106,13 @@ def compare_timed(schedules: list[str], mode: str, root: Path, max_epochs: int, 
         console=Console(file=io.StringIO()),
         **task,
     )
+
+
+def compare_timed(schedules: list[str], mode: str, root: Path, max_epochs: int, **task: Any) -> tuple[float, float]:
+    """``lrsched compare``'s wall time, and the part spent in ``Trainer.fit`` (the records' own wall times)."""
+    out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
+    started = time.perf_counter()
+    comparison = quiet_compare(schedules, mode, out, max_epochs, **task)
     wall = time.perf_counter() - started
     if not comparison.succeeded or any(r.status != "ok" or r.mode != mode for r in comparison.records):
         raise RuntimeError(f"{mode}: not every run finished ok in {mode} mode: see {out}")
@@ -231,15 +236,7 @@ def third_party_timed(
     out = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=root))
     started = time.perf_counter()
     try:
-        comparison = compare(
-            schedules,
-            max_epochs=max_epochs,
-            output=out,
-            logger="csv",
-            mode=mode,
-            console=Console(file=io.StringIO()),
-            **task,
-        )
+        comparison = quiet_compare(schedules, mode, out, max_epochs, **task)
     except ValueError as error:
         print(f"  {mode}: refused: {error}", flush=True)
         return float("nan"), float("nan"), ""
