@@ -76,12 +76,16 @@ class ResultsFile:
 class GridLock:
     """Held while a grid runs on an output folder: a second grid on it is an error, not a second copy.
 
+    ``command`` (``"compare"``, ``"tune"``) is written into the lock beside the pid, so that a second
+    grid names what holds the folder.
+
     Raises:
-        InvalidValue: another process holds the folder's lock (its pid is in the message).
+        InvalidValue: another process holds the folder's lock (its command and pid are in the message).
     """
 
-    def __init__(self, layout: OutputLayout) -> None:
+    def __init__(self, layout: OutputLayout, command: str = "compare") -> None:
         self.path = layout.lock
+        self.command = command
         self._fd: int | None = None
 
     def __enter__(self) -> GridLock:
@@ -90,20 +94,21 @@ class GridLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except IsADirectoryError:
             raise InvalidValue(
-                f"`output`: {self.path} is a folder, but lrsched compare keeps its lock file there: "
+                f"`output`: {self.path} is a folder, but lrsched {self.command} keeps its lock file there: "
                 "move that folder away (or use another --output)"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            pid, _, command = os.pread(fd, 64, 0).decode(errors="replace").strip().partition(" ")
             os.close(fd)
             raise InvalidValue(
-                f"`output`: another lrsched compare (pid {holder}) is running on {self.path.parent}: "
+                f"`output`: another lrsched {command or 'compare'} (pid {pid or '?'}) is running on "
+                f"{self.path.parent}: "
                 "wait for it to finish (a rerun then skips its runs) or use another --output"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {self.command}".encode(), 0)
         self._fd = fd
         return self
 

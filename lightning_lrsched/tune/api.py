@@ -202,7 +202,7 @@ def tune(
     }
     search = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     make_output_dir("output", layout.root)  # an unusable folder is one line, before anything trains
-    with GridLock(layout):
+    with GridLock(layout, command="tune"):
         (layout.root / "search.json").write_text(json.dumps({"search": search, **settings}, indent=1, default=str))
         trials_file = TrialsFile(layout.root / "trials.jsonl")
         finished = None if force else trials_file.finished(search)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import math
@@ -96,6 +97,26 @@ def test_a_second_grid_on_the_same_output_is_refused(tmp_path):
                 pass
     with GridLock(layout):  # released at exit
         pass
+
+
+def test_the_refusal_names_the_command_that_holds_the_folder(tmp_path):
+    layout = OutputLayout(tmp_path)
+    with GridLock(layout, command="tune"):
+        with pytest.raises(ValueError, match=rf"another lrsched tune \(pid {os.getpid()}\) is running"):
+            with GridLock(layout):
+                pass
+    with GridLock(layout) as lock:
+        assert lock.path.read_text() == f"{os.getpid()} compare"
+    # a lock held by an older version, which wrote its pid only
+    fd = os.open(layout.lock, os.O_RDWR | os.O_TRUNC)
+    try:
+        os.write(fd, b"4242")
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match=r"another lrsched compare \(pid 4242\) is running"):
+            with GridLock(layout, command="tune"):
+                pass
+    finally:
+        os.close(fd)
 
 
 def test_duplicates_are_trained_once_with_a_note():
