@@ -42,6 +42,7 @@ from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.processes import WORKER, Standby, environment, kill
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.worker import read_records, read_unstackable, write_batch
+from lightning_lrsched.ray_session import ray_available, ray_session
 
 
 class GridEvents(Protocol):
@@ -297,16 +298,6 @@ class LocalExecutor:
             standby = None if single else standby
 
 
-def ray_available() -> str | None:
-    """Why Ray Tune cannot be used here, or ``None`` when it can."""
-    try:
-        import ray  # noqa: F401
-        from ray import tune  # noqa: F401
-    except ImportError:
-        return "Ray Tune is not installed: pip install 'lightning-lrsched[ray]'"
-    return None
-
-
 class _TrialEvents:
     """What one Ray trial's worker reported, as the trial's metrics (JSON lines of its records)."""
 
@@ -341,7 +332,6 @@ class RayExecutor:
         reason = ray_available()
         if reason:
             raise RuntimeError(reason)
-        import ray
         from ray import tune
 
         timeout = self.timeout
@@ -352,10 +342,7 @@ class RayExecutor:
             run_batch([job], settings, trial, timeout)
             return trial.ended
 
-        started_here = not ray.is_initialized()
-        if started_here:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-        try:
+        with ray_session(num_cpus=os.cpu_count()):
             by_resources: dict[tuple[int, int], list[Job]] = {}
             for job in jobs:
                 device = job[0].device_config
@@ -379,9 +366,6 @@ class RayExecutor:
                     else:
                         lines = metrics["records"].splitlines()
                         events.result(job, [RunRecord.from_json(line) for line in lines])
-        finally:
-            if started_here:
-                ray.shutdown()
 
 
 EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor, "ray": RayExecutor}

@@ -20,19 +20,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightning_lrsched import ray_session
 from lightning_lrsched.tune.search import SEARCH_TRAINER, TrialResult
 from lightning_lrsched.tune.space import Config, SearchSpace, Task
 
 
 def ray_available() -> str | None:
-    """Why Ray Tune (with its Optuna search) cannot be used here, or ``None`` when it can."""
-    try:
-        import ray  # noqa: F401
-        from ray.tune.schedulers import ASHAScheduler  # noqa: F401
-        from ray.tune.search.optuna import OptunaSearch  # noqa: F401
-    except ImportError:
-        return "Ray Tune is not installed: pip install 'lightning-lrsched[ray]'"
-    return None
+    """Why Ray Tune with its Optuna search and ASHA cannot be used here, or ``None`` when it can."""
+    return ray_session.ray_available("ray.tune.schedulers", "ray.tune.search.optuna")
 
 
 def train_one(
@@ -108,7 +103,6 @@ def search_ray(
 ) -> tuple[list[TrialResult], int]:
     """``budget`` Ray Tune trials, one per configuration; their results (label order) and steps per epoch."""
     import optuna
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -127,10 +121,7 @@ def search_ray(
     scheduler = ASHAScheduler(
         time_attr="training_iteration", max_t=task.max_epochs, grace_period=rungs[0], reduction_factor=eta
     )
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
+    with ray_session.ray_session():
         tuner = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 1}),
             tune_config=tune.TuneConfig(
@@ -140,9 +131,6 @@ def search_ray(
         )
         grid = tuner.fit()
         results = [grid[i] for i in range(len(grid))]
-    finally:
-        if started_here:
-            ray.shutdown()
     trials, per_epoch = [], 0
     for result in results:
         config = (result.config or {}).get("config", {})

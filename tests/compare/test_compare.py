@@ -198,11 +198,18 @@ def test_cross_device_check_reports_a_per_process_batch_as_not_comparable(tmp_pa
     assert "not comparable: the global batch is" in report and "| inf |" not in report
 
 
-def test_ray_executor_runs_a_two_by_one_grid(tmp_path):
+def test_ray_executor_runs_a_two_by_one_grid(tmp_path, capfd, monkeypatch):
     pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
+    monkeypatch.delenv("RAY_AIR_NEW_OUTPUT", raising=False)
     comparison = compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", executor="ray")
     assert sorted(r.schedule for r in comparison.records) == ["cosine", "step"]
     assert all(r.status == "ok" and r.lr_curve for r in comparison.records)
+    # Tune's experiment table and hints, and Ray's start-up log, stay out of the terminal; the variable
+    # that silences them is not left behind.
+    out, err = capfd.readouterr()
+    for noise in ("Configuration for experiment", "View detailed results", "Started a local Ray instance"):
+        assert noise not in out + err
+    assert "RAY_AIR_NEW_OUTPUT" not in os.environ
 
 
 @pytest.mark.parametrize(

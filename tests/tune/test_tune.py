@@ -281,7 +281,7 @@ def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_th
 
 
 @pytest.mark.slow  # Ray's start and one worker process per trial: ~50 s on two shared cores
-def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials(tmp_path):
+def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials(tmp_path, capfd):
     pytest.importorskip("ray.tune", reason="the `ray` extra is not installed: pip install 'lightning-lrsched[ray]'")
     settings = {"budget": 3, "max_epochs": 3, "output": tmp_path, "logger": "none", "confirm": False}
     tuning = tune(
@@ -295,6 +295,8 @@ def test_tune_on_ray_runs_one_trial_per_configuration_and_writes_the_same_trials
     assert completed and all(len(t.val_curve) == 3 and math.isfinite(t.best_val_loss) for t in completed)
     assert all(t.lr_curve[0][1] == pytest.approx(t.lr, rel=1e-6) for t in completed if t.schedule["name"] == "cosine")
     assert lines[-1]["steps_per_epoch"] == 3 and tuning.best.label in {t.label for t in completed}
+    out, err = capfd.readouterr()  # Tune's experiment table and hints stay out of the terminal
+    assert "Configuration for experiment" not in out + err and "View detailed results" not in out + err
 
 
 def test_a_killed_tune_continues_at_its_last_rung_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
