@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from lightning_lrsched.errors import InvalidType
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules.checks import (
     Finding,
@@ -131,6 +131,9 @@ class ScheduleCheck(Callback):
         if not findings:
             return
         self.findings.extend(findings)
+        fatal = [f for f in findings if f.fatal]
+        if fatal:  # going on would crash or train with a wrong LR: one line, whatever `strict` says
+            raise InvalidValue(f"ScheduleCheck: cannot go on with {subject}: {'; '.join(map(str, fatal))}")
         lines = "\n".join(f"  - {f}" for f in findings)
         message = f"ScheduleCheck: {len(findings)} problem(s) with {subject}:\n{lines}"
         if self.strict:
