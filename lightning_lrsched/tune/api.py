@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, LOGGERS, class_config
+from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, LOGGERS, Unstackable, class_config
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.results import GridLock
@@ -173,6 +173,12 @@ def tune(
     if "scheduler" not in inspect.signature(model_class).parameters:
         raise InvalidValue(
             f"`model`: tune gives each copy its schedule as `scheduler=`; {model_class.__name__} takes none"
+        )
+    if executor == "local" and not callable(getattr(model_class, "stacked_metrics", None)):
+        raise InvalidValue(
+            f"`model`: the local search trains the configurations as copies of one stacked run, and "
+            f"{model_class.__name__} has no `stacked_metrics(batch)` method saying how to score a batch (see "
+            "'Which modules stack' in the compare docs); or search with executor='ray' (one trial per configuration)"
         )
     trainer_args = dict(trainer or {})
     if "max_epochs" in trainer_args:
@@ -410,24 +416,29 @@ def _search(
                 description = progress.tasks[i + 1].description
                 progress.update(tasks[i + 1], description=f"{description}: {training} copies")
 
-        trials, per_epoch = train_search(
-            configs,
-            model_class=_import(task.model["class_path"]),
-            model_args=task.model["init_args"],
-            data=_data(task.data, search_seed),
-            seed=search_seed,
-            max_epochs=task.max_epochs,
-            rungs=judged,
-            eta=eta,
-            trainer_args={**device.trainer_kwargs(), **task.trainer},
-            on_decided=on_decided,
-            on_epoch=on_epoch,
-            checkpoint=checkpoints / f"{search}.ckpt",
-            on_rung=lambda rung: trials_file.append(
-                {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
-            ),
-            resume=None if resume is None else resume[1:],
-        )
+        try:
+            trials, per_epoch = train_search(
+                configs,
+                model_class=_import(task.model["class_path"]),
+                model_args=task.model["init_args"],
+                data=_data(task.data, search_seed),
+                seed=search_seed,
+                max_epochs=task.max_epochs,
+                rungs=judged,
+                eta=eta,
+                trainer_args={**device.trainer_kwargs(), **task.trainer},
+                on_decided=on_decided,
+                on_epoch=on_epoch,
+                checkpoint=checkpoints / f"{search}.ckpt",
+                on_rung=lambda rung: trials_file.append(
+                    {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
+                ),
+                resume=None if resume is None else resume[1:],
+            )
+        except Unstackable as error:  # nothing was trained: the module, not the search, is at fault
+            raise InvalidValue(
+                f"`model`: the local search trains the configurations as copies of one stacked run: {error}"
+            ) from None
     trials_file.append(
         {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
     )
