@@ -93,6 +93,8 @@ def find_command(argv: list[str]) -> None:
         and args.write_config.resolve() == args.config.resolve()
     ):
         raise UsageError(f"--write-config {args.write_config} is the --config itself: write the found config elsewhere")
+    if args.write_config is not None and (why := unreplaceable(args.write_config, "lrsched find")):
+        raise UsageError(f"--write-config {args.write_config}: {why}")
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -133,6 +135,26 @@ def find_command(argv: list[str]) -> None:
             print(write_config(config, result, args.rule, args.write_config, source=args.config))
 
     report()
+
+
+def unreplaceable(path: Path, writer: str) -> str:
+    """Why ``path`` must not be overwritten with a config ``writer`` writes (``""``: it may be).
+
+    A file that ``writer`` wrote (its first line names it) is its own output, written again; any
+    other file (a user's config) is kept.
+    """
+    if not path.exists():
+        return ""
+    if path.is_dir():
+        return "is a folder: give a file path"
+    try:
+        with path.open(encoding="utf-8") as file:
+            first = file.readline()
+    except (OSError, UnicodeDecodeError):
+        first = ""
+    if first.startswith("# ") and f"`{writer}`" in first:
+        return ""
+    return f"exists and was not written by `{writer}`: give a new file name (it is kept as it is)"
 
 
 def load_config(path: Path | None) -> dict[str, Any]:

@@ -180,6 +180,11 @@ def tune(
             f"{model_class.__name__} has no `stacked_metrics(batch)` method saying how to score a batch (see "
             "'Which modules stack' in the compare docs); or search with executor='ray' (one trial per configuration)"
         )
+    if write_config is not None:
+        from lightning_lrsched.finder.command import unreplaceable
+
+        if why := unreplaceable(Path(write_config), "lrsched tune"):
+            raise InvalidValue(f"`write_config` {write_config}: {why}")
     trainer_args = dict(trainer or {})
     if "max_epochs" in trainer_args:
         raise InvalidValue("`trainer.max_epochs`: give the run length as tune's `max_epochs`")

@@ -109,6 +109,23 @@ def test_bad_input_is_a_usage_error_that_names_it(tmp_path, args, config, match)
         find_command(argv)
 
 
+def test_write_config_keeps_a_users_file_and_rewrites_its_own(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = small("onecycle.yaml", tmp_path)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("# my tuned config\nmodel: {lr: 0.3}\n")
+    with pytest.raises(UsageError, match=r"mine\.yaml: exists and was not written by `lrsched find`"):
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(mine), "-o", "x.png"])
+    assert mine.read_text() == "# my tuned config\nmodel: {lr: 0.3}\n"  # kept, and refused before the test ran
+    assert not Path("x.png").exists()
+    with pytest.raises(UsageError, match="is a folder"):
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(tmp_path), "-o", "x.png"])
+    found = tmp_path / "found.yaml"
+    for _ in range(2):  # a rerun replaces what find wrote
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(found), "-o", "lr.png"])
+    assert "wrote " + str(found) in capsys.readouterr().out
+
+
 def test_a_bad_range_from_the_command_line_names_the_arguments(tmp_path):
     with pytest.raises(InvalidValue, match=r"`min_lr` must be below `max_lr`: got min_lr=1\.0, max_lr=0\.1"):
         find_command(["--min-lr", "1", "--max-lr", "0.1", "-o", str(tmp_path / "lr.png")])

@@ -118,6 +118,14 @@ class Rescored(SyntheticClassifier):
         return super().training_step(batch, batch_idx)
 
 
+def test_write_config_keeps_a_users_file(tmp_path):
+    mine = tmp_path / "best.yaml"
+    mine.write_text("# my config\n")
+    with pytest.raises(InvalidValue, match=r"best\.yaml: exists and was not written by `lrsched tune`"):
+        tune(SPACE, budget=4, max_epochs=3, write_config=mine, output=tmp_path / "out")
+    assert mine.read_text() == "# my config\n" and not (tmp_path / "out").exists()
+
+
 def test_a_module_that_cannot_be_stacked_is_bad_input_not_a_crash(tmp_path):
     # Was the stacked module's Unstackable, a traceback that `lrsched tune` called a bug.
     with pytest.raises(InvalidValue, match=r"overrides `training_step` \(in Rescored\) but inherits `stacked_metrics`"):
