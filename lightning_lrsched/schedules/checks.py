@@ -518,11 +518,15 @@ def _foreign_state(scheduler: Any, state: Mapping[str, Any]) -> str:
     """Why ``state`` is another scheduler's than torch's ``scheduler`` (``""``: it may be its own).
 
     Its own state holds its constructor's arguments and no public attribute it lacks; keys torch
-    keeps private (``_step_count``) or drops between versions (``verbose``) say nothing.
+    keeps private (``_step_count``) or drops between versions (``verbose``) say nothing. Only torch's
+    own classes are read so (a subclass or third-party scheduler may save other keys), and any
+    scheduler is told a state of this package's.
     """
     specs = saved_specs(state)
     if specs is not None:
         return f"the checkpoint's is lightning_lrsched's {_specs(list(specs))}"
+    if not type(scheduler).__module__.startswith("torch."):
+        return ""  # a scheduler of its own may save what it likes
     missing = [arg for arg in torch_arguments(scheduler) if arg not in state]
     own = vars(scheduler)
     extra = [k for k in state if not k.startswith("_") and k not in own and k not in VERSION_KEYS]

@@ -529,8 +529,19 @@ def test_a_package_schedule_checkpoint_is_refused_by_a_torch_scheduler(tmp_path)
         resume(tmp_path, torch_config(lambda o, t: torch_lr.StepLR(o, step_size=1)), ckpt[1], max_epochs=6)
 
 
-def test_the_same_torch_scheduler_resumes(tmp_path):
-    make = torch_config(lambda o, t: torch_lr.StepLR(o, step_size=1, gamma=0.5))
+class StepWithExtraState(torch_lr.StepLR):
+    """A scheduler of one's own that saves a key it keeps no attribute for: not another scheduler's state."""
+
+    def state_dict(self):
+        return {**super().state_dict(), "saved_only": 1}
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "saved_only"})
+
+
+@pytest.mark.parametrize("cls", [torch_lr.StepLR, StepWithExtraState])
+def test_the_same_torch_scheduler_resumes(tmp_path, cls):
+    make = torch_config(lambda o, t: cls(o, step_size=1, gamma=0.5))
     ckpt = first_run(tmp_path, make)
     check, lrs, messages = resume(tmp_path, make, ckpt[1], max_epochs=3)
     assert check.findings == [] and messages == [] and sorted(lrs) == list(range(10, 15))
