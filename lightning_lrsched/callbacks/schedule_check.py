@@ -131,13 +131,13 @@ class ScheduleCheck(Callback):
         if not findings:
             return
         self.findings.extend(findings)
-        fatal = [f for f in findings if f.fatal]
-        if fatal:  # going on would crash or train with a wrong LR: one line, whatever `strict` says
-            raise InvalidValue(f"ScheduleCheck: cannot go on with {subject}: {'; '.join(map(str, fatal))}")
         lines = "\n".join(f"  - {f}" for f in findings)
         message = f"ScheduleCheck: {len(findings)} problem(s) with {subject}:\n{lines}"
         if self.strict:
             raise MisconfigurationException(message)
+        fatal = [f for f in findings if f.fatal]
+        if fatal:  # going on would crash or train with a wrong LR: refused even when not strict, in one line
+            raise InvalidValue(f"ScheduleCheck: cannot go on with {subject}: {'; '.join(map(str, fatal))}")
         rank_zero_warn(message, category=ScheduleWarning)
 
     def state_dict(self) -> dict[str, Any]:

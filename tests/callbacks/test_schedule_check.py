@@ -521,6 +521,9 @@ def test_another_torch_scheduler_on_resume_is_refused_before_its_state_is_loaded
         resume(tmp_path, torch_config(resumed), ckpt[1], check=check, max_epochs=6)
     assert [f.code for f in check.findings] == ["replaced"]
     assert why in str(error.value) and "\n" not in str(error.value)
+    strict = ScheduleCheck(strict=True)  # its own exception, as for every finding
+    with pytest.raises(MisconfigurationException, match="the checkpoint's scheduler is not this run's"):
+        resume(tmp_path, torch_config(resumed), ckpt[1], check=strict, max_epochs=6)
 
 
 def test_a_package_schedule_checkpoint_is_refused_by_a_torch_scheduler(tmp_path):
