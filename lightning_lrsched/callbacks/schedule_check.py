@@ -53,7 +53,9 @@ class ScheduleCheck(Callback):
     settings differ from the checkpoint's (and whether they will be refused, applied or, for torch's
     schedulers, silently replaced by the checkpoint's) and a run length that differs from the
     checkpoint's where it changes the resolved schedule (both lengths in optimizer steps, and the LR at
-    the resume step before and after). After the first validation run it reports a plateau monitor
+    the resume step before and after). Two resumes cannot go on and raise ``InvalidValue`` even when
+    not strict: a torch scheduler given another scheduler's state, and a restored torch OneCycleLR
+    that the resumed run would step past its end. After the first validation run it reports a plateau monitor
     that was not logged, naming the keys that were. Nothing found, nothing said.
 
     Args:
