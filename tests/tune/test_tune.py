@@ -96,6 +96,8 @@ def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
         ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
         ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
         ({"device": "cpu:2"}, "single-process"),
+        ({"device": "mps:1"}, r"^`device` mps:1: MPS is not available"),  # was "mps:1: mps:1: ..."
+        ({"device": "gpu"}, r"^`device`: unknown device config 'gpu'"),  # was `devices`, compare's option
         ({"model": {"class_path": f"{__name__}.Unscored"}}, "Unscored has no `stacked_metrics.batch.` method"),
     ],
 )
