@@ -344,15 +344,24 @@ def _configure_optimizers(
     """
 
     def configure_optimizers() -> Any:
-        built = instantiate_class(module.parameters(), optimizer)
+        built = _built("--optimizer", optimizer, module.parameters())
         if not lr_scheduler:
             return wrap(module, built)
         init = {"class_path": lr_scheduler["class_path"], "init_args": dict(lr_scheduler.get("init_args") or {})}
         if init["class_path"].rsplit(".", 1)[-1] == OneCycleLR.__name__:
             _fill_one_cycle(init["init_args"], plan_from_trainer(module.trainer).total_steps)
-        return wrap(module, built, instantiate_class(built, init))
+        return wrap(module, built, _built("--lr_scheduler", init, built))
 
     return configure_optimizers
+
+
+def _built(option: str, init: dict[str, Any], target: Any) -> Any:
+    """``instantiate_class(target, init)``; a value torch refuses (``ValueError``) is bad input naming ``option``."""
+    try:
+        return instantiate_class(target, init)
+    except ValueError as error:  # torch's own checks: "Invalid learning rate: -1.0", ...
+        name = str(init.get("class_path", "")).rsplit(".", 1)[-1]
+        raise UsageError(f"{option} {name}: {error}") from None
 
 
 def _check_checkpoint_file(path: str) -> None:

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
-from lightning_lrsched.errors import InvalidType
+from lightning_lrsched.errors import InvalidType, InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules.checks import (
     Finding,
@@ -53,7 +53,9 @@ class ScheduleCheck(Callback):
     settings differ from the checkpoint's (and whether they will be refused, applied or, for torch's
     schedulers, silently replaced by the checkpoint's) and a run length that differs from the
     checkpoint's where it changes the resolved schedule (both lengths in optimizer steps, and the LR at
-    the resume step before and after). After the first validation run it reports a plateau monitor
+    the resume step before and after). Two resumes cannot go on and raise ``InvalidValue`` even when
+    not strict: a torch scheduler given another scheduler's state, and a restored torch OneCycleLR
+    that the resumed run would step past its end. After the first validation run it reports a plateau monitor
     that was not logged, naming the keys that were. Nothing found, nothing said.
 
     Args:
@@ -135,6 +137,9 @@ class ScheduleCheck(Callback):
         message = f"ScheduleCheck: {len(findings)} problem(s) with {subject}:\n{lines}"
         if self.strict:
             raise MisconfigurationException(message)
+        fatal = [f for f in findings if f.fatal]
+        if fatal:  # going on would crash or train with a wrong LR: refused even when not strict, in one line
+            raise InvalidValue(f"ScheduleCheck: cannot go on with {subject}: {'; '.join(map(str, fatal))}")
         rank_zero_warn(message, category=ScheduleWarning)
 
     def state_dict(self) -> dict[str, Any]:

@@ -93,6 +93,16 @@ def find_command(argv: list[str]) -> None:
         and args.write_config.resolve() == args.config.resolve()
     ):
         raise UsageError(f"--write-config {args.write_config} is the --config itself: write the found config elsewhere")
+    if args.write_config is not None and (why := unreplaceable(args.write_config, "lrsched find")):
+        raise UsageError(f"--write-config {args.write_config}: {why}")
+    from lightning_lrsched.plotting import check_image_path
+
+    try:  # what is written after the test: refused before it runs, not as a traceback after it
+        check_image_path("-o", args.output)
+    except InvalidValue as error:
+        raise UsageError(str(error)) from None
+    if args.json is not None and args.json.is_dir():
+        raise UsageError(f"--json {args.json} is a folder: give a file path (e.g. {args.json / 'lr_find.json'})")
     import lightning as L
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -133,6 +143,26 @@ def find_command(argv: list[str]) -> None:
             print(write_config(config, result, args.rule, args.write_config, source=args.config))
 
     report()
+
+
+def unreplaceable(path: Path, writer: str) -> str:
+    """Why ``path`` must not be overwritten with a config ``writer`` writes (``""``: it may be).
+
+    A file that ``writer`` wrote (its first line names it) is its own output, written again; any
+    other file (a user's config) is kept.
+    """
+    if not path.exists():
+        return ""
+    if path.is_dir():
+        return "is a folder: give a file path"
+    try:
+        with path.open(encoding="utf-8") as file:
+            first = file.readline()
+    except (OSError, UnicodeDecodeError):
+        first = ""
+    if first.startswith("# ") and f"`{writer}`" in first:
+        return ""
+    return f"exists and was not written by `{writer}`: give a new file name (it is kept as it is)"
 
 
 def load_config(path: Path | None) -> dict[str, Any]:
@@ -181,12 +211,20 @@ def check_arguments(target: Any, arguments: Mapping[str, Any], section: str) -> 
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return
     unknown = [key for key in arguments if key not in parameters]
+    name = getattr(target, "__name__", str(target))
     if unknown:
-        name = getattr(target, "__name__", str(target))
         raise UsageError(
             f"{section}: {name} takes no argument {', '.join(repr(k) for k in unknown)}; "
             f"it takes {', '.join(k for k in parameters if k != 'self')}"
         )
+    missing = [
+        key
+        for key, p in parameters.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and key not in arguments
+    ]
+    if missing:
+        needed = ", ".join(repr(k) for k in missing)
+        raise UsageError(f"{section}: {name} needs {needed}: give it in {section}.init_args")
 
 
 def import_class(path: Any, section: str) -> type:

@@ -47,11 +47,16 @@ MAX_SIMULATED = 1_000_000
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: a short ``code`` (for filtering), the scheduler it concerns, and the explanation."""
+    """One problem: a short ``code`` (for filtering), the scheduler it concerns, and the explanation.
+
+    ``fatal``: the run cannot go on as asked (a resume that would load another scheduler's state, or
+    step a restored torch scheduler past its end); :class:`ScheduleCheck` raises even when not strict.
+    """
 
     code: str
     scheduler: str
     message: str
+    fatal: bool = False
 
     def __str__(self) -> str:
         return f"{self.scheduler}: {self.message}"
@@ -357,7 +362,14 @@ def _raises_past_end(s: Subject) -> Finding | None:
         "ends-early",
         s.label,
         f"{arg}={s.length} but Lightning will call step() {s.calls} times: torch raises ValueError at call "
-        f"{s.length + 1}. Set {arg}={s.used} (trainer.estimated_stepping_batches with interval='step').",
+        f"{s.length + 1}. "
+        + (
+            f"Resumed at call {s.start}, its {arg} is the checkpoint's: resume with the checkpoint's "
+            "max_epochs/max_steps, or start a fresh run without ckpt_path."
+            if s.start
+            else f"Set {arg}={s.used} (trainer.estimated_stepping_batches with interval='step')."
+        ),
+        fatal=s.start > 0,  # resumed: the restored scheduler raises within the run, maybe at once
     )
 
 
@@ -458,6 +470,17 @@ def resume_findings(
 
 def _changed_settings(config: Any, state: Mapping[str, Any], step: int) -> list[Finding]:
     scheduler = config.scheduler
+    if not isinstance(scheduler, GroupScheduledLR) and (foreign := _foreign_state(scheduler, state)):
+        return [
+            Finding(
+                "replaced",
+                _label(config),
+                f"the checkpoint's scheduler is not this run's {type(scheduler).__name__} ({foreign}): Lightning "
+                "would load its state into this one (a wrong LR, or an error mid-run). Resume with the checkpoint's "
+                "scheduler, or start a fresh run without ckpt_path.",
+                fatal=True,
+            )
+        ]
     if not isinstance(scheduler, GroupScheduledLR):
         new = torch_arguments(scheduler)
         old = {arg: sorted(v.elements()) if hasattr(v, "elements") else v for arg, v in state.items() if arg in new}
@@ -485,6 +508,33 @@ def _changed_settings(config: Any, state: Mapping[str, Any], step: int) -> list[
             f"{what}. Resume with the checkpoint's schedule, or start a fresh run without ckpt_path.",
         )
     ]
+
+
+VERSION_KEYS = frozenset({"verbose"})
+"""Public keys of a torch scheduler's state that some torch versions have and others do not."""
+
+
+def _foreign_state(scheduler: Any, state: Mapping[str, Any]) -> str:
+    """Why ``state`` is another scheduler's than torch's ``scheduler`` (``""``: it may be its own).
+
+    Its own state holds its constructor's arguments and no public attribute it lacks; keys torch
+    keeps private (``_step_count``) or drops between versions (``verbose``) say nothing. Only torch's
+    own classes are read so (a subclass or third-party scheduler may save other keys), and any
+    scheduler is told a state of this package's.
+    """
+    specs = saved_specs(state)
+    if specs is not None:
+        return f"the checkpoint's is lightning_lrsched's {_specs(list(specs))}"
+    if not type(scheduler).__module__.startswith("torch."):
+        return ""  # a scheduler of its own may save what it likes
+    missing = [arg for arg in torch_arguments(scheduler) if arg not in state]
+    own = vars(scheduler)
+    extra = [k for k in state if not k.startswith("_") and k not in own and k not in VERSION_KEYS]
+    if not missing and not extra:
+        return ""
+    parts = [f"its state lacks {', '.join(missing)}"] if missing else []
+    parts += [f"has {', '.join(extra)}"] if extra else []
+    return " and ".join(parts)
 
 
 def _specs(specs: list[Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lightning_lrsched.errors import InvalidType, InvalidValue
@@ -37,8 +39,8 @@ def preview(
         )
     if steps_per_epoch is not None:
         check_int("steps_per_epoch", steps_per_epoch, minimum=1)
-    if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not base_lr > 0:
-        raise InvalidValue(f"`base_lr` must be a positive number: got base_lr={base_lr!r}")
+    if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not 0 < base_lr < math.inf:
+        raise InvalidValue(f"`base_lr` must be a positive finite number: got base_lr={base_lr!r}")
     per_epoch = steps_per_epoch or 1
     curve = schedule.resolve(total_steps, per_epoch, float(base_lr))
     steps = np.arange(total_steps, dtype=np.int64)

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lightning_lrsched.compare.devices import parse_device
-from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, LOGGERS, class_config
+from lightning_lrsched.compare.grid import DEFAULT_DATA, DEFAULT_MODEL, LOGGERS, Unstackable, class_config
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
 from lightning_lrsched.compare.results import GridLock
@@ -161,10 +161,14 @@ def tune(
     seeds = list(seeds)
     if confirm and (len(set(seeds)) < MIN_SEEDS or not all(isinstance(s, int) and s >= 0 for s in seeds)):
         raise InvalidValue(f"`seeds` must be at least {MIN_SEEDS} distinct non-negative ints: got {seeds!r}")
-    config = parse_device(device)
+    try:
+        config = parse_device(device)
+    except InvalidValue as error:  # compare's parser names its own option, `devices`
+        raise InvalidValue(str(error).replace("`devices`", "`device`", 1)) from None
     if config.processes != 1 or config.accelerator == "auto":
         raise InvalidValue(f"`device` must be one single-process device config (cpu:1, cuda:1, mps:1): got {device!r}")
     if reason := config.unavailable():
+        reason = reason.removeprefix(f"{config.label}: ")  # it starts with the label when it names no count
         raise InvalidValue(f"`device` {device}: {reason}")
     model_cfg = class_config("model", model, DEFAULT_MODEL)
     data_cfg = class_config("data", data, DEFAULT_DATA)
@@ -174,6 +178,17 @@ def tune(
         raise InvalidValue(
             f"`model`: tune gives each copy its schedule as `scheduler=`; {model_class.__name__} takes none"
         )
+    if executor == "local" and not callable(getattr(model_class, "stacked_metrics", None)):
+        raise InvalidValue(
+            f"`model`: the local search trains the configurations as copies of one stacked run, and "
+            f"{model_class.__name__} has no `stacked_metrics(batch)` method saying how to score a batch (see "
+            "'Which modules stack' in the compare docs); or search with executor='ray' (one trial per configuration)"
+        )
+    if write_config is not None:
+        from lightning_lrsched.finder.command import unreplaceable
+
+        if why := unreplaceable(Path(write_config), "lrsched tune"):
+            raise InvalidValue(f"`write_config` {write_config}: {why}")
     trainer_args = dict(trainer or {})
     if "max_epochs" in trainer_args:
         raise InvalidValue("`trainer.max_epochs`: give the run length as tune's `max_epochs`")
@@ -410,24 +425,29 @@ def _search(
                 description = progress.tasks[i + 1].description
                 progress.update(tasks[i + 1], description=f"{description}: {training} copies")
 
-        trials, per_epoch = train_search(
-            configs,
-            model_class=_import(task.model["class_path"]),
-            model_args=task.model["init_args"],
-            data=_data(task.data, search_seed),
-            seed=search_seed,
-            max_epochs=task.max_epochs,
-            rungs=judged,
-            eta=eta,
-            trainer_args={**device.trainer_kwargs(), **task.trainer},
-            on_decided=on_decided,
-            on_epoch=on_epoch,
-            checkpoint=checkpoints / f"{search}.ckpt",
-            on_rung=lambda rung: trials_file.append(
-                {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
-            ),
-            resume=None if resume is None else resume[1:],
-        )
+        try:
+            trials, per_epoch = train_search(
+                configs,
+                model_class=_import(task.model["class_path"]),
+                model_args=task.model["init_args"],
+                data=_data(task.data, search_seed),
+                seed=search_seed,
+                max_epochs=task.max_epochs,
+                rungs=judged,
+                eta=eta,
+                trainer_args={**device.trainer_kwargs(), **task.trainer},
+                on_decided=on_decided,
+                on_epoch=on_epoch,
+                checkpoint=checkpoints / f"{search}.ckpt",
+                on_rung=lambda rung: trials_file.append(
+                    {"kind": "rung", "search": search, "attempt": attempt, **rung.to_dict()}
+                ),
+                resume=None if resume is None else resume[1:],
+            )
+        except Unstackable as error:  # nothing was trained: the module, not the search, is at fault
+            raise InvalidValue(
+                f"`model`: the local search trains the configurations as copies of one stacked run: {error}"
+            ) from None
     trials_file.append(
         {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
     )

@@ -7,6 +7,7 @@ resume, the plateau monitor).
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from torch.optim import lr_scheduler as torch_lr
 
 from lightning_lrsched import ScheduleCheck
 from lightning_lrsched.callbacks import ScheduleWarning
+from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
 from lightning_lrsched.schedules import GroupSchedules, get_schedule
 from lightning_lrsched.schedules.checks import check_schedulers
@@ -490,6 +492,74 @@ def test_a_changed_torch_scheduler_on_resume_is_reported_as_not_applied(tmp_path
     assert [f.code for f in check.findings] == ["changed", "ends-early"]
     assert "the new ones are NOT applied (T_max 2 -> 6)" in messages[0]
     assert "T_max=2 ends after 2 epochs but the run lasts 6; past its end the LR rises again" in messages[1]
+
+
+@pytest.mark.parametrize(
+    ("saved", "resumed", "why"),
+    [
+        (
+            torch_config(
+                lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=t.estimated_stepping_batches),
+                interval="step",
+            ),
+            lambda o, t: torch_lr.CosineAnnealingLR(o, T_max=6),
+            "its state lacks T_max, eta_min and has total_steps",
+        ),
+        (
+            torch_config(lambda o, t: torch_lr.StepLR(o, step_size=1)),
+            lambda o, t: torch_lr.ExponentialLR(o, gamma=0.5),  # gamma is in both states: step_size gives it away
+            "has step_size",
+        ),
+    ],
+    ids=["onecycle-to-cosine", "step-to-exponential"],
+)
+def test_another_torch_scheduler_on_resume_is_refused_before_its_state_is_loaded(tmp_path, saved, resumed, why):
+    # torch's load_state_dict takes any dict: CosineAnnealingLR would go on with OneCycleLR's state (LR 0).
+    ckpt = first_run(tmp_path, saved)
+    check = ScheduleCheck()  # not strict: still refused, going on is never right
+    with pytest.raises(InvalidValue, match="cannot go on with resuming from the checkpoint at step 10") as error:
+        resume(tmp_path, torch_config(resumed), ckpt[1], check=check, max_epochs=6)
+    assert [f.code for f in check.findings] == ["replaced"]
+    assert why in str(error.value) and "\n" not in str(error.value)
+    strict = ScheduleCheck(strict=True)  # its own exception, as for every finding
+    with pytest.raises(MisconfigurationException, match="the checkpoint's scheduler is not this run's"):
+        resume(tmp_path, torch_config(resumed), ckpt[1], check=strict, max_epochs=6)
+
+
+def test_a_package_schedule_checkpoint_is_refused_by_a_torch_scheduler(tmp_path):
+    ckpt = first_run(tmp_path, catalog({"name": "cosine"}))
+    with pytest.raises(InvalidValue, match=re.escape("the checkpoint's is lightning_lrsched's {'name': 'cosine'")):
+        resume(tmp_path, torch_config(lambda o, t: torch_lr.StepLR(o, step_size=1)), ckpt[1], max_epochs=6)
+
+
+class StepWithExtraState(torch_lr.StepLR):
+    """A scheduler of one's own that saves a key it keeps no attribute for: not another scheduler's state."""
+
+    def state_dict(self):
+        return {**super().state_dict(), "saved_only": 1}
+
+    def load_state_dict(self, state_dict):
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "saved_only"})
+
+
+@pytest.mark.parametrize("cls", [torch_lr.StepLR, StepWithExtraState])
+def test_the_same_torch_scheduler_resumes(tmp_path, cls):
+    make = torch_config(lambda o, t: cls(o, step_size=1, gamma=0.5))
+    ckpt = first_run(tmp_path, make)
+    check, lrs, messages = resume(tmp_path, make, ckpt[1], max_epochs=3)
+    assert check.findings == [] and messages == [] and sorted(lrs) == list(range(10, 15))
+
+
+def test_a_restored_onecycle_that_the_longer_run_would_step_past_its_end_is_refused(tmp_path):
+    # The checkpoint's total_steps (10) is restored over the new run's 30: torch would raise at the first step.
+    make = torch_config(
+        lambda o, t: torch_lr.OneCycleLR(o, max_lr=0.1, total_steps=t.estimated_stepping_batches), interval="step"
+    )
+    ckpt = first_run(tmp_path, make)
+    check = ScheduleCheck()
+    with pytest.raises(InvalidValue, match=re.escape("torch raises ValueError at call 11. Resumed at call 10")):
+        resume(tmp_path, make, ckpt[1], check=check, max_epochs=6)
+    assert [f.code for f in check.findings] == ["changed", "ends-early"]
 
 
 # -- where a scheduler is at each optimizer step -----------------------------------------------------------

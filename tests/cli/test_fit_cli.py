@@ -238,6 +238,15 @@ BAD_FIT = {
         ["--lr_scheduler", "ManualOptimization uses manual optimization", "use automatic optimization"],
     ),
     "unknown optimizer class": (["--optimizer", "SGDD"], ["--optimizer", "SGDD", "Adam", "did you mean 'SGD'"]),
+    # torch's own checks when configure_optimizers builds them: were tracebacks called a bug.
+    "torch refuses the optimizer's value": (
+        ["--optimizer", "SGD", "--optimizer.lr", "-1"],
+        ["--optimizer SGD", "Invalid learning rate: -1.0"],
+    ),
+    "torch refuses the scheduler's value": (
+        ["--optimizer", "SGD", "--optimizer.lr", "0.1", "--lr_scheduler", "LinearLR", "--lr_scheduler.start_factor=5"],
+        ["--lr_scheduler LinearLR", "Starting multiplicative factor"],
+    ),
     "no batch per optimizer step": (["--trainer.accumulate_grad_batches", "0"], ["accumulate_grad_batches", ">= 1"]),
     "no device": (["--trainer.devices", "0"], ["--trainer.devices", ">= 1", "got '0'"]),
     "config not YAML": (["--config", "{tmp}/bad.yaml"], ["bad.yaml", "not valid YAML at line 3, column 1"]),

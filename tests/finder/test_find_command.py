@@ -89,6 +89,10 @@ def write(tmp_path: Path, text: str) -> Path:
         (["--config", "{config}"], "data: 3", "data: must be a mapping"),
         (["--config", "{config}"], "model: {lrr: 0.1}", "model: SyntheticClassifier takes no argument 'lrr'; it takes"),
         (["--config", "{config}"], "trainer: {gpus: 2}", "trainer: Trainer takes no argument 'gpus'"),
+        # Each was a traceback: a TypeError building the model, or matplotlib / open() after the range test.
+        (["--config", "{config}"], "model: {class_path: torch.nn.Linear}", "Linear needs 'in_features', 'out_feat"),
+        (["-o", "{tmp}/lr.txt"], None, "`-o` must end in an image format matplotlib writes"),
+        (["--json", "{tmp}"], None, "is a folder: give a file path"),
         (["--config", "{config}"], "trainer: {accelerator: tpu}", "`trainer.accelerator` 'tpu': not available"),
         (
             ["--config", "{config}"],
@@ -107,6 +111,23 @@ def test_bad_input_is_a_usage_error_that_names_it(tmp_path, args, config, match)
     argv = [a.format(tmp=tmp_path, config=path) for a in args]
     with pytest.raises(UsageError, match=match.replace("[", r"\[").replace("(", r"\(")):
         find_command(argv)
+
+
+def test_write_config_keeps_a_users_file_and_rewrites_its_own(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = small("onecycle.yaml", tmp_path)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("# my tuned config\nmodel: {lr: 0.3}\n")
+    with pytest.raises(UsageError, match=r"mine\.yaml: exists and was not written by `lrsched find`"):
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(mine), "-o", "x.png"])
+    assert mine.read_text() == "# my tuned config\nmodel: {lr: 0.3}\n"  # kept, and refused before the test ran
+    assert not Path("x.png").exists()
+    with pytest.raises(UsageError, match="is a folder"):
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(tmp_path), "-o", "x.png"])
+    found = tmp_path / "found.yaml"
+    for _ in range(2):  # a rerun replaces what find wrote
+        find_command(["--config", str(config), "--num-steps", "30", "--write-config", str(found), "-o", "lr.png"])
+    assert "wrote " + str(found) in capsys.readouterr().out
 
 
 def test_a_bad_range_from_the_command_line_names_the_arguments(tmp_path):

@@ -514,14 +514,20 @@ CASES = [
     pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 10, base_lr=0.0),
         ValueError,
-        r"`base_lr` must be a positive number: got base_lr=0.0",
+        r"`base_lr` must be a positive finite number: got base_lr=0.0",
         id="preview-base_lr-0",
     ),
     pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 10, base_lr=-1.0),
         ValueError,
-        r"`base_lr` must be a positive number: got base_lr=-1.0",
+        r"`base_lr` must be a positive finite number: got base_lr=-1.0",
         id="preview-base_lr-negative",
+    ),
+    pytest.param(
+        lambda m: preview(get_schedule("step", step_size=3), 10, base_lr=float("inf")),  # drew an empty figure
+        ValueError,
+        r"`base_lr` must be a positive finite number: got base_lr=inf",
+        id="preview-base_lr-inf",
     ),
     pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 0),

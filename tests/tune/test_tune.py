@@ -96,12 +96,43 @@ def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
         ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
         ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
         ({"device": "cpu:2"}, "single-process"),
+        ({"device": "mps:1"}, r"^`device` mps:1: MPS is not available"),  # was "mps:1: mps:1: ..."
+        ({"device": "gpu"}, r"^`device`: unknown device config 'gpu'"),  # was `devices`, compare's option
+        ({"model": {"class_path": f"{__name__}.Unscored"}}, "Unscored has no `stacked_metrics.batch.` method"),
     ],
 )
 def test_bad_tune_input_is_refused_before_anything_trains(tmp_path, kwargs, match):
     with pytest.raises(InvalidValue, match=match):
         tune(SPACE, **{"budget": 4, "max_epochs": 3, "output": tmp_path / "out", **kwargs})
     assert not (tmp_path / "out").exists()
+
+
+class Unscored(SyntheticClassifier):
+    """Takes ``lr`` and ``scheduler`` but cannot be stacked: it does not say how to score a batch."""
+
+    stacked_metrics = None  # type: ignore[assignment]
+
+
+class Rescored(SyntheticClassifier):
+    """Overrides training_step but inherits stacked_metrics: found when the stacked run is built."""
+
+    def training_step(self, batch, batch_idx):
+        return super().training_step(batch, batch_idx)
+
+
+def test_write_config_keeps_a_users_file(tmp_path):
+    mine = tmp_path / "best.yaml"
+    mine.write_text("# my config\n")
+    with pytest.raises(InvalidValue, match=r"best\.yaml: exists and was not written by `lrsched tune`"):
+        tune(SPACE, budget=4, max_epochs=3, write_config=mine, output=tmp_path / "out")
+    assert mine.read_text() == "# my config\n" and not (tmp_path / "out").exists()
+
+
+def test_a_module_that_cannot_be_stacked_is_bad_input_not_a_crash(tmp_path):
+    # Was the stacked module's Unstackable, a traceback that `lrsched tune` called a bug.
+    with pytest.raises(InvalidValue, match=r"overrides `training_step` \(in Rescored\) but inherits `stacked_metrics`"):
+        tune(SPACE, budget=2, max_epochs=1, rungs=1, model={"class_path": f"{__name__}.Rescored"}, output=tmp_path)
+    assert not list(tmp_path.glob("rungs/*.ckpt"))
 
 
 # -- the search ------------------------------------------------------------------------------------
