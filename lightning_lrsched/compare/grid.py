@@ -245,8 +245,12 @@ def _check_class(name: str, config: dict[str, Any]) -> None:
             sys.path.remove(cwd)
     if not inspect.isclass(cls):
         raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
+    signature = inspect.signature(cls)
+    # What the runs pass themselves: a model's `scheduler` (the grid's schedule), a datamodule's `seed`.
+    passed = "scheduler" if name == "model" else "seed"
+    given = {passed: None} if passed in signature.parameters else {}
     try:
-        inspect.signature(cls).bind_partial(**config["init_args"])
+        signature.bind(**{**given, **config["init_args"]})  # bind, not bind_partial: a required one missing too
     except TypeError as error:
         raise InvalidValue(f"`{name}.init_args` for {attr}: {error}") from None
 
