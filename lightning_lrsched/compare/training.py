@@ -250,7 +250,9 @@ def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[
     if not trainer.is_global_zero:
         return None
     wandb_dir = _finish_wandb(logger) if logger and settings.logger == "wandb" else None
-    epochs, steps = trainer.current_epoch + (1 if check.diverged else 0), trainer.global_step
+    # Diverged: up to the epoch it diverged in (Lightning counts an epoch stopped by should_stop as done).
+    epochs = check.events[-1]["epoch"] + 1 if check.events else trainer.current_epoch + (1 if check.diverged else 0)
+    steps = trainer.global_step
     record = finished_record(
         spec, settings, recorder, detector, check, epochs=epochs, steps=steps, wall=wall, wandb_dir=wandb_dir
     )
