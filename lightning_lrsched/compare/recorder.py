@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
+from lightning_lrsched.errors import InvalidValue
+
 LR_KEY = "lr"
 """The key of a compared run's LR in its W&B and CSV logs, in every mode."""
 
@@ -132,6 +134,13 @@ class RunRecorder(Callback):
             self.train.add(self.samples, mean)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logged = trainer.callback_metrics
+        if self.keys["val_loss"] == "val_loss" and "val_loss" not in logged:  # a run of its own: the module's keys
+            # Refused at the first validation (the sanity check's, before training): the report ranks on it.
+            raise InvalidValue(
+                f"{type(pl_module).__name__} logs no `val_loss` in validation, which compare ranks the runs on "
+                f"(it logged: {', '.join(sorted(logged)) or 'nothing'}): self.log('val_loss', loss) in validation_step"
+            )
         if not (trainer.sanity_checking or self.stopped):
             keys = self.keys
             self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))
