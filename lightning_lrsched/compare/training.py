@@ -521,10 +521,18 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
 
     import torch
 
+    from lightning_lrsched.compare.stacked import SeedStackedData
+    from lightning_lrsched.module_contract import one_optimizer
+
     k = len(module.copies)
     solo = deepcopy(module.copies[0])
     for param, stacked in zip(solo.parameters(), module.stacked, strict=True):
         param.requires_grad_(stacked.requires_grad)
+    # Its optimizer alone: the module's own scheduler is not its run's (a ReduceLROnPlateau fails without validation).
+    own = solo.configure_optimizers
+    solo.configure_optimizers = lambda: one_optimizer(own(), "configure_optimizers")
+    # Copies of several seeds take a batch each: one alone takes its own seed's.
+    solo_data = data.modules[data.seed_of[0]] if isinstance(data, SeedStackedData) else data
     state = _random_state()
     try:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
@@ -534,7 +542,7 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
             # or the probe's validation would run the original copy, in training mode.
             throwaway._set_randomness("same" if module.draws_random else "different")
             stacked_s = _step_time(throwaway, data, spec, steps)
-            solo_s = _step_time(solo, data, spec, steps)
+            solo_s = _step_time(solo, solo_data, spec, steps)
     finally:
         _set_random_state(state)
     if stacked_s is None or solo_s is None:
