@@ -59,3 +59,13 @@ def test_a_module_that_logs_no_val_loss_is_refused_at_the_sanity_check_before_tr
     with pytest.raises(InvalidValue, match=r"_LogsValidLoss logs no `val_loss` .*\(it logged: valid/loss\)"):
         trainer.fit(model, data, data)
     assert trainer.global_step == 0
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_each_steps_lr_is_recorded_at_the_samples_seen_when_the_step_began(tmp_path, one_thread, accumulate):
+    # 6 batches of 4: with gradients accumulated over 2 batches, steps begin at 0, 8 and 16 samples (not 4, 12, 20).
+    data = DataLoader(TensorDataset(torch.randn(24, 2), torch.randn(24, 1)), batch_size=4)
+    recorder = RunRecorder()
+    trainer = quiet_trainer(tmp_path, recorder, max_epochs=1, accumulate_grad_batches=accumulate, limit_val_batches=0)
+    trainer.fit(_LogsValidLoss(), data)
+    assert [point[0] for point in recorder.lr.points] == list(range(0, 24, 4 * accumulate))
