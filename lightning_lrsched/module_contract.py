@@ -116,11 +116,18 @@ def unschedule(optimizer: Optimizer) -> None:
     """Undo what building a scheduler did to ``optimizer``'s groups: each LR back to its base, ``initial_lr`` gone.
 
     A torch scheduler sets ``initial_lr`` and its first LR (a warmup's is 0) when it is built; the
-    schedule that replaces it starts from the optimizer's own LR again.
+    schedule that replaces it starts from the optimizer's own LR again. One that cycles momentum
+    (``OneCycleLR``, ``CyclicLR``: their groups hold ``max_momentum``) set the momentum (Adam's
+    first beta) to its maximum when built: it is back at the optimizer's constructor value.
     """
     for group in optimizer.param_groups:
         if "initial_lr" in group:
             group["lr"] = group.pop("initial_lr")
+        if "max_momentum" in group and "base_momentum" in group:
+            if "betas" in group and "betas" in optimizer.defaults:
+                group["betas"] = (optimizer.defaults["betas"][0], *group["betas"][1:])
+            elif "momentum" in group and "momentum" in optimizer.defaults:
+                group["momentum"] = optimizer.defaults["momentum"]
 
 
 def schedule_module(module: L.LightningModule, schedule: Schedule) -> None:

@@ -37,6 +37,7 @@ from lightning_lrsched.compare.grid import (
     RunSettings,
     RunSpec,
     build_grid,
+    check_trainer,
     class_config,
     is_stacked,
     job_name,
@@ -213,7 +214,7 @@ def compare(
             max_epochs,
             model=class_config("model", model, DEFAULT_MODEL),
             data=class_config("data", data, DEFAULT_DATA),
-            trainer=dict(trainer or {}),
+            trainer=check_trainer(trainer),
         )
         from lightning_lrsched.compare.training import check_model
 

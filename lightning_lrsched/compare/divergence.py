@@ -87,9 +87,15 @@ class Divergence:
 
 
 def _returned_loss(outputs: Any, pl_module: L.LightningModule) -> torch.Tensor | None:
-    """The loss ``training_step`` returned (``None``: it returned none for this batch)."""
+    """The loss ``training_step`` returned (``None``: it returned none for this batch).
+
+    Lightning hands the callbacks that loss divided by ``accumulate_grad_batches`` (the share its
+    backward takes): multiplied back, so that accumulating does not halve the recorded loss.
+    """
     loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-    return loss.detach() if isinstance(loss, torch.Tensor) else None
+    if not isinstance(loss, torch.Tensor):
+        return None
+    return loss.detach() * pl_module.trainer.accumulate_grad_batches
 
 
 class LossMeter:

@@ -224,6 +224,42 @@ def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, 
     return config
 
 
+_DEVICES = "give devices (--devices), e.g. [cpu:1, cpu:2]"
+OWNED_TRAINER_ARGS = {
+    "max_epochs": "give max_epochs (--max-epochs)",
+    "accelerator": _DEVICES,
+    "devices": _DEVICES,
+    "strategy": _DEVICES,
+    "num_nodes": _DEVICES,
+    "logger": "give logger (--logger)",
+    "callbacks": "it adds the callbacks a comparison needs",
+    "default_root_dir": "give output (--output)",
+    "enable_checkpointing": "a compared run keeps no checkpoint",
+    "enable_progress_bar": "its own progress bar follows the grid",
+    "enable_model_summary": "it shows none",
+}
+"""``Trainer`` arguments compare sets for every run itself, and what to give instead."""
+
+
+def check_trainer(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The extra ``Trainer`` arguments of every run; refuse, before anything trains, those it cannot take."""
+    import lightning as L
+
+    if trainer is None:
+        return {}
+    if not isinstance(trainer, Mapping):
+        raise InvalidType(f"`trainer` must be a mapping of Trainer arguments, e.g. {{'precision': 16}}: got {trainer}")
+    known = inspect.signature(L.Trainer).parameters
+    for key in trainer:
+        if key in OWNED_TRAINER_ARGS:
+            raise InvalidValue(f"`trainer.{key}`: compare sets it for every run; {OWNED_TRAINER_ARGS[key]}")
+        if key not in known:
+            raise InvalidValue(
+                f"`trainer.{key}` is not a Trainer argument (e.g. gradient_clip_val, accumulate_grad_batches)"
+            )
+    return dict(trainer)
+
+
 def _check_class(name: str, config: dict[str, Any]) -> None:
     """Refuse, before anything trains, a class path that does not import or init args its class does not take."""
     path = config["class_path"]
@@ -245,8 +281,12 @@ def _check_class(name: str, config: dict[str, Any]) -> None:
             sys.path.remove(cwd)
     if not inspect.isclass(cls):
         raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
+    signature = inspect.signature(cls)
+    # What the runs pass themselves: a model's `scheduler` (the grid's schedule), a datamodule's `seed`.
+    passed = "scheduler" if name == "model" else "seed"
+    given = {passed: None} if passed in signature.parameters else {}
     try:
-        inspect.signature(cls).bind_partial(**config["init_args"])
+        signature.bind(**{**given, **config["init_args"]})  # bind, not bind_partial: a required one missing too
     except TypeError as error:
         raise InvalidValue(f"`{name}.init_args` for {attr}: {error}") from None
 

@@ -10,6 +10,8 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
+from lightning_lrsched.errors import InvalidValue
+
 LR_KEY = "lr"
 """The key of a compared run's LR in its W&B and CSV logs, in every mode."""
 
@@ -81,6 +83,8 @@ class RunRecorder(Callback):
         self.final_lr = math.nan
         self._logged: tuple[int, float] | None = None
         self._last_step = -1
+        # The samples seen when the current optimizer step's first batch began (gradients accumulate over several).
+        self._step_start, self._stepped = 0, 0
 
     def stop(self, trainer: L.Trainer) -> None:
         """Record nothing more (a stacked copy that was frozen): the curves end here."""
@@ -98,7 +102,7 @@ class RunRecorder(Callback):
                 i for i, g in enumerate(optimizer.param_groups) if g.get("name") in (self.group, f"{self.group}/0")
             )
         lr = float(optimizer.param_groups[self.group]["lr"])
-        self.lr.add(self.samples, lr)
+        self.lr.add(self._step_start, lr)
         step = trainer.global_step
         if trainer.is_global_zero and (self._logged is None or lr != self._logged[1]):
             for logger in self._loggers(trainer):
@@ -125,6 +129,8 @@ class RunRecorder(Callback):
     ) -> None:
         if not self.stopped:
             self.samples += self.batch_size(batch) * trainer.world_size
+            if trainer.global_step != self._stepped:  # a step ended with this batch: the next starts here
+                self._stepped, self._step_start = trainer.global_step, self.samples
 
     def record_train_loss(self, mean: float) -> None:
         """An epoch's mean training loss (measured by the run's :class:`~.divergence.DivergenceCheck`)."""
@@ -132,6 +138,13 @@ class RunRecorder(Callback):
             self.train.add(self.samples, mean)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        logged = trainer.callback_metrics
+        if self.keys["val_loss"] == "val_loss" and "val_loss" not in logged:  # a run of its own: the module's keys
+            # Refused at the first validation (the sanity check's, before training): the report ranks on it.
+            raise InvalidValue(
+                f"{type(pl_module).__name__} logs no `val_loss` in validation, which compare ranks the runs on "
+                f"(it logged: {', '.join(sorted(logged)) or 'nothing'}): self.log('val_loss', loss) in validation_step"
+            )
         if not (trainer.sanity_checking or self.stopped):
             keys = self.keys
             self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))

@@ -250,7 +250,9 @@ def train_solo(spec: RunSpec, settings: RunSettings, on_epoch: OnEpoch) -> list[
     if not trainer.is_global_zero:
         return None
     wandb_dir = _finish_wandb(logger) if logger and settings.logger == "wandb" else None
-    epochs, steps = trainer.current_epoch + (1 if check.diverged else 0), trainer.global_step
+    # Diverged: up to the epoch it diverged in (Lightning counts an epoch stopped by should_stop as done).
+    epochs = check.events[-1]["epoch"] + 1 if check.events else trainer.current_epoch + (1 if check.diverged else 0)
+    steps = trainer.global_step
     record = finished_record(
         spec, settings, recorder, detector, check, epochs=epochs, steps=steps, wall=wall, wandb_dir=wandb_dir
     )
@@ -519,10 +521,18 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
 
     import torch
 
+    from lightning_lrsched.compare.stacked import SeedStackedData
+    from lightning_lrsched.module_contract import one_optimizer
+
     k = len(module.copies)
     solo = deepcopy(module.copies[0])
     for param, stacked in zip(solo.parameters(), module.stacked, strict=True):
         param.requires_grad_(stacked.requires_grad)
+    # Its optimizer alone: the module's own scheduler is not its run's (a ReduceLROnPlateau fails without validation).
+    own = solo.configure_optimizers
+    solo.configure_optimizers = lambda: one_optimizer(own(), "configure_optimizers")
+    # Copies of several seeds take a batch each: one alone takes its own seed's.
+    solo_data = data.modules[data.seed_of[0]] if isinstance(data, SeedStackedData) else data
     state = _random_state()
     try:
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
@@ -532,7 +542,7 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
             # or the probe's validation would run the original copy, in training mode.
             throwaway._set_randomness("same" if module.draws_random else "different")
             stacked_s = _step_time(throwaway, data, spec, steps)
-            solo_s = _step_time(solo, data, spec, steps)
+            solo_s = _step_time(solo, solo_data, spec, steps)
     finally:
         _set_random_state(state)
     if stacked_s is None or solo_s is None:

@@ -47,6 +47,15 @@ class MomentumClassifier(OwnClassifier):
         return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.01)}
 
 
+class OwnPlateauClassifier(OwnClassifier):
+    """SGD with a ReduceLROnPlateau of its own on val_loss: Lightning steps it only once a validation has run."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.2, momentum=0.9)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": plateau, "monitor": "val_loss"}}
+
+
 class TwoGroupClassifier(OwnClassifier):
     """AdamW with the Hugging Face split: weights decay, biases do not; betas and LR per group; a warmup of its own."""
 

@@ -228,6 +228,9 @@ def test_ray_executor_runs_a_two_by_one_grid(tmp_path, capfd, monkeypatch):
         (["--wandb-mode", "online"], "needs a W&B login"),
         (["--devices", ""], "--devices: give at least one, e.g. --devices cpu:1: got ''"),
         (["--config", "{tmp}/string.yaml"], "`schedules` must be a list, e.g. schedules: [cosine, step]: got 'cosine'"),
+        # A fit config's trainer section: compare sets these itself (each run failed with a TypeError).
+        (["--config", "{tmp}/owned.yaml"], "`trainer.max_epochs`: compare sets it for every run; give max_epochs"),
+        (["--config", "{tmp}/typo.yaml"], "`trainer.gradient_clip` is not a Trainer argument"),
     ],
 )
 def test_bad_compare_input_is_one_line_error(tmp_path, capsys, monkeypatch, args, message):
@@ -235,6 +238,8 @@ def test_bad_compare_input_is_one_line_error(tmp_path, capsys, monkeypatch, args
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: not logged in to W&B
     monkeypatch.chdir(tmp_path)
     (tmp_path / "string.yaml").write_text("schedules: cosine\n")
+    (tmp_path / "owned.yaml").write_text("trainer: {max_epochs: 5, default_root_dir: runs/fit}\n")
+    (tmp_path / "typo.yaml").write_text("trainer: {gradient_clip: 1.0}\n")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     assert exit_code(["--output", str(tmp_path), *args]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -9,6 +9,7 @@ train with the module's optimizer settings.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,18 @@ from lightning.pytorch.callbacks import Callback
 from test_stack_any import SYNTHETIC_DATA, assert_copies_equal_solo_runs, grid, stacked_and_solo
 
 from lightning_lrsched.compare import compare
+from lightning_lrsched.compare.grid import RunSettings, Unstackable, plan_jobs
 from lightning_lrsched.compare.stacked import StackedModule
+from lightning_lrsched.compare.training import train_stacked
 from lightning_lrsched.models import SyntheticDataModule
-from lightning_lrsched.module_contract import ModuleContractError, own_optimizer, schedule_module
+from lightning_lrsched.module_contract import ModuleContractError, one_optimizer, own_optimizer, schedule_module
 from lightning_lrsched.schedules import GroupScheduledLR, get_schedule
 from tests.compare.own_models import (
     DropoutClassifier,
     ManualOptimization,
     MomentumClassifier,
     NoOptimizer,
+    OwnPlateauClassifier,
     TwoGroupClassifier,
     TwoOptimizers,
 )
@@ -50,6 +54,36 @@ def test_the_modules_own_optimizer_is_read_with_its_scheduler_undone():
     assert [g["lr"] for g in optimizer.param_groups] == [0.01, 0.005]
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.1, 0.0]
     assert all(g["betas"] == (0.8, 0.95) and "initial_lr" not in g for g in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("optimizer_class", [torch.optim.AdamW, torch.optim.SGD])
+@pytest.mark.parametrize("scheduler_class", [torch.optim.lr_scheduler.OneCycleLR, torch.optim.lr_scheduler.CyclicLR])
+def test_a_momentum_the_modules_own_cycling_scheduler_set_is_undone_too(optimizer_class, scheduler_class):
+    # OneCycleLR and CyclicLR set the momentum (Adam's beta1) to their max_momentum when built.
+    momentum = {"betas": (0.5, 0.98)} if optimizer_class is torch.optim.AdamW else {"momentum": 0.5}
+    optimizer = optimizer_class([torch.nn.Parameter(torch.zeros(2))], lr=0.1, **momentum)
+    if scheduler_class is torch.optim.lr_scheduler.OneCycleLR:
+        scheduler = scheduler_class(optimizer, max_lr=1.0, total_steps=10)
+    else:
+        scheduler = scheduler_class(optimizer, base_lr=0.01, max_lr=1.0)
+    (group,) = one_optimizer({"optimizer": optimizer, "lr_scheduler": scheduler}, "M.configure_optimizers").param_groups
+    assert {key: group[key] for key in momentum} == momentum
+
+
+@pytest.mark.parametrize(("cls", "seeds"), [(MomentumClassifier, (0, 1)), (OwnPlateauClassifier, (0,))])
+def test_auto_probes_a_job_of_several_seeds_and_a_module_with_a_plateau_scheduler_of_its_own(tmp_path, cls, seeds):
+    # The probe's copy alone trains as its run would: on its seed's batches (not the seeds' stacked ones), with the
+    # grid's schedule (not the module's ReduceLROnPlateau, which fails before a validation). Else it could not
+    # run, and auto stacked without knowing whether it pays.
+    small = {**SYNTHETIC_DATA, "init_args": {"num_samples": 100}}  # 3 batches an epoch: the probe's steps pass one
+    specs = grid(["step", "cosine"], 1, model(cls), small, seeds=seeds)
+    (job,) = plan_jobs(specs, "stacked")
+    try:
+        records = train_stacked(job, RunSettings(output=str(tmp_path), logger="none"), lambda runs: None, decide=True)
+        reason = records[0].mode_reason
+    except Unstackable as error:
+        reason = str(error)
+    assert re.match(rf"stacking {2 * len(seeds)} copies (pays|does not pay here): ", reason), reason
 
 
 def test_stacked_copies_keep_each_group_of_their_own_optimizer():

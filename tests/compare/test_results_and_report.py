@@ -279,6 +279,7 @@ def test_runs_whose_global_batch_differs_are_not_comparable_and_say_why(tmp_path
     print_report([one, two], cross_device([one, two], 1e-3), console)
     shown = console.export_text()
     assert "1 not comparable" in shown and "the global batch is 32 on cpu:1" in shown
+    assert "match" not in shown  # none was compared: none matched (it said "all match")
 
 
 def test_a_one_epoch_run_shows_its_validation_loss_as_a_point(tmp_path, monkeypatch):

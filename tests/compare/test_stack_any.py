@@ -257,6 +257,28 @@ class OwnStepAndMetrics(OwnStep):
         return {**metrics, "loss": metrics["loss"] + 0.1 * sum(p.square().sum() for p in self.parameters())}
 
 
+class WarmsUpByHand(DigitsClassifier):
+    """Lightning's documented warm-up recipe: the LR set by hand in ``optimizer_step``."""
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure):
+        optimizer.step(closure=optimizer_closure)
+        for group in optimizer.param_groups:
+            group["lr"] = min(1.0, (self.trainer.global_step + 1) / 5) * 0.1
+
+
+class ClipsByHand(DigitsClassifier):
+    def on_before_optimizer_step(self, optimizer):
+        torch.nn.utils.clip_grad_norm_(self.parameters(), 0.1)
+
+
+def test_a_module_that_changes_its_steps_in_a_hook_is_not_stacked():
+    # A stacked run steps the copies itself: it would not call these, and the copies would not equal their runs.
+    with pytest.raises(Unstackable, match=r"WarmsUpByHand overrides `optimizer_step` \(in WarmsUpByHand\)"):
+        stacked_metrics_of(WarmsUpByHand())
+    with pytest.raises(Unstackable, match="ClipsByHand overrides `on_before_optimizer_step`"):
+        stacked_metrics_of(ClipsByHand())
+
+
 def test_the_stacking_protocol():
     assert stacked_metrics_of(DigitsClassifier()) is SyntheticClassifier.stacked_metrics
     with pytest.raises(Unstackable, match=r"OwnStep overrides `training_step` .* define OwnStep.stacked_metrics"):

@@ -116,10 +116,13 @@ def test_a_diverging_copy_is_frozen_and_the_others_go_on(tmp_path):
         (job,) = plan_jobs(grid, "stacked")
         diverged, healthy = train_stacked(job, settings(tmp_path), epochs.append)
         solo = run(grid[1], tmp_path)
+        solo_diverged = run(grid[0], tmp_path)
     assert diverged.status == "diverged" and "the mean training loss of the epoch" in diverged.reason
     assert [e["action"] for e in diverged.events] == ["diverged"]
     # Frozen at the first epoch end, its training loss far above the untrained model's: its curves end there.
     assert diverged.epochs == 1 and diverged.steps == 22 and len(diverged.lr_curve) == 22
+    # Its run of its own stops there too, and says so: 1 epoch, not 2 (Lightning counts the stopped epoch as done).
+    assert (solo_diverged.status, solo_diverged.epochs, solo_diverged.steps) == ("diverged", 1, 22)
     # ... and keeps the training loss of the epoch it diverged in (issue 20 item 7).
     assert len(diverged.train_curve) == diverged.epochs
     assert diverged.final_train_loss is not None and math.isfinite(diverged.final_train_loss)

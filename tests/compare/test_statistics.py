@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -240,11 +241,29 @@ def test_seed_s_gives_every_schedule_the_same_initial_weights_and_batches():
             {"class_path": DIGITS_MODEL["class_path"], "init_args": {"hiddn": [3]}},
             "unexpected keyword argument 'hiddn'",
         ),
+        ({"class_path": "torch.nn.Linear", "init_args": {"in_features": 3}}, "missing a required argument: 'out_feat"),
     ],
 )
 def test_an_unknown_model_class_or_argument_is_refused_before_training(config, message):
     with pytest.raises(InvalidValue, match=message):
         class_config("model", config, DIGITS_MODEL)
+
+
+class NeedsScheduler:
+    def __init__(self, width: int, scheduler: Any) -> None: ...
+
+
+class NeedsSeed:
+    def __init__(self, seed: int) -> None: ...
+
+
+def test_the_arguments_a_run_passes_itself_are_not_required_in_the_config():
+    """The model's ``scheduler`` (the grid's schedule) and the datamodule's ``seed`` come from the run."""
+    model = class_config("model", {"class_path": f"{__name__}.NeedsScheduler", "init_args": {"width": 2}}, DIGITS_MODEL)
+    assert model["init_args"] == {"width": 2}
+    assert class_config("data", {"class_path": f"{__name__}.NeedsSeed"}, DIGITS_MODEL)["init_args"] == {}
+    with pytest.raises(InvalidValue, match="for NeedsScheduler: missing a required argument: 'width'"):
+        class_config("model", {"class_path": f"{__name__}.NeedsScheduler"}, DIGITS_MODEL)
 
 
 def test_a_model_in_the_working_directory_is_found_as_the_workers_find_it(tmp_path, monkeypatch):

@@ -75,10 +75,14 @@ def print_report(records: Sequence[RunRecord], checks: Sequence[DeviceCheck], co
                 console.print(statistics.verdict(device))
     failed = [c for c in checks if not c.passed]
     if checks:
-        verdict = "[green]all match[/]" if not failed else f"[red]{len(failed)} mismatch(es)[/]"
         apart = sum(bool(c.not_comparable) for c in checks)
+        matched = len(checks) - len(failed) - apart
+        parts = [f"[red]{len(failed)} mismatch(es)[/]"] if failed else []
+        if matched:
+            parts.append("[green]all match[/]" if matched == len(checks) else f"[green]{matched} match[/]")
         if apart:
-            verdict += f", [yellow]{apart} not comparable[/]"
+            parts.append(f"[yellow]{apart} not comparable[/]")
+        verdict = ", ".join(parts)
         console.print(f"Cross-device check: {len(checks)} comparison(s), {verdict}")
         for c in checks:
             if c.not_comparable:

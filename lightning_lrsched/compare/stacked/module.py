@@ -66,6 +66,16 @@ from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 STEPS = ("training_step", "validation_step", "test_step")
+# Hooks that can change a step (an LR set by hand, gradients clipped or scaled): a stacked run does not call a copy's.
+STEP_HOOKS = (
+    "backward",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "configure_gradient_clipping",
+    "optimizer_step",
+    "optimizer_zero_grad",
+)
 
 
 def _defined_by(cls: type, name: str) -> type | None:
@@ -96,6 +106,13 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
             raise Unstackable(
                 f"{cls.__name__} overrides `{step}` (in {stepper.__name__}) but inherits `stacked_metrics` "
                 f"from {definer.__name__}: define {stepper.__name__}.stacked_metrics to match it"
+            )
+    for hook in STEP_HOOKS:
+        owner = _defined_by(cls, hook)
+        if owner is not None and not owner.__module__.startswith(("lightning.", "pytorch_lightning.")):
+            raise Unstackable(
+                f"{cls.__name__} overrides `{hook}` (in {owner.__name__}): a stacked run steps its copies itself "
+                "and would not call it, so a copy would not train as its run of its own does"
             )
     return own
 
