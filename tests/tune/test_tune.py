@@ -94,7 +94,10 @@ def test_an_absolute_peak_takes_the_lr_and_cyclic_keeps_its_ratio():
     [
         ({"budget": 2, "max_epochs": 9}, r"`budget` must be at least the number of rungs \(3: epochs \[1, 3, 9\]\)"),
         ({"seeds": [0, 1]}, "`seeds` must be at least 3"),
-        ({"model": {"class_path": "torch.nn.Linear", "init_args": {}}}, "takes none"),
+        (
+            {"model": {"class_path": "torch.nn.Linear", "init_args": {"in_features": 10, "out_features": 2}}},
+            "takes none",
+        ),
         ({"device": "cpu:2"}, "single-process"),
         ({"device": "mps:1"}, r"^`device` mps:1: MPS is not available"),  # was "mps:1: mps:1: ..."
         ({"device": "gpu"}, r"^`device`: unknown device config 'gpu'"),  # was `devices`, compare's option
