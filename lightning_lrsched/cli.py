@@ -57,10 +57,14 @@ def lightning_command(command: str, args: Sequence[str]) -> None:
     with warnings.catch_warnings():
         # LightningCLI warns whenever `args` is given while sys.argv has arguments: always true here.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        # Lightning's own use of a torch API torch deprecated: nothing the user can act on.
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        _ignore_lightnings_deprecations()
         warnings.showwarning = _warning_printer(command, warnings.showwarning)
         LRSchedCLI(args=[command, *args])
+
+
+def _ignore_lightnings_deprecations() -> None:
+    """Lightning's own use of a torch API torch deprecated: nothing the user can act on (in a ``catch_warnings``)."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _check_config_files(args: Sequence[str]) -> None:
@@ -136,7 +140,9 @@ def find_command(args: Sequence[str]) -> None:
     """``lrsched find``: see :mod:`lightning_lrsched.finder.command`."""
     from lightning_lrsched.finder.command import find_command as run
 
-    run(list(args))
+    with warnings.catch_warnings():
+        _ignore_lightnings_deprecations()
+        run(list(args))
 
 
 def tune_command(args: Sequence[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,13 @@ def test_a_module_find_cannot_schedule_is_one_line_and_exit_2(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lrsched find: error: ") and words in err[0], err
     assert not (tmp_path / "lr.png").exists()
+
+
+def test_lightnings_own_deprecation_of_a_torch_api_is_not_shown(tmp_path, capsys):
+    # Lightning 2.6 with torch 2.13 warns on every range test; the user can do nothing about it.
+    config = small("onecycle.yaml", tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["find", "--config", str(config), "--num-steps", "30", "-o", str(tmp_path / "lr.png")])
+    assert "valley" in capsys.readouterr().out
+    assert not [w for w in caught if "LeafSpec" in str(w.message)]
