@@ -464,12 +464,12 @@ def stacking_pays(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STEP
     """Whether training ``module``'s copies stacked pays, and why in one line (the probe's figures).
 
     See :func:`probe_stacking`: stacking pays when a stacked epoch takes less than 0.9 x K epochs alone
-    (or when the probe cannot run). ``vmap``'s performance warnings (an operator it runs as a loop) are
+    (or, unmeasured, when the probe cannot run). ``vmap``'s performance warnings (an operator it runs as a loop) are
     named in the reason.
     """
     probe = probe_stacking(module, data, spec, steps)
     if probe is None:
-        return True, "the stacking probe could not run: stacked as asked"
+        return True, "the stacking probe could not run here, so auto stacks without measuring whether it pays"
     return probe.pays, probe.reason
 
 

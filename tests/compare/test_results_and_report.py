@@ -20,7 +20,7 @@ from lightning_lrsched.compare.executors import worker_batches
 from lightning_lrsched.compare.grid import build_grid, plan_jobs
 from lightning_lrsched.compare.layout import OutputLayout
 from lightning_lrsched.compare.record import RunRecord
-from lightning_lrsched.compare.report import cross_device, figure, print_report, write_csv
+from lightning_lrsched.compare.report import cross_device, figure, markdown, print_report, write_csv
 from lightning_lrsched.compare.results import GridLock, ResultsFile
 from lightning_lrsched.errors import UsageError
 
@@ -280,6 +280,9 @@ def test_runs_whose_global_batch_differs_are_not_comparable_and_say_why(tmp_path
     shown = console.export_text()
     assert "1 not comparable" in shown and "the global batch is 32 on cpu:1" in shown
     assert "match" not in shown  # none was compared: none matched (it said "all match")
+    text = markdown([one, two], cross_device([one, two], 1e-3), [], title="t", tolerance=1e-3, wandb_hint=None)
+    (row,) = [line for line in text.splitlines() if "not comparable" in line]
+    assert "| - | - |" in row and "nan" not in row  # no difference was measured
 
 
 def test_a_one_epoch_run_shows_its_validation_loss_as_a_point(tmp_path, monkeypatch):

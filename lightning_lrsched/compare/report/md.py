@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from lightning_lrsched.compare.analysis import COLUMNS, LR_RTOL, DeviceCheck, mode_line, ranked
@@ -47,8 +48,8 @@ def markdown(
         for c in checks:
             verdict = c.verdict if c.passed else f"**{c.verdict}**"
             lines.append(
-                f"| {c.label} | {c.seed} | {c.reference} | {c.device} | {c.lr_max_diff:.3g} | "
-                f"{c.val_loss_diff:.3g} | {verdict} |"
+                f"| {c.label} | {c.seed} | {c.reference} | {c.device} | {_difference(c.lr_max_diff)} | "
+                f"{_difference(c.val_loss_diff)} | {verdict} |"
             )
     else:
         lines.append("Nothing to compare: each schedule ran on one device config only.")
@@ -59,6 +60,11 @@ def markdown(
     if wandb_hint:
         lines += ["", "## W&B", "", wandb_hint]
     return "\n".join(lines) + "\n"
+
+
+def _difference(value: float) -> str:
+    """A relative difference in the cross-device table; ``-`` where none was measured (runs not comparable)."""
+    return "-" if math.isnan(value) else f"{value:.3g}"
 
 
 def statistics_markdown(statistics: SeedStatistics) -> list[str]:
