@@ -218,7 +218,15 @@ def tune(
     search = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     make_output_dir("output", layout.root)  # an unusable folder is one line, before anything trains
     with GridLock(layout, command="tune"):
-        (layout.root / "search.json").write_text(json.dumps({"search": search, **settings}, indent=1, default=str))
+        described = layout.root / "search.json"
+        if (previous := _search_in(described)) not in (None, search):
+            line = (
+                f"{layout.root} held search {previous}: its trials stay in trials.jsonl (run it again to rebuild its "
+                f"report without training); search.json and report.md are now search {search}'s"
+            )
+            console.print(escape(line))
+            notes.append(line)
+        described.write_text(json.dumps({"search": search, **settings}, indent=1, default=str))
         trials_file = TrialsFile(layout.root / "trials.jsonl")
         finished = None if force else trials_file.finished(search)
         if finished is not None:
@@ -314,6 +322,15 @@ class _quiet_lightning:
     def __exit__(self, *args: Any) -> None:
         for name, level in zip(self.names, self.levels, strict=True):
             logging.getLogger(name).setLevel(level)
+
+
+def _search_in(path: Path) -> str | None:
+    """The digest of the search ``path`` (a ``search.json``) describes, or ``None`` (no such file, or unreadable)."""
+    try:
+        value = json.loads(path.read_text()).get("search")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _search(

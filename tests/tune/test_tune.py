@@ -290,7 +290,12 @@ def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_th
         "model": {"optimizer": "sgd"},
         "data": {"num_samples": 64, "batch_size": 16},
     }
+    out.mkdir()
+    (out / "search.json").write_text('{"search": "0123456789abcdef"}')  # another search ran here before
     tuning = tune(SPACE, write_config=best_yaml, **settings)
+    said = capsys.readouterr().out
+    assert "held search 0123456789abcdef: its trials stay in trials.jsonl" in said
+    assert any("held search 0123456789abcdef" in note for note in tuning.notes)
     lines = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [line["kind"] for line in lines].count("trial") == 4 and lines[-1]["kind"] == "done"
     assert tuning.rungs == [1, 3] and sum(t.state == "completed" for t in tuning.trials) == 1
@@ -311,6 +316,7 @@ def test_tune_searches_confirms_reports_writes_a_fit_config_and_a_rerun_reads_th
 
     again = tune(SPACE, confirm=False, **settings)
     assert again.resumed and [t.label for t in again.trials] == [t.label for t in tuning.trials]
+    assert "held search" not in capsys.readouterr().out  # the same search again: nothing replaced
     assert (out / "trials.jsonl").read_text().count('"done"') == 1
 
 
