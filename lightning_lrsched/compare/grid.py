@@ -207,8 +207,14 @@ def plan_jobs(specs: Sequence[RunSpec], mode: str) -> list[Job]:
     return jobs
 
 
-def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, Any]) -> dict[str, Any]:
-    """``{"class_path", "init_args"}`` from a LightningCLI-style config (or init args alone)."""
+def class_config(
+    name: str, value: Mapping[str, Any] | None, default: dict[str, Any], passed: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """``{"class_path", "init_args"}`` from a LightningCLI-style config (or init args alone).
+
+    ``passed``: the arguments the runs give the class themselves, which the config need not hold
+    (default: a model's ``scheduler``, a datamodule's ``seed``; ``tune`` gives a model its ``lr`` too).
+    """
     if value is None:
         return {"class_path": default["class_path"], "init_args": {}}
     if not isinstance(value, Mapping):
@@ -220,7 +226,7 @@ def class_config(name: str, value: Mapping[str, Any] | None, default: dict[str, 
         config = {"class_path": value["class_path"], "init_args": dict(value.get("init_args") or {})}
     else:
         config = {"class_path": default["class_path"], "init_args": dict(value)}
-    _check_class(name, config)
+    _check_class(name, config, passed)
     return config
 
 
@@ -260,7 +266,7 @@ def check_trainer(trainer: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(trainer)
 
 
-def _check_class(name: str, config: dict[str, Any]) -> None:
+def _check_class(name: str, config: dict[str, Any], passed: tuple[str, ...] | None = None) -> None:
     """Refuse, before anything trains, a class path that does not import or init args its class does not take."""
     path = config["class_path"]
     module, _, attr = str(path).rpartition(".")
@@ -283,8 +289,9 @@ def _check_class(name: str, config: dict[str, Any]) -> None:
         raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
     signature = inspect.signature(cls)
     # What the runs pass themselves: a model's `scheduler` (the grid's schedule), a datamodule's `seed`.
-    passed = "scheduler" if name == "model" else "seed"
-    given = {passed: None} if passed in signature.parameters else {}
+    if passed is None:
+        passed = ("scheduler",) if name == "model" else ("seed",)
+    given = {key: None for key in passed if key in signature.parameters}
     try:
         signature.bind(**{**given, **config["init_args"]})  # bind, not bind_partial: a required one missing too
     except TypeError as error:

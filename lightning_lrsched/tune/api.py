@@ -170,7 +170,7 @@ def tune(
     if reason := config.unavailable():
         reason = reason.removeprefix(f"{config.label}: ")  # it starts with the label when it names no count
         raise InvalidValue(f"`device` {device}: {reason}")
-    model_cfg = class_config("model", model, DEFAULT_MODEL)
+    model_cfg = class_config("model", model, DEFAULT_MODEL, passed=("scheduler", "lr"))  # each copy's own
     data_cfg = class_config("data", data, DEFAULT_DATA)
     model_class = _import(model_cfg["class_path"])
     check_model_takes_lr(model_class)

@@ -131,6 +131,23 @@ def test_write_config_keeps_a_users_file(tmp_path):
     assert mine.read_text() == "# my config\n" and not (tmp_path / "out").exists()
 
 
+class RequiresLR(SyntheticClassifier):
+    """Its ``lr`` has no default: tune gives each copy its own, so a config need not."""
+
+    def __init__(self, lr: float, scheduler=None) -> None:
+        super().__init__(lr=lr, scheduler=scheduler)
+
+
+def test_a_module_whose_lr_is_required_is_taken(tmp_path):
+    # Refused for its `lr` (which tune passes) once compare's class check bound the required arguments;
+    # a user's file at --write-config is refused after the class check, before anything trains.
+    mine = tmp_path / "best.yaml"
+    mine.write_text("# my config\n")
+    model = {"class_path": f"{__name__}.RequiresLR"}
+    with pytest.raises(InvalidValue, match=r"exists and was not written by `lrsched tune`"):
+        tune(SPACE, budget=4, max_epochs=3, model=model, write_config=mine, output=tmp_path / "out")
+
+
 def test_a_module_that_cannot_be_stacked_is_bad_input_not_a_crash(tmp_path):
     # Was the stacked module's Unstackable, a traceback that `lrsched tune` called a bug.
     with pytest.raises(InvalidValue, match=r"overrides `training_step` \(in Rescored\) but inherits `stacked_metrics`"):
