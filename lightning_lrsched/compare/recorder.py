@@ -85,6 +85,7 @@ class RunRecorder(Callback):
         self._last_step = -1
         # The samples seen when the current optimizer step's first batch began (gradients accumulate over several).
         self._step_start, self._stepped = 0, 0
+        self._val_loss_seen = False  # the module's val_loss was found at a validation (see _check_val_loss)
 
     def stop(self, trainer: L.Trainer) -> None:
         """Record nothing more (a stacked copy that was frozen): the curves end here."""
@@ -138,16 +139,28 @@ class RunRecorder(Callback):
             self.train.add(self.samples, mean)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.keys["val_loss"] == "val_loss" and not self._val_loss_seen:  # a run of its own: the module's keys
+            self._check_val_loss(trainer, pl_module)
+        if not (trainer.sanity_checking or self.stopped):
+            keys = self.keys
+            self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))
+
+    def _check_val_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Refuse, at its first validation, a module that logs no ``val_loss``: the report ranks on it.
+
+        Judged at the sanity check (before training) unless the module logged nothing there (a
+        ``validation_step`` that returns early while sanity checking), else at the first validation;
+        on all ranks together, so that a module that logs on rank zero only goes on everywhere.
+        """
         logged = trainer.callback_metrics
-        if self.keys["val_loss"] == "val_loss" and "val_loss" not in logged:  # a run of its own: the module's keys
-            # Refused at the first validation (the sanity check's, before training): the report ranks on it.
+        unjudged = trainer.sanity_checking and not logged
+        missing = "val_loss" not in logged and not unjudged
+        if trainer.strategy.reduce_boolean_decision(missing, all=True):  # every rank lacks it
             raise InvalidValue(
                 f"{type(pl_module).__name__} logs no `val_loss` in validation, which compare ranks the runs on "
                 f"(it logged: {', '.join(sorted(logged)) or 'nothing'}): self.log('val_loss', loss) in validation_step"
             )
-        if not (trainer.sanity_checking or self.stopped):
-            keys = self.keys
-            self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))
+        self._val_loss_seen = not trainer.sanity_checking
 
 
 def _metric(trainer: L.Trainer, key: str) -> float:

@@ -61,6 +61,32 @@ def test_a_module_that_logs_no_val_loss_is_refused_at_the_sanity_check_before_tr
     assert trainer.global_step == 0
 
 
+class _SkipsSanity(_LogsValidLoss):
+    """Validates nothing while Lightning sanity-checks (a common early return), then logs under ``key``."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def validation_step(self, batch, batch_idx):
+        if self.trainer.sanity_checking:
+            return None
+        self.log(self.key, F.mse_loss(self.linear(batch[0]), batch[1]))
+        return None
+
+
+def test_a_module_that_skips_the_sanity_check_is_judged_at_its_first_validation(tmp_path, one_thread):
+    data = DataLoader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
+    recorder = RunRecorder()
+    trainer = quiet_trainer(tmp_path, recorder, max_epochs=2)
+    trainer.fit(_SkipsSanity("val_loss"), data, data)  # it logs val_loss: it was refused for the empty sanity check
+    assert len(recorder.val.points) == 2
+    trainer = quiet_trainer(tmp_path, RunRecorder(), max_epochs=2)
+    with pytest.raises(InvalidValue, match=r"_SkipsSanity logs no `val_loss` .*\(it logged: valid/loss\)"):
+        trainer.fit(_SkipsSanity("valid/loss"), data, data)
+    assert trainer.global_step == 2 and trainer.current_epoch == 0  # refused at the first epoch's validation
+
+
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_each_steps_lr_is_recorded_at_the_samples_seen_when_the_step_began(tmp_path, one_thread, accumulate):
     # 6 batches of 4: with gradients accumulated over 2 batches, steps begin at 0, 8 and 16 samples (not 4, 12, 20).

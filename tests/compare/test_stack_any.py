@@ -271,12 +271,19 @@ class ClipsByHand(DigitsClassifier):
         torch.nn.utils.clip_grad_norm_(self.parameters(), 0.1)
 
 
+class ZeroesToNone(DigitsClassifier):
+    def optimizer_zero_grad(self, epoch, batch_idx, optimizer):
+        optimizer.zero_grad(set_to_none=True)
+
+
 def test_a_module_that_changes_its_steps_in_a_hook_is_not_stacked():
     # A stacked run steps the copies itself: it would not call these, and the copies would not equal their runs.
     with pytest.raises(Unstackable, match=r"WarmsUpByHand overrides `optimizer_step` \(in WarmsUpByHand\)"):
         stacked_metrics_of(WarmsUpByHand())
     with pytest.raises(Unstackable, match="ClipsByHand overrides `on_before_optimizer_step`"):
         stacked_metrics_of(ClipsByHand())
+    # Zeroing the gradients its own way changes nothing a step computes: stacked.
+    assert stacked_metrics_of(ZeroesToNone()) is SyntheticClassifier.stacked_metrics
 
 
 def test_the_stacking_protocol():

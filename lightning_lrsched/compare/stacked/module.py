@@ -74,8 +74,8 @@ STEP_HOOKS = (
     "on_before_optimizer_step",
     "configure_gradient_clipping",
     "optimizer_step",
-    "optimizer_zero_grad",
 )
+# Not `optimizer_zero_grad`: an override sets the gradients to None or zero (`set_to_none`), as a stacked run does.
 
 
 def _defined_by(cls: type, name: str) -> type | None:
