@@ -510,8 +510,9 @@ def _changed_settings(config: Any, state: Mapping[str, Any], step: int) -> list[
     ]
 
 
-VERSION_KEYS = frozenset({"verbose"})
-"""Public keys of a torch scheduler's state that some torch versions have and others do not."""
+VERSION_KEYS = frozenset({"verbose", "anneal_func"})
+"""Public keys of a torch scheduler's state that some torch versions have and others do not (``OneCycleLR``
+kept its ``anneal_func`` up to torch 2.1; later ones load such a state)."""
 
 
 def _foreign_state(scheduler: Any, state: Mapping[str, Any]) -> str:

@@ -41,6 +41,10 @@ def preview(
         check_int("steps_per_epoch", steps_per_epoch, minimum=1)
     if not isinstance(base_lr, (int, float)) or isinstance(base_lr, bool) or not 0 < base_lr < math.inf:
         raise InvalidValue(f"`base_lr` must be a positive finite number: got base_lr={base_lr!r}")
+    try:
+        float(base_lr)
+    except OverflowError:  # an int beyond every float (10**400)
+        raise InvalidValue(f"`base_lr` must be a positive finite number: got base_lr={base_lr!r}") from None
     per_epoch = steps_per_epoch or 1
     curve = schedule.resolve(total_steps, per_epoch, float(base_lr))
     steps = np.arange(total_steps, dtype=np.int64)

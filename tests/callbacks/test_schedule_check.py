@@ -526,6 +526,16 @@ def test_another_torch_scheduler_on_resume_is_refused_before_its_state_is_loaded
         resume(tmp_path, torch_config(resumed), ckpt[1], check=strict, max_epochs=6)
 
 
+def test_a_state_an_older_torch_saved_is_still_its_schedulers_own():
+    from lightning_lrsched.schedules.checks import _foreign_state
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    scheduler = torch_lr.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    older = {**scheduler.state_dict(), "anneal_func": None}  # OneCycleLR saved it up to torch 2.1; torch loads it
+    assert _foreign_state(scheduler, older) == ""
+    assert _foreign_state(scheduler, {**older, "step_size": 3}) == "has step_size"
+
+
 def test_a_package_schedule_checkpoint_is_refused_by_a_torch_scheduler(tmp_path):
     ckpt = first_run(tmp_path, catalog({"name": "cosine"}))
     with pytest.raises(InvalidValue, match=re.escape("the checkpoint's is lightning_lrsched's {'name': 'cosine'")):

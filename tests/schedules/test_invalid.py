@@ -530,6 +530,12 @@ CASES = [
         id="preview-base_lr-inf",
     ),
     pytest.param(
+        lambda m: preview(get_schedule("step", step_size=3), 10, base_lr=10**400),  # no float holds it
+        ValueError,
+        r"`base_lr` must be a positive finite number: got base_lr=1000",
+        id="preview-base_lr-beyond-float",
+    ),
+    pytest.param(
         lambda m: preview(get_schedule("step", step_size=3), 0),
         ValueError,
         r"`total_steps` must be an integer >= 1: got total_steps=0",
