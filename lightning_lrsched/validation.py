@@ -8,6 +8,7 @@ with a message that names the parameter, the value it got and what would be vali
 from __future__ import annotations
 
 import errno
+import inspect
 import math
 import os
 import tempfile
@@ -157,3 +158,23 @@ def check_accelerator(name: str, value: Any) -> Any:
             f"`{name}` {value!r}: {known}not available on this machine: use one of {', '.join(sorted(usable))}"
         )
     return value
+
+
+def unbound_arguments(target: Callable[..., Any], arguments: dict[str, Any], given: Sequence[str] = ()) -> str | None:
+    """Why ``target(**arguments)`` cannot be called (an argument it lacks or takes no such one), or ``None``.
+
+    ``given``: arguments the caller adds itself, which ``arguments`` need not hold (a compared
+    module's ``scheduler``). Checked before anything trains, where a ``TypeError`` later would read as a bug.
+
+    Example:
+        >>> unbound_arguments(lambda lr, scheduler=None: None, {})
+        "missing a required argument: 'lr'"
+        >>> unbound_arguments(lambda lr, scheduler: None, {}, given=["lr", "scheduler"]) is None
+        True
+    """
+    signature = inspect.signature(target)
+    try:
+        signature.bind(**{**{key: None for key in given if key in signature.parameters}, **arguments})
+    except TypeError as error:
+        return str(error)
+    return None

@@ -63,22 +63,22 @@ class DeviceConfig:
         return None
 
 
-def parse_device(text: str) -> DeviceConfig:
-    """Parse one device config.
+def parse_device(text: str, option: str = "devices") -> DeviceConfig:
+    """Parse one device config; an error names ``option``, the parameter ``text`` came from.
 
     Example:
         >>> parse_device("cpu:2")
         DeviceConfig(accelerator='cpu', devices=2)
     """
     if not isinstance(text, str):
-        raise InvalidType(f"`devices` entries must be strings like 'cpu:2': got {text!r}")
+        raise InvalidType(f"`{option}` entries must be strings like 'cpu:2': got {text!r}")
     value = text.strip().lower()
     if value == "auto":
         return DeviceConfig("auto", "auto")
     match = _PATTERN.match(value)
     if match is None:
-        raise InvalidValue(f"`devices`: unknown device config {text!r}: use {FORMS}")
+        raise InvalidValue(f"`{option}`: unknown device config {text!r}: use {FORMS}")
     kind, count = match.group(1), int(match.group(2))
     if kind == "mps" and count != 1:
-        raise InvalidValue(f"`devices`: {text!r}: MPS has one device, use mps:1")
+        raise InvalidValue(f"`{option}`: {text!r}: MPS has one device, use mps:1")
     return DeviceConfig(kind, count)

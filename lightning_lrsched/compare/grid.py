@@ -20,6 +20,7 @@ from lightning_lrsched.fingerprint import fingerprint
 from lightning_lrsched.optim import is_schedule_free, make_optimizer, optimizer_spec
 from lightning_lrsched.schedules import Schedule
 from lightning_lrsched.schedules.tutorial import resolve_schedule
+from lightning_lrsched.validation import unbound_arguments
 
 DEFAULT_MODEL = {"class_path": "lightning_lrsched.models.SyntheticClassifier", "init_args": {}}
 DEFAULT_DATA = {"class_path": "lightning_lrsched.models.SyntheticDataModule", "init_args": {}}
@@ -287,15 +288,11 @@ def _check_class(name: str, config: dict[str, Any], passed: tuple[str, ...] | No
             sys.path.remove(cwd)
     if not inspect.isclass(cls):
         raise InvalidValue(f"`{name}.class_path` {path!r}: {module} has no class {attr} (e.g. {example})")
-    signature = inspect.signature(cls)
     # What the runs pass themselves: a model's `scheduler` (the grid's schedule), a datamodule's `seed`.
     if passed is None:
         passed = ("scheduler",) if name == "model" else ("seed",)
-    given = {key: None for key in passed if key in signature.parameters}
-    try:
-        signature.bind(**{**given, **config["init_args"]})  # bind, not bind_partial: a required one missing too
-    except TypeError as error:
-        raise InvalidValue(f"`{name}.init_args` for {attr}: {error}") from None
+    if why := unbound_arguments(cls, config["init_args"], passed):
+        raise InvalidValue(f"`{name}.init_args` for {attr}: {why}")
 
 
 def resolve_entry(entry: str | Mapping[str, Any]) -> tuple[Schedule, dict[str, Any] | None]:

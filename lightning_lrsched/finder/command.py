@@ -29,7 +29,7 @@ from lightning_lrsched.errors import InvalidValue, RaisingArgumentParser, UsageE
 from lightning_lrsched.finder.peak import peak_key, with_peak_lr
 from lightning_lrsched.finder.rules import RULES
 from lightning_lrsched.finder.sweep import DEFAULT_RULE, OWNED_TRAINER_ARGS, LRFinderResult, find_lr
-from lightning_lrsched.validation import check_accelerator
+from lightning_lrsched.validation import check_accelerator, unbound_arguments
 
 RUN_ONLY_TRAINER_ARGS = (
     *OWNED_TRAINER_ARGS,
@@ -206,25 +206,18 @@ def resolve_section(config: Mapping[str, Any], section: str) -> tuple[type, dict
 
 
 def check_arguments(target: Any, arguments: Mapping[str, Any], section: str) -> None:
-    """Refuse arguments ``target`` does not take, naming those it does (a TypeError later would look like a bug)."""
+    """Refuse arguments ``target`` does not take, naming those it does, or a required one missing (a TypeError
+    later would look like a bug)."""
     parameters = inspect.signature(target).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = [key for key in arguments if key not in parameters]
     name = getattr(target, "__name__", str(target))
-    if unknown:
+    unknown = [key for key in arguments if key not in parameters]
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         raise UsageError(
             f"{section}: {name} takes no argument {', '.join(repr(k) for k in unknown)}; "
             f"it takes {', '.join(k for k in parameters if k != 'self')}"
         )
-    missing = [
-        key
-        for key, p in parameters.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and key not in arguments
-    ]
-    if missing:
-        needed = ", ".join(repr(k) for k in missing)
-        raise UsageError(f"{section}: {name} needs {needed}: give it in {section}.init_args")
+    if why := unbound_arguments(target, dict(arguments)):
+        raise UsageError(f"{section}: {name}: {why}: give it in {section}.init_args")
 
 
 def import_class(path: Any, section: str) -> type:

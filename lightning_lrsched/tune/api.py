@@ -161,15 +161,11 @@ def tune(
     seeds = list(seeds)
     if confirm and (len(set(seeds)) < MIN_SEEDS or not all(isinstance(s, int) and s >= 0 for s in seeds)):
         raise InvalidValue(f"`seeds` must be at least {MIN_SEEDS} distinct non-negative ints: got {seeds!r}")
-    try:
-        config = parse_device(device)
-    except InvalidValue as error:  # compare's parser names its own option, `devices`
-        raise InvalidValue(str(error).replace("`devices`", "`device`", 1)) from None
+    config = parse_device(device, option="device")
     if config.processes != 1 or config.accelerator == "auto":
         raise InvalidValue(f"`device` must be one single-process device config (cpu:1, cuda:1, mps:1): got {device!r}")
-    if reason := config.unavailable():
-        reason = reason.removeprefix(f"{config.label}: ")  # it starts with the label when it names no count
-        raise InvalidValue(f"`device` {device}: {reason}")
+    if reason := config.unavailable():  # it starts with the device config
+        raise InvalidValue(f"`device`: {reason}")
     model_cfg = class_config("model", model, DEFAULT_MODEL, passed=("scheduler", "lr"))  # each copy's own
     data_cfg = class_config("data", data, DEFAULT_DATA)
     model_class = _import(model_cfg["class_path"])

@@ -91,7 +91,11 @@ def write(tmp_path: Path, text: str) -> Path:
         (["--config", "{config}"], "model: {lrr: 0.1}", "model: SyntheticClassifier takes no argument 'lrr'; it takes"),
         (["--config", "{config}"], "trainer: {gpus: 2}", "trainer: Trainer takes no argument 'gpus'"),
         # Each was a traceback: a TypeError building the model, or matplotlib / open() after the range test.
-        (["--config", "{config}"], "model: {class_path: torch.nn.Linear}", "Linear needs 'in_features', 'out_feat"),
+        (
+            ["--config", "{config}"],
+            "model: {class_path: torch.nn.Linear}",
+            "model: Linear: missing a required argument: 'in_features': give it in model.init_args",
+        ),
         (["-o", "{tmp}/lr.txt"], None, "`-o` must end in an image format matplotlib writes"),
         (["--json", "{tmp}"], None, "is a folder: give a file path"),
         (["--config", "{config}"], "trainer: {accelerator: tpu}", "`trainer.accelerator` 'tpu': not available"),
