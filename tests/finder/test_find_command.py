@@ -11,7 +11,7 @@ import yaml
 
 from lightning_lrsched.cli import main
 from lightning_lrsched.errors import InvalidValue, UsageError
-from lightning_lrsched.finder.command import find_command
+from lightning_lrsched.finder.command import check_arguments, find_command
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIGS = Path(__file__).resolve().parents[2] / "examples" / "configs"
@@ -168,3 +168,15 @@ def test_lightnings_own_deprecation_of_a_torch_api_is_not_shown(tmp_path, capsys
         main(["find", "--config", str(config), "--num-steps", "30", "-o", str(tmp_path / "lr.png")])
     assert "valley" in capsys.readouterr().out
     assert not [w for w in caught if "LeafSpec" in str(w.message)]
+
+
+class _TakesAnything:
+    def __init__(self, lr: float, **rest) -> None:
+        self.lr = lr
+
+
+def test_a_required_argument_is_asked_for_even_where_a_class_takes_any_keyword():
+    # `**rest` takes any unknown name, but not the place of `lr`: a TypeError when the range test builds it.
+    with pytest.raises(UsageError, match=r"model: _TakesAnything: missing a required argument: 'lr'"):
+        check_arguments(_TakesAnything, {"momentum": 0.9}, "model")
+    check_arguments(_TakesAnything, {"lr": 0.1, "momentum": 0.9}, "model")  # both taken
