@@ -31,6 +31,7 @@ from tests.compare.own_models import (
     MomentumClassifier,
     NoOptimizer,
     OwnPlateauClassifier,
+    ShrinksAfterEachBatch,
     TwoGroupClassifier,
     TwoOptimizers,
 )
@@ -148,3 +149,19 @@ def test_dropout_copies_of_several_seeds_train_one_stacked_run_per_seed(tmp_path
     stacked, solos = stacked_and_solo(specs, tmp_path)
     assert [(r.label, r.seed) for r in stacked] == [(s.label, s.seed) for s in specs]
     assert_copies_equal_solo_runs(stacked, solos, 2)
+
+
+def test_a_module_with_a_hook_of_its_own_is_trained_sequentially_by_auto(tmp_path, importable):
+    # A stacked run calls none of a copy's hooks: stacked, this module trained as MomentumClassifier does (its EMA-like
+    # shrink in on_train_batch_end dropped) while its solo runs did not. Auto trains it sequentially and says why.
+    cls, hook = ShrinksAfterEachBatch, "on_train_batch_end"
+    comparison = compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", model=model(cls))
+    assert [(r.mode, r.status) for r in comparison.records] == [("sequential", "ok")] * 2
+    (note,) = comparison.notes
+    assert note.startswith(
+        f"auto → sequential for cpu:1, seed 0: {cls.__name__} overrides `{hook}` (in {cls.__name__})"
+    )
+    with pytest.raises(ValueError, match=rf"mode='stacked': {cls.__name__} overrides `{hook}`"):
+        compare(
+            ["step", "cosine"], max_epochs=1, output=tmp_path / "s", logger="none", mode="stacked", model=model(cls)
+        )

@@ -282,6 +282,11 @@ def test_a_module_that_changes_its_steps_in_a_hook_is_not_stacked():
         stacked_metrics_of(WarmsUpByHand())
     with pytest.raises(Unstackable, match="ClipsByHand overrides `on_before_optimizer_step`"):
         stacked_metrics_of(ClipsByHand())
+    # Any hook Lightning calls in fit, validate or test: an EMA, an unfreezing, a batch's own preprocessing.
+    for hook in ("on_train_batch_end", "on_train_epoch_start", "on_validation_start", "on_after_batch_transfer"):
+        own = type("OwnHook", (DigitsClassifier,), {hook: lambda self, *args: None})
+        with pytest.raises(Unstackable, match=rf"OwnHook overrides `{hook}` \(in OwnHook\)"):
+            stacked_metrics_of(own())
     # Zeroing the gradients its own way changes nothing a step computes: stacked.
     assert stacked_metrics_of(ZeroesToNone()) is SyntheticClassifier.stacked_metrics
 

@@ -31,6 +31,9 @@ The stacking protocol. A module can be stacked when
   :mod:`lightning_lrsched.module_contract`);
 - its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
   backward run under ``vmap`` (no data-dependent Python control flow, no ``.item()``).
+- it overrides none of the hooks Lightning calls in fit, validate or test (``COPY_HOOKS``: an EMA
+  in ``on_train_batch_end``, clipping, a batch transform...): a stacked run calls its own, not a
+  copy's, so a copy overriding one might not train as its run of its own does.
 
 Anything else is :class:`Unstackable`, with a one-line reason: ``--mode auto`` then trains the
 runs one after the other and notes why, ``--mode stacked`` is an error.
@@ -52,6 +55,7 @@ from typing import Any, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.core.hooks import ModelHooks
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
 from torch.func import functional_call, vmap
@@ -66,14 +70,19 @@ from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 STEPS = ("training_step", "validation_step", "test_step")
-# Hooks that can change a step (an LR set by hand, gradients clipped or scaled): a stacked run does not call a copy's.
-STEP_HOOKS = (
+# The hooks Lightning calls on a module in fit, validate and test (not predict: compare does not predict). A stacked
+# run is a module of its own: it scores and steps the copies itself and calls none of theirs, so a copy overriding one
+# (an LR set by hand in `optimizer_step`, clipping, an EMA in `on_train_batch_end`, a layer unfrozen in
+# `on_train_epoch_start`, a batch rescaled in `on_after_batch_transfer`) would not train as its run of its own does.
+COPY_HOOKS = (
+    *(name for name in vars(ModelHooks) if name.startswith(("on_", "configure_")) and "predict" not in name),
     "backward",
-    "on_before_backward",
-    "on_after_backward",
-    "on_before_optimizer_step",
     "configure_gradient_clipping",
     "optimizer_step",
+    "lr_scheduler_step",
+    "on_before_batch_transfer",
+    "transfer_batch_to_device",
+    "on_after_batch_transfer",
 )
 # Not `optimizer_zero_grad`: an override sets the gradients to None or zero (`set_to_none`), as a stacked run does.
 
@@ -107,12 +116,12 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
                 f"{cls.__name__} overrides `{step}` (in {stepper.__name__}) but inherits `stacked_metrics` "
                 f"from {definer.__name__}: define {stepper.__name__}.stacked_metrics to match it"
             )
-    for hook in STEP_HOOKS:
+    for hook in COPY_HOOKS:
         owner = _defined_by(cls, hook)
         if owner is not None and not owner.__module__.startswith(("lightning.", "pytorch_lightning.")):
             raise Unstackable(
-                f"{cls.__name__} overrides `{hook}` (in {owner.__name__}): a stacked run steps its copies itself "
-                "and would not call it, so a copy would not train as its run of its own does"
+                f"{cls.__name__} overrides `{hook}` (in {owner.__name__}): a stacked run scores and steps its copies "
+                "itself and would not call it, so a copy might not train as its run of its own does"
             )
     return own
 
