@@ -36,6 +36,7 @@ from lightning_lrsched.compare.grid import (
     Job,
     RunSettings,
     RunSpec,
+    Unstackable,
     build_grid,
     check_trainer,
     class_config,
@@ -218,7 +219,10 @@ def compare(
         )
         from lightning_lrsched.compare.training import check_model
 
-        check_model(grid[0])  # the module as it is: one optimizer, automatic optimization
+        try:  # the module as it is: one optimizer, automatic optimization, and stackable if it must be
+            check_model(grid[0], stacked=mode == "stacked")
+        except Unstackable as error:
+            raise InvalidValue(_stacked_refusal(str(error))) from None
         with GridLock(layout):
             run = GridRun(grid, notes, settings, layout, skipped, mode, tolerance, console)
             return run.run(EXECUTORS[executor](run_timeout, standby), force)
@@ -305,10 +309,7 @@ class GridRun:
 
     def unstackable(self, job: Job, reason: str) -> None:
         if self.mode == "stacked":
-            raise InvalidValue(
-                f"mode='stacked': {reason.rstrip('.')}. "
-                "Use mode='auto' (falls back to sequential runs) or mode='sequential'"
-            )
+            raise InvalidValue(_stacked_refusal(reason))
         note = f"{self.mode} → sequential for {_where(job)}: {reason}"
         self.mode_notes[job_name(job)] = note
         self.console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
@@ -407,6 +408,11 @@ class GridRun:
         if missing:
             console.print(f"[red]{missing} of {len(grid)} run(s) did not finish: a rerun trains them again[/]")
         return comparison
+
+
+def _stacked_refusal(reason: str) -> str:
+    """The one line that refuses ``mode="stacked"`` for a module that cannot be stacked (``reason``: why)."""
+    return f"mode='stacked': {reason.rstrip('.')}. Use mode='auto' (falls back to sequential runs) or mode='sequential'"
 
 
 def _where(job: Job) -> str:

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "--mode",
         choices=MODES,
         help="stacked: train the schedules of a device config and seed side by side in one run (fast); "
-        "sequential: one run each; auto (default): stacked where the model allows it",
+        "sequential: one run each; auto (default): stacked where the model allows it and a short probe finds it faster",
     )
     parser.add_argument(
         "--wandb-runs", choices=WANDB_RUNS, help="stacked mode: a W&B run per schedule (default) or one per stacked run"

@@ -117,19 +117,28 @@ def seeded_model(spec: RunSpec, *, scheduled: bool = True) -> Any:
     return module
 
 
-def check_model(spec: RunSpec) -> None:
+def check_model(spec: RunSpec, stacked: bool = False) -> None:
     """Refuse, before anything trains, a module compare cannot use as it is (one line: what to do).
+
+    ``stacked``: the module must also follow the stacking protocol (``--mode stacked``), as far as
+    its class tells (what vmap cannot run shows only when it runs).
 
     Raises:
         ModuleContractError: manual optimization, several optimizers or none (see
             :mod:`lightning_lrsched.module_contract`).
+        Unstackable: ``stacked``, and the module does not say how to score a batch, or overrides a hook.
     """
     import torch
 
     from lightning_lrsched.module_contract import check_module
 
     with torch.random.fork_rng(devices=[]):
-        check_module(seeded_model(spec, scheduled=False))
+        module = seeded_model(spec, scheduled=False)
+    check_module(module)
+    if stacked:
+        from lightning_lrsched.compare.stacked import stacked_metrics_of
+
+        stacked_metrics_of(module)
 
 
 def _data(spec: RunSpec) -> Any:

@@ -151,7 +151,7 @@ def test_dropout_copies_of_several_seeds_train_one_stacked_run_per_seed(tmp_path
     assert_copies_equal_solo_runs(stacked, solos, 2)
 
 
-def test_a_module_with_a_hook_of_its_own_is_trained_sequentially_by_auto(tmp_path, importable):
+def test_a_module_with_a_hook_of_its_own_is_trained_sequentially_by_auto(tmp_path, importable, capsys):
     # A stacked run calls none of a copy's hooks: stacked, this module trained as MomentumClassifier does (its EMA-like
     # shrink in on_train_batch_end dropped) while its solo runs did not. Auto trains it sequentially and says why.
     cls, hook = ShrinksAfterEachBatch, "on_train_batch_end"
@@ -161,7 +161,11 @@ def test_a_module_with_a_hook_of_its_own_is_trained_sequentially_by_auto(tmp_pat
     assert note.startswith(
         f"auto → sequential for cpu:1, seed 0: {cls.__name__} overrides `{hook}` (in {cls.__name__})"
     )
+    capsys.readouterr()
     with pytest.raises(ValueError, match=rf"mode='stacked': {cls.__name__} overrides `{hook}`"):
         compare(
             ["step", "cosine"], max_epochs=1, output=tmp_path / "s", logger="none", mode="stacked", model=model(cls)
         )
+    # Refused before the grid starts: no "stacked → stacked" line, no progress bar, no results.
+    assert capsys.readouterr().out == ""
+    assert not (tmp_path / "s" / "results.jsonl").exists()
