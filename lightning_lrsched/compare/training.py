@@ -550,8 +550,12 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
             # Its vmapped pass is a closure over the original's copy (a deep copy keeps functions): its own instead,
             # or the probe's validation would run the original copy, in training mode.
             throwaway._set_randomness("same" if module.draws_random else "different")
-            stacked_s = _step_time(throwaway, data, spec, steps)
-            solo_s = _step_time(solo, solo_data, spec, steps)
+            # A loader without a length (an iterable dataset's) has no epochs to count steps in, so a schedule in
+            # epochs could not know the probe's length: one epoch of `steps` batches bounds the probe instead.
+            sized = _batches(data.train_dataloader) is not None
+            bound = {"max_steps": steps} if sized else {"max_epochs": 1, "limit_train_batches": steps}
+            stacked_s = _step_time(throwaway, data, spec, steps, bound)
+            solo_s = _step_time(solo, solo_data, spec, steps, bound)
     finally:
         _set_random_state(state)
     if stacked_s is None or solo_s is None:
@@ -560,15 +564,18 @@ def probe_stacking(module: Any, data: Any, spec: RunSpec, steps: int = PROBE_STE
     return StackingProbe(k, stacked_s, solo_s, _batches_per_epoch(data), steps, tuple(loops))
 
 
+def _batches(loader: Callable[[], Any]) -> int | None:
+    """The batches of an epoch of ``loader()``; ``None`` where it has no length (an iterable dataset's) or fails."""
+    try:
+        return len(loader())
+    except Exception:
+        return None
+
+
 def _batches_per_epoch(data: Any) -> tuple[float, float]:
     """Training and validation batches of an epoch of ``data`` (1 each where a loader has no length)."""
-    counts = []
-    for loader in (data.train_dataloader, data.val_dataloader):
-        try:
-            counts.append(float(len(loader())))
-        except Exception:  # no length (an iterable dataset), or no such loader: weigh it as one batch
-            counts.append(1.0)
-    return counts[0], counts[1]
+    counts = [_batches(loader) for loader in (data.train_dataloader, data.val_dataloader)]
+    return tuple(float(count) if count is not None else 1.0 for count in counts)  # type: ignore[return-value]
 
 
 class _StepTimer(Callback):
@@ -598,8 +605,11 @@ class _StepTimer(Callback):
     on_train_batch_start = on_validation_batch_start = _start  # type: ignore[assignment]
 
 
-def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float, float] | None:
-    """Seconds per training and per validation step: the fastest of a few of ``module``'s (``None``: it cannot run)."""
+def _step_time(module: Any, data: Any, spec: RunSpec, steps: int, bound: dict[str, int]) -> tuple[float, float] | None:
+    """Seconds per training and per validation step: the fastest of a few of ``module``'s (``None``: it cannot run).
+
+    ``bound``: the Trainer arguments that end its training (``max_steps``, or one epoch of ``steps`` batches).
+    """
     import lightning as L
 
     from lightning_lrsched.lightning import PlateauDriver
@@ -618,7 +628,7 @@ def _step_time(module: Any, data: Any, spec: RunSpec, steps: int) -> tuple[float
         **{k: v for k, v in spec.trainer.items() if k not in owned},
         accelerator=spec.device_config.accelerator,
         devices=1,
-        max_steps=steps,
+        **bound,
         limit_val_batches=steps,
         num_sanity_val_steps=0,
         check_val_every_n_epoch=None,

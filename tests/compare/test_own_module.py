@@ -71,13 +71,25 @@ def test_a_momentum_the_modules_own_cycling_scheduler_set_is_undone_too(optimize
     assert {key: group[key] for key in momentum} == momentum
 
 
-@pytest.mark.parametrize(("cls", "seeds"), [(MomentumClassifier, (0, 1)), (OwnPlateauClassifier, (0,))])
-def test_auto_probes_a_job_of_several_seeds_and_a_module_with_a_plateau_scheduler_of_its_own(tmp_path, cls, seeds):
+SMALL_DATA = {**SYNTHETIC_DATA, "init_args": {"num_samples": 100}}  # 3 batches an epoch: the probe's steps pass one
+STREAM_DATA = {"class_path": "tests.compare.stream_data.StreamData", "init_args": {}}
+
+
+@pytest.mark.parametrize(
+    ("cls", "seeds", "data"),
+    [
+        (MomentumClassifier, (0, 1), SMALL_DATA),
+        (OwnPlateauClassifier, (0,), SMALL_DATA),
+        (MomentumClassifier, (0,), STREAM_DATA),
+    ],
+    ids=["seeds", "own-plateau", "no-length"],
+)
+def test_auto_probes_several_seeds_a_plateau_scheduler_of_its_own_and_data_without_a_length(tmp_path, cls, seeds, data):
     # The probe's copy alone trains as its run would: on its seed's batches (not the seeds' stacked ones), with the
     # grid's schedule (not the module's ReduceLROnPlateau, which fails before a validation). Else it could not
-    # run, and auto stacked without knowing whether it pays.
-    small = {**SYNTHETIC_DATA, "init_args": {"num_samples": 100}}  # 3 batches an epoch: the probe's steps pass one
-    specs = grid(["step", "cosine"], 1, model(cls), small, seeds=seeds)
+    # run, and auto stacked without knowing whether it pays. Data without a length (an iterable dataset) has no
+    # epochs to count the probe's steps in: a schedule in epochs (cosine) failed to learn the probe's length.
+    specs = grid(["step", "cosine"], 1, model(cls), data, seeds=seeds)
     (job,) = plan_jobs(specs, "stacked")
     try:
         records = train_stacked(job, RunSettings(output=str(tmp_path), logger="none"), lambda runs: None, decide=True)
