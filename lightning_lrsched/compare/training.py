@@ -605,7 +605,7 @@ class _StepTimer(Callback):
     on_train_batch_start = on_validation_batch_start = _start  # type: ignore[assignment]
 
 
-def _step_time(module: Any, data: Any, spec: RunSpec, steps: int, bound: dict[str, int]) -> tuple[float, float] | None:
+def _step_time(module: Any, data: Any, spec: RunSpec, steps: int, bound: dict[str, Any]) -> tuple[float, float] | None:
     """Seconds per training and per validation step: the fastest of a few of ``module``'s (``None``: it cannot run).
 
     ``bound``: the Trainer arguments that end its training (``max_steps``, or one epoch of ``steps`` batches).
