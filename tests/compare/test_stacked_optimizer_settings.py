@@ -11,14 +11,28 @@ leaves it, to a few ulps (the module's promise: one more rounded product per ste
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from test_stack_any import SYNTHETIC_DATA, grid, stacked_and_solo
 from torch import nn
 
+from lightning_lrsched.compare import compare
+from lightning_lrsched.compare.grid import RunSettings, Unstackable, plan_jobs
 from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, vectorise
+from lightning_lrsched.compare.training import train_solo, train_stacked
+from tests.compare.optimizer_models import (
+    AdafactorClassifier,
+    ASGDClassifier,
+    GlobalNormClassifier,
+    LBFGSClassifier,
+    RpropClassifier,
+    SGDSubclassClassifier,
+)
 
 K = 3
 STEPS = 6
@@ -166,3 +180,69 @@ def test_each_row_is_its_solo_run_for_every_setting_and_lr(kind, settings, lrs):
     exact = {LRS["one at zero"]: [0, 1], LRS["1e6 apart"]: [1]}.get(lrs, [])
     fused = settings.get("fused", False)
     assert all(v == 0 for (k, _, key), v in found.items() if k in exact and not (fused and key)), found
+
+
+# -- optimizers outside LINEAR_IN_LR, through a real comparison ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+# Two schedules through LR 0: a warmup from 0 (per step), and a linear decay to 0 after the first epoch.
+THROUGH_ZERO = [
+    {"name": "warmup_cosine", "warmup": "50%"},
+    {"name": "linear", "start_factor": 1.0, "end_factor": 0.0, "total_iters": 1},
+]
+SMALL_DATA = {**SYNTHETIC_DATA, "init_args": {"num_samples": 128}}
+
+
+def model(cls: type) -> dict[str, Any]:
+    return {"class_path": f"tests.compare.optimizer_models.{cls.__name__}", "init_args": {}}
+
+
+def assert_same_best(ours: list, solos: list) -> None:
+    for mine, solo in zip(ours, solos, strict=True):
+        assert mine.status == solo.status == "ok", (mine.label, mine.reason, solo.reason)
+        assert abs(mine.best_val_loss - solo.best_val_loss) <= 1e-5 * abs(solo.best_val_loss), mine.label
+    assert len({round(r.best_val_loss, 6) for r in ours}) == len(ours)  # not trivial: the schedules trained apart
+
+
+@pytest.mark.parametrize("cls", [ASGDClassifier, RpropClassifier, AdafactorClassifier], ids=lambda c: c.__name__)
+def test_torch_optimizers_that_step_each_group_on_its_own_stack_as_their_solo_runs(cls, tmp_path, one_thread):
+    # Not linear in the LR (ASGD's eta and Rprop's step sizes follow it, Adafactor's step is min(lr, 1/sqrt(t))):
+    # each copy's groups are stepped by the one optimizer, as its run of its own steps them.
+    stacked, solos = stacked_and_solo(grid(THROUGH_ZERO, 2, model(cls), SMALL_DATA), tmp_path)
+    assert {r.mode for r in stacked} == {"stacked"}
+    assert_same_best(stacked, solos)
+
+
+@pytest.fixture
+def importable(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize(
+    "cls, name",
+    [(GlobalNormClassifier, "GlobalNormSGD"), (SGDSubclassClassifier, "OwnSGD"), (LBFGSClassifier, "LBFGS")],
+    ids=["GlobalNormSGD", "OwnSGD", "LBFGS"],
+)
+def test_an_optimizer_not_known_to_step_each_group_on_its_own_is_not_stacked(cls, name, tmp_path, one_thread):
+    # One optimizer for all the copies' groups would couple them (a norm over all its parameters: each copy
+    # then trains apart from its solo run, silently), or fail (LBFGS holds one group): refused before training.
+    (job,) = plan_jobs(grid(THROUGH_ZERO, 2, model(cls), SMALL_DATA), "stacked")
+    trained = []
+    with pytest.raises(Unstackable) as refused:
+        train_stacked(job, RunSettings(output=str(tmp_path), logger="none"), trained.append)
+    assert str(refused.value).startswith(f"{name} is not known to step each param group on its own (")
+    assert "\n" not in str(refused.value) and not trained
+
+
+def test_auto_trains_each_run_of_such_an_optimizer_alone_and_says_why(tmp_path, importable):
+    common = {"max_epochs": 2, "logger": "none", "model": model(GlobalNormClassifier), "data": SMALL_DATA}
+    auto = compare(THROUGH_ZERO, output=tmp_path / "auto", mode="auto", **common).records
+    assert {r.mode for r in auto} == {"sequential"}
+    assert all(r.mode_reason.startswith("GlobalNormSGD is not known to step each param group") for r in auto), auto
+    settings = RunSettings(output=str(tmp_path / "solo"), logger="none")
+    solos = [
+        train_solo(spec, settings, lambda runs: None)[0]
+        for spec in grid(THROUGH_ZERO, 2, model(GlobalNormClassifier), SMALL_DATA)
+    ]
+    assert_same_best(auto, solos)
