@@ -67,3 +67,35 @@ class SGDSubclassClassifier(OwnClassifier):
 class LBFGSClassifier(OwnClassifier):
     def configure_optimizers(self):
         return torch.optim.LBFGS(self.parameters(), lr=0.5, max_iter=3)
+
+
+class FusedAdamWClassifier(OwnClassifier):
+    """AdamW's fused kernel, AMSGrad, betas of its own and a no-decay group (its decay is ``p *= 1 - lr wd``)."""
+
+    def configure_optimizers(self):
+        decay = [p for n, p in self.named_parameters() if n.endswith("weight")]
+        no_decay = [p for n, p in self.named_parameters() if n.endswith("bias")]
+        return torch.optim.AdamW(
+            [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=0.01,
+            betas=(0.8, 0.95),
+            weight_decay=0.1,
+            amsgrad=True,
+            fused=True,
+        )
+
+
+class DampenedSGDClassifier(OwnClassifier):
+    """SGD whose momentum buffer is dampened and takes weight decay: it keeps accumulating at LR 0."""
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.2, momentum=0.9, dampening=0.5, weight_decay=1e-2)
+
+
+class AdagradClassifier(OwnClassifier):
+    """Adagrad with an LR decaying by its step count and sums started at a value of its constructor's."""
+
+    def configure_optimizers(self):
+        return torch.optim.Adagrad(
+            self.parameters(), lr=0.1, lr_decay=0.5, initial_accumulator_value=0.3, weight_decay=1e-3
+        )

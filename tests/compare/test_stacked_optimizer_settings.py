@@ -11,6 +11,7 @@ leaves it, to a few ulps (the module's promise: one more rounded product per ste
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,10 @@ from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, vec
 from lightning_lrsched.compare.training import train_solo, train_stacked
 from tests.compare.optimizer_models import (
     AdafactorClassifier,
+    AdagradClassifier,
     ASGDClassifier,
+    DampenedSGDClassifier,
+    FusedAdamWClassifier,
     GlobalNormClassifier,
     LBFGSClassifier,
     RpropClassifier,
@@ -246,3 +250,42 @@ def test_auto_trains_each_run_of_such_an_optimizer_alone_and_says_why(tmp_path, 
         for spec in grid(THROUGH_ZERO, 2, model(GlobalNormClassifier), SMALL_DATA)
     ]
     assert_same_best(auto, solos)
+
+
+def test_schedule_free_optimizers_are_stepped_per_copy_not_refused():
+    schedulefree = pytest.importorskip("schedulefree")
+    param = nn.Parameter(torch.zeros(2, 3))
+    own = [[nn.Parameter(param.detach()[k])] for k in range(2)]
+    merged = schedulefree.AdamWScheduleFree([{"params": own[0]}, {"params": own[1]}], lr=0.01)
+    made = vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
+    assert made == "AdamWScheduleFree is not one of torch's optimizers whose update is linear in the LR"
+
+
+# -- end to end: the settings most likely to part a copy from its solo run, through LR 0 ---------------------------
+
+# Both copies at LR 0 through the second epoch (lr_max = 0), then one at 0 while the other trains again.
+TO_ZERO_AND_BACK = [
+    {"name": "linear", "start_factor": 0.5, "end_factor": 0.0, "total_iters": 1},
+    {"name": "cosine", "T_max": 1, "eta_min": 0.0},
+]
+
+
+@pytest.mark.parametrize(
+    "cls", [FusedAdamWClassifier, DampenedSGDClassifier, AdagradClassifier], ids=lambda c: c.__name__
+)
+def test_a_stacked_copy_equals_its_solo_run_through_lr_zero(cls, tmp_path, one_thread):
+    # AdamW's fused kernel (its state rounds apart in a batched call), SGD's dampened momentum with weight decay
+    # (its buffer accumulates while every LR is 0), Adagrad's constructor-only first sums and step-decayed LR.
+    stacked, solos = stacked_and_solo(grid(TO_ZERO_AND_BACK, 3, model(cls), SMALL_DATA), tmp_path)
+    assert {r.mode for r in stacked} == {"stacked"}
+    assert_same_best(stacked, solos)
+    for ours, solo in zip(stacked, solos, strict=True):
+        assert ours.epochs == solo.epochs == 3
+        for curve in ("lr_curve", "train_curve", "val_curve"):
+            mine, theirs = getattr(ours, curve), getattr(solo, curve)
+            assert [p[0] for p in mine] == [p[0] for p in theirs]
+            for p, q in zip(mine, theirs, strict=True):
+                assert all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(p[1:], q[1:], strict=True)), (curve, p, q)
+    # Through LR 0: every copy at 0 in the second epoch, the linear one still at 0 in the third.
+    lrs = [sorted({lr for _, lr in r.lr_curve}) for r in solos]
+    assert lrs[0][0] == lrs[1][0] == 0.0 and len(lrs[1]) == 2
