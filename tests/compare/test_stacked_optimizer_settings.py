@@ -123,10 +123,9 @@ def ulps(a: torch.Tensor, b: torch.Tensor) -> float:
     momentum buffer near 0) keeps their rounding, which a batched kernel (SIMD lanes, fused multiply-adds)
     and a per-run one may make apart.
     """
-    a, b = a.detach().float(), b.detach().float()
-    big = torch.maximum(a.abs().max(), b.abs().max())
-    spacing = torch.nextafter(big, torch.tensor(float("inf"))) - big
-    return float((a - b).abs().max() / spacing)
+    big = torch.maximum(a.detach().abs().max(), b.detach().abs().max())  # in their own precision
+    spacing = (torch.nextafter(big, torch.tensor(float("inf"), dtype=big.dtype)) - big).double()
+    return float((a.detach().double() - b.detach().double()).abs().max() / spacing)
 
 
 def run(kind, settings, lrs) -> dict[tuple[int, int, str], float]:
