@@ -52,7 +52,7 @@ LINEAR_IN_LR: tuple[type[torch.optim.Optimizer], ...] = (
 )
 # Optimizers that step each param group on its own (per-parameter state, per-group settings): stepped with the
 # other copies' groups, a copy's are stepped as its run of its own steps them. Exact classes again; not LBFGS
-# (one param group) nor schedule-free ones (see `_steps_each_group_on_its_own`).
+# (one param group); schedule-free ones too (see `check_shareable`).
 EACH_GROUP_ON_ITS_OWN: tuple[type[torch.optim.Optimizer], ...] = (
     *LINEAR_IN_LR,
     torch.optim.ASGD,
@@ -85,16 +85,10 @@ def vectorise(
         training: the copies that train (bool, shape ``(K,)``); the others' rows are left as they were.
 
     Raises:
-        Unstackable: the optimizer is not known to step each param group on its own, so the copies' groups
-            cannot share it.
+        Unstackable: the optimizer is not known to step each param group on its own (:func:`check_shareable`).
     """
+    check_shareable(optimizer)
     kind = type(optimizer)
-    if not _steps_each_group_on_its_own(kind):
-        why = "it takes one param group" if kind is torch.optim.LBFGS else "it may look across its groups"
-        raise Unstackable(
-            f"{kind.__name__} is not known to step each param group on its own ({why}): stacked copies share one "
-            "optimizer, a group per copy (torch's own optimizers but LBFGS, and the schedule-free ones, can)"
-        )
     if kind not in LINEAR_IN_LR:
         return f"{kind.__name__} is not one of torch's optimizers whose update is linear in the LR"
     groups = optimizer.param_groups
@@ -114,11 +108,24 @@ def vectorise(
     return VectorisedOptimizer(optimizer, copy_groups, stacked, layout, training)
 
 
-def _steps_each_group_on_its_own(kind: type[torch.optim.Optimizer]) -> bool:
+def check_shareable(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer not known to step each param group on its own: the copies' groups cannot share it.
+
+    Raises:
+        Unstackable: not one of :data:`EACH_GROUP_ON_ITS_OWN` nor a schedule-free one (a subclass, another
+            package's optimizer: its step may look across its groups; LBFGS takes one group).
+    """
+    kind = type(optimizer)
     if kind in EACH_GROUP_ON_ITS_OWN:
-        return True
+        return
     # The schedule-free optimizers this package offers (schedulefree's own classes, per-group state as torch's).
-    return kind.__module__.split(".")[0] == "schedulefree" and kind.__name__ in SCHEDULE_FREE.values()
+    if kind.__module__.split(".")[0] == "schedulefree" and kind.__name__ in SCHEDULE_FREE.values():
+        return
+    why = "it takes one param group" if kind is torch.optim.LBFGS else "it may look across its groups"
+    raise Unstackable(
+        f"{kind.__name__} is not known to step each param group on its own ({why}): stacked copies share one "
+        "optimizer, a group per copy (torch's own optimizers but LBFGS, and the schedule-free ones, can)"
+    )
 
 
 class VectorisedOptimizer(torch.optim.Optimizer):
