@@ -16,6 +16,7 @@ from harness import quiet_trainer
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.compare.stacked import StackedModule
 from lightning_lrsched.compare.stacked.optimizer import LINEAR_IN_LR, VectorisedOptimizer, vectorise
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
@@ -172,18 +173,16 @@ class SteppedAsItLikes(torch.optim.SGD):
     """A subclass: its step may not be SGD's."""
 
 
-@pytest.mark.parametrize(
-    "optimizer, reason",
-    [
-        (torch.optim.ASGD, "ASGD is not one of torch's optimizers whose update is linear in the LR"),
-        (SteppedAsItLikes, "SteppedAsItLikes is not one of torch's optimizers"),
-    ],
-)
-def test_optimizers_not_linear_in_the_lr_step_each_copy(optimizer, reason):
+def test_optimizers_not_linear_in_the_lr_step_each_copy():
     param = nn.Parameter(torch.zeros(2, 3))
     own = [[nn.Parameter(param.detach()[k])] for k in range(2)]
-    merged = optimizer([{"params": own[0]}, {"params": own[1]}], lr=0.1)
+    merged = torch.optim.ASGD([{"params": own[0]}, {"params": own[1]}], lr=0.1)
+    reason = "ASGD is not one of torch's optimizers whose update is linear in the LR"
     assert reason in vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
+    # A subclass may step otherwise, across the copies' groups too: not stacked at all.
+    merged = SteppedAsItLikes([{"params": own[0]}, {"params": own[1]}], lr=0.1)
+    with pytest.raises(Unstackable, match=r"^SteppedAsItLikes is not known to step each param group on its own"):
+        vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
 
 
 def test_copies_whose_groups_differ_step_each_on_its_own():

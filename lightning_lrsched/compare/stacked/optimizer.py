@@ -16,6 +16,11 @@ optimizer's own update exactly, the others with the rounding of one more product
 :class:`VectorisedOptimizer` does that when the copies' groups agree on every setting but the LR
 (and nothing schedules another one per copy, as cyclic's momentum does); :func:`vectorise` says
 when it applies and why not.
+
+Where it does not, the one optimizer steps each copy's groups among the others': exact for an
+optimizer known to step each param group on its own (:data:`EACH_GROUP_ON_ITS_OWN`). Any other (a
+subclass, another package's, LBFGS and its one group) could couple the copies, a norm over all its
+parameters say, or fail: such a module is not stacked (:class:`~lightning_lrsched.compare.grid.Unstackable`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.optim import SCHEDULE_FREE
 
 # Torch's optimizers whose update is linear in the LR, with state that does not depend on it (exact classes:
 # a subclass may step otherwise). Not ASGD (its eta state follows the LR), Rprop (the LR is its first step
@@ -42,6 +49,16 @@ LINEAR_IN_LR: tuple[type[torch.optim.Optimizer], ...] = (
     torch.optim.NAdam,
     torch.optim.RAdam,
     torch.optim.Adadelta,
+)
+# Optimizers that step each param group on its own (per-parameter state, per-group settings): stepped with the
+# other copies' groups, a copy's are stepped as its run of its own steps them. Exact classes again; not LBFGS
+# (one param group); schedule-free ones too (see `check_shareable`).
+EACH_GROUP_ON_ITS_OWN: tuple[type[torch.optim.Optimizer], ...] = (
+    *LINEAR_IN_LR,
+    torch.optim.ASGD,
+    torch.optim.Rprop,
+    torch.optim.SparseAdam,
+    *[kind for kind in (getattr(torch.optim, "Adafactor", None),) if kind is not None],
 )
 # Group keys that may differ between the copies: their LR, what schedules keep beside it, their names.
 PER_COPY = frozenset({"params", "lr", "initial_lr", "name"})
@@ -66,7 +83,11 @@ def vectorise(
         copy_params: per copy, its parameters, in the order of ``stacked`` (views of their rows).
         stacked: per parameter, the copies' values stacked (row ``k`` is copy ``k``'s).
         training: the copies that train (bool, shape ``(K,)``); the others' rows are left as they were.
+
+    Raises:
+        Unstackable: the optimizer is not known to step each param group on its own (:func:`check_shareable`).
     """
+    check_shareable(optimizer)
     kind = type(optimizer)
     if kind not in LINEAR_IN_LR:
         return f"{kind.__name__} is not one of torch's optimizers whose update is linear in the LR"
@@ -85,6 +106,26 @@ def vectorise(
     if any(isinstance(groups[g]["lr"], torch.Tensor) for own in copy_groups for g in own):
         return "an LR is a tensor"
     return VectorisedOptimizer(optimizer, copy_groups, stacked, layout, training)
+
+
+def check_shareable(optimizer: torch.optim.Optimizer) -> None:
+    """Refuse an optimizer not known to step each param group on its own: the copies' groups cannot share it.
+
+    Raises:
+        Unstackable: not one of :data:`EACH_GROUP_ON_ITS_OWN` nor a schedule-free one (a subclass, another
+            package's optimizer: its step may look across its groups; LBFGS takes one group).
+    """
+    kind = type(optimizer)
+    if kind in EACH_GROUP_ON_ITS_OWN:
+        return
+    # The schedule-free optimizers this package offers (schedulefree's own classes, per-group state as torch's).
+    if kind.__module__.split(".")[0] == "schedulefree" and kind.__name__ in SCHEDULE_FREE.values():
+        return
+    why = "it takes one param group" if kind is torch.optim.LBFGS else "it may look across its groups"
+    raise Unstackable(
+        f"{kind.__name__} is not known to step each param group on its own ({why}): stacked copies share one "
+        "optimizer, a group per copy (torch's own optimizers but LBFGS, and the schedule-free ones, can)"
+    )
 
 
 class VectorisedOptimizer(torch.optim.Optimizer):
