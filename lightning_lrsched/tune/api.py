@@ -459,7 +459,8 @@ def _search(
             )
         except Unstackable as error:  # nothing was trained: the module, not the search, is at fault
             raise InvalidValue(
-                f"`model`: the local search trains the configurations as copies of one stacked run: {error}"
+                f"`model`: the local search trains the configurations as copies of one stacked run: {error} "
+                "(executor='ray' trains each configuration alone)"
             ) from None
     trials_file.append(
         {"kind": "done", "search": search, "attempt": attempt, "rungs": judged, "steps_per_epoch": per_epoch}
