@@ -126,7 +126,8 @@ def check_model(spec: RunSpec, stacked: bool = False) -> None:
     Raises:
         ModuleContractError: manual optimization, several optimizers or none (see
             :mod:`lightning_lrsched.module_contract`).
-        Unstackable: ``stacked``, and the module does not say how to score a batch, or overrides a hook.
+        Unstackable: ``stacked``, and the module does not say how to score a batch, overrides a hook, or
+            has an optimizer its copies cannot share.
     """
     import torch
 
@@ -136,9 +137,9 @@ def check_model(spec: RunSpec, stacked: bool = False) -> None:
         module = seeded_model(spec, scheduled=False)
     check_module(module)
     if stacked:
-        from lightning_lrsched.compare.stacked import stacked_metrics_of
+        from lightning_lrsched.compare.stacked.module import check_stackable
 
-        stacked_metrics_of(module)
+        check_stackable(module)
 
 
 def _data(spec: RunSpec) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,31 @@ def test_a_stacked_copy_equals_its_solo_run_through_lr_zero(cls, tmp_path, one_t
     # Through LR 0: every copy at 0 in the second epoch, the linear one still at 0 in the third.
     lrs = [sorted({lr for _, lr in r.lr_curve}) for r in solos]
     assert lrs[0][0] == lrs[1][0] == 0.0 and len(lrs[1]) == 2
+
+
+def test_the_copies_optimizer_is_judged_when_the_stacked_module_is_built():
+    # Before a Trainer (and its loggers: W&B runs) exists, and whatever the schedules (one cycling momentum steps
+    # the copies per group and never reached the check made when vectorising).
+    from lightning_lrsched.compare.stacked import StackedModule
+    from lightning_lrsched.schedules import get_schedule
+
+    torch.manual_seed(0)
+    copies = [SGDSubclassClassifier() for _ in range(2)]
+    with pytest.raises(Unstackable, match=r"^OwnSGD is not known to step each param group on its own"):
+        schedules = [get_schedule("cosine"), get_schedule("cyclic", base_lr=0.01, max_lr=0.1)]
+        StackedModule(copies, ["cosine", "cyclic"], schedules)
+
+
+def test_a_schedule_the_modules_optimizer_cannot_run_fails_its_copy_alone(tmp_path, one_thread):
+    # cyclic cycles momentum, which Adagrad has not: its run of its own fails, cosine's trains. Stacked, the
+    # schedules were checked against an SGD with momentum, passed, and the stacked optimizer then failed both.
+    specs = grid(["cosine", "cyclic"], 1, model(AdagradClassifier), SMALL_DATA)
+    (job,) = plan_jobs(specs, "stacked")
+    settings = RunSettings(output=str(tmp_path), logger="none")
+    stacked = train_stacked(job, settings, lambda runs: None)
+    assert [(r.mode, r.status) for r in stacked] == [("stacked", "ok"), ("stacked", "failed")]
+    needs = "`cycle_momentum`=True needs an optimizer with momentum or betas: got Adagrad"
+    assert needs in stacked[1].reason
+    with pytest.raises(ValueError, match=re.escape(needs)):  # its run of its own (the worker records it failed)
+        train_solo(specs[1], settings, lambda runs: None)
+    assert_same_best(stacked[:1], [train_solo(specs[0], settings, lambda runs: None)[0]])

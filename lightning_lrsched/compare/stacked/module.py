@@ -48,6 +48,7 @@ built with a placeholder schedule, frozen before the first step, and listed in `
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -61,7 +62,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lightning_lrsched.compare.grid import SeedsDrawApart, Unstackable
-from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, vectorise
+from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, check_shareable, vectorise
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
@@ -124,6 +125,26 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
                 "itself and would not call it, so a copy might not train as its run of its own does"
             )
     return own
+
+
+def check_stackable(module: nn.Module) -> MetricsFn:
+    """What a stacked run needs of ``module`` that its class and optimizer tell, before anything trains.
+
+    Its scoring (:func:`stacked_metrics_of`, which also refuses a hook of its own), and an optimizer
+    the copies can share (:func:`~.optimizer.check_shareable`) where ``configure_optimizers`` can be
+    read outside a run (else the run checks it when it builds the optimizer). What ``vmap`` cannot run
+    shows only when it runs (:meth:`StackedModule.probe`).
+
+    Raises:
+        Unstackable: why, in one line.
+    """
+    metrics = stacked_metrics_of(module)
+    try:
+        optimizer = own_optimizer(cast(L.LightningModule, module))
+    except Exception:  # it needs a Trainer, or more: configure_optimizers checks it in the run
+        return metrics
+    check_shareable(optimizer)
+    return metrics
 
 
 class _Scored(nn.Module):
@@ -249,7 +270,7 @@ class StackedModule(L.LightningModule):
         aliases = [*first.named_parameters(remove_duplicate=False), *first.named_buffers(remove_duplicate=False)]
         self._tied = len(aliases) != len(self._names) + len(self._buffer_names)
         # Not a registered child: the copies are, and their parameters must be listed once.
-        self._scored = (_Scored(first, stacked_metrics_of(first)),)
+        self._scored = (_Scored(first, check_stackable(first)),)
         self.per_copy_batches = per_copy_batches
         self._set_randomness("different")
         self.draws_random = False
@@ -537,9 +558,9 @@ class StackedModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         self._alias_copies()  # Lightning moved the module to its device: the copies' parameters are copies again
         optimizer = self._copies_optimizer()
-        first = self.groups[0][0]
+        check_shareable(optimizer)  # one the copies' configure_optimizers build in the run only
         schedules = list(self.schedules)
-        invalid, cycles = self._check_schedules(float(optimizer.param_groups[first]["lr"]))
+        invalid, cycles = self._check_schedules(optimizer)
         for k, reason in invalid.items():
             # The copy does not train; a placeholder keeps the others' groups where they are.
             self.invalid[k] = reason
@@ -606,13 +627,24 @@ class StackedModule(L.LightningModule):
             self.groups.append(list(range(start, start + len(groups))))
         return merged
 
-    def _check_schedules(self, lr: float) -> tuple[dict[int, str], bool]:
-        """Build every copy's schedule alone against this run: ``{copy: why it cannot run}``, and whether one
-        of those that can cycles momentum."""
+    def _check_schedules(self, optimizer: torch.optim.Optimizer) -> tuple[dict[int, str], bool]:
+        """Build every copy's schedule alone against this run and an optimizer like the copies':
+        ``{copy: why it cannot run}``, and whether one of those that can cycles momentum.
+
+        A schedule that cannot run with the copies' optimizer (``cyclic`` cycles momentum, which
+        Adagrad has not) fails its copy alone, as its run of its own fails alone.
+        """
         plan = plan_from_trainer(self.trainer)
+        lr = float(optimizer.param_groups[self.groups[0][0]]["lr"])
+        kind: Any = type(optimizer)
+        accepted = inspect.signature(kind).parameters
+        settings = {key: value for key, value in optimizer.defaults.items() if key in accepted and key != "lr"}
         invalid, cycles = {}, False
         for k, schedule in enumerate(self.schedules):
-            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.9)
+            try:  # the copies' class with their constructor's settings, on a parameter of its own
+                probe = kind([torch.zeros(1, requires_grad=True)], lr=lr, **settings)
+            except Exception:
+                probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.9)
             try:
                 args = plan.build_args(schedule.interval)
                 built = schedule.build(probe, total_steps=args["total_steps"], steps_per_epoch=args["steps_per_epoch"])
