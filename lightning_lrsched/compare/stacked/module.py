@@ -48,7 +48,6 @@ built with a placeholder schedule, frozen before the first step, and listed in `
 from __future__ import annotations
 
 import contextlib
-import inspect
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,7 +61,12 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from lightning_lrsched.compare.grid import SeedsDrawApart, Unstackable
-from lightning_lrsched.compare.stacked.optimizer import VectorisedOptimizer, check_shareable, vectorise
+from lightning_lrsched.compare.stacked.optimizer import (
+    VectorisedOptimizer,
+    check_shareable,
+    constructor_arguments,
+    vectorise,
+)
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
@@ -637,12 +641,11 @@ class StackedModule(L.LightningModule):
         plan = plan_from_trainer(self.trainer)
         lr = float(optimizer.param_groups[self.groups[0][0]]["lr"])
         kind: Any = type(optimizer)
-        accepted = inspect.signature(kind).parameters
-        settings = {key: value for key, value in optimizer.defaults.items() if key in accepted and key != "lr"}
+        settings = {**constructor_arguments(optimizer), "lr": lr}
         invalid, cycles = {}, False
         for k, schedule in enumerate(self.schedules):
             try:  # the copies' class with their constructor's settings, on a parameter of its own
-                probe = kind([torch.zeros(1, requires_grad=True)], lr=lr, **settings)
+                probe = kind([torch.zeros(1, requires_grad=True)], **settings)
             except Exception:
                 probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.9)
             try:

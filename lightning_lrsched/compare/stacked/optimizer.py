@@ -128,6 +128,18 @@ def check_shareable(optimizer: torch.optim.Optimizer) -> None:
     )
 
 
+def constructor_arguments(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The settings ``optimizer`` was built with that its class's constructor takes (its ``defaults``, less ``params``).
+
+    Example:
+        >>> sgd = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        >>> {key: constructor_arguments(sgd)[key] for key in ("lr", "momentum", "nesterov")}
+        {'lr': 0.1, 'momentum': 0.9, 'nesterov': False}
+    """
+    accepted = inspect.signature(type(optimizer)).parameters
+    return {key: value for key, value in optimizer.defaults.items() if key in accepted and key != "params"}
+
+
 class VectorisedOptimizer(torch.optim.Optimizer):
     """The copies' param groups (what schedules set and loggers read), stepped as one update of the stacked tensors.
 
@@ -153,9 +165,7 @@ class VectorisedOptimizer(torch.optim.Optimizer):
         kind: Any = type(optimizer)  # one of LINEAR_IN_LR
         # Built with the copies' constructor arguments too: some act at construction only (Adagrad fills its
         # sums with `initial_accumulator_value` there, `fused` sets its checks there).
-        accepted = inspect.signature(kind).parameters
-        arguments = {key: value for key, value in optimizer.defaults.items() if key in accepted and key != "params"}
-        self.inner: torch.optim.Optimizer = kind(inner_groups, **arguments)
+        self.inner: torch.optim.Optimizer = kind(inner_groups, **constructor_arguments(optimizer))
         self.training = training
 
     @torch.no_grad()
