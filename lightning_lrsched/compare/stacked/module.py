@@ -258,14 +258,22 @@ class StackedModule(L.LightningModule):
     # -- the vectorised pass ---------------------------------------------------------------------
     def _score_one(
         self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], batch: Any
-    ) -> Mapping[str, torch.Tensor]:
-        return functional_call(self._scored[0], (params, buffers), (batch,), tie_weights=self._tied)
+    ) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
+        state = {**params, **buffers}
+        metrics = functional_call(self._scored[0], state, (batch,), tie_weights=self._tied)
+        # A buffer the forward assigns anew (`self.calls = self.calls + 1`) is left in `state` while the module
+        # gets its old one back: returned, so that each copy keeps it as its run of its own does.
+        return metrics, {name: state[name] for name in buffers if state[name] is not buffers[name]}
 
     def _run(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Every copy's metrics on ``batch``; the pass updates the stacked buffers (so each copy's) in place."""
         if not self._buffers_aliased():
             self._alias_copies()
-        return self._vmapped(self._stacked_names, self._stacked_buffers, batch)
+        metrics, assigned = self._vmapped(self._stacked_names, self._stacked_buffers, batch)
+        with torch.no_grad():
+            for name, value in assigned.items():
+                self._stacked_buffers[name].copy_(value)
+        return metrics
 
     def _alias_copies(self) -> None:
         """Make each copy's parameters and buffers views of their rows of the stacked ones (again after a move).
