@@ -8,12 +8,14 @@ prints as it trains the runs one after the other and ``stacked`` turns into an e
 
 from __future__ import annotations
 
+import pytest
 import torch
 from test_stack_any import SYNTHETIC_DATA, assert_copies_equal_solo_runs, grid, stacked_and_solo
 
+from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.compare.stacked import StackedModule
 from lightning_lrsched.schedules import get_schedule
-from tests.compare.vmap_trial_models import CountsCalls
+from tests.compare.vmap_trial_models import CountsCalls, EncoderClassifier, PaddedSentences
 
 MODELS = "tests.compare.vmap_trial_models."
 SMALL_DATA = {**SYNTHETIC_DATA, "init_args": {"num_samples": 200}}
@@ -29,6 +31,21 @@ def stacked_copies(cls, k: int = 2, **init_args) -> StackedModule:
     for c in copies[1:]:
         c.load_state_dict(copies[0].state_dict())
     return StackedModule(copies, [f"c{i}" for i in range(k)], [get_schedule("cosine")] * k)
+
+
+def first_batch(data):
+    return next(iter(data.train_dataloader()))
+
+
+@pytest.mark.filterwarnings("ignore:There is a performance drop")
+def test_a_module_vmap_can_train_but_not_evaluate_is_unstackable_before_anything_trains():
+    # nn.TransformerEncoder with a padding mask takes its nested-tensor fast path without gradients only:
+    # found by the probe, not by the sanity check of a stacked run that then fails every copy.
+    module = stacked_copies(EncoderClassifier)
+    reason = r"^vmap cannot run EncoderClassifier in evaluation: .*_nested_tensor_from_mask"
+    with pytest.raises(Unstackable, match=reason):
+        module.probe(first_batch(PaddedSentences()))
+    assert all(c.training for c in module.copies)  # put back in training mode
 
 
 def test_a_buffer_the_forward_assigns_anew_is_each_copys_after_the_pass():

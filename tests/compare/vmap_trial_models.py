@@ -202,6 +202,25 @@ class AttentionClassifier(_Trial):
         return self.out(_masked_mean(attended, tokens))
 
 
+class EncoderClassifier(_Trial):
+    """``nn.TransformerEncoder`` (its default nested-tensor fast path) with ``src_key_padding_mask``, masked mean.
+
+    Training runs the layers op by op; evaluation (no gradient) takes the fast path, which packs the
+    unpadded tokens into a nested tensor.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB, 8, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, tokens):
+        encoded = self.encoder(self.embed(tokens), src_key_padding_mask=tokens == 0)
+        return self.out(_masked_mean(encoded, tokens))
+
+
 # (i) a non-float buffer updated in forward
 class CountsCalls(_MLP):
     """Counts its forward calls in an integer buffer and cools its logits by that count.

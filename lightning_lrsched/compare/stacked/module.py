@@ -392,18 +392,35 @@ class StackedModule(L.LightningModule):
                 for name, buffer in saved.items():
                     self._stacked_buffers[name].copy_(buffer)
 
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The copies in evaluation mode, as validation runs them; every submodule's own mode back after."""
+        modes = [(module, module.training) for module in self.copies.modules()]
+        self.copies.eval()
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def _probe(self, batch: Any) -> None:
+        stage = ""
         with torch.random.fork_rng(devices=[]), self._buffers_kept():
             try:
                 scores = self._run(batch)
                 if "loss" not in scores:
                     raise Unstackable(f"`stacked_metrics` must return a 'loss': got keys {sorted(scores)}")
                 scores["loss"].sum().backward()
+                # Without gradients some layers take another path (nn.TransformerEncoder packs a padded batch
+                # into nested tensors): found here, not by a stacked run's first validation.
+                stage = " in evaluation"
+                with self._evaluating(), torch.no_grad():
+                    self._run(batch)
             except Unstackable:
                 raise
             except Exception as error:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                raise Unstackable(f"vmap cannot run {type(self.copies[0]).__name__}: {reason}") from error
+                raise Unstackable(f"vmap cannot run {type(self.copies[0]).__name__}{stage}: {reason}") from error
             finally:
                 for p in self.parameters():
                     p.grad = None
