@@ -260,3 +260,11 @@ class PaddedSentences(L.LightningDataModule):
 
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=self.batch_size)
+
+
+class NoisyCounts(CountsCalls):
+    """:class:`CountsCalls` that also drops out hidden units in training (it draws random numbers)."""
+
+    def __init__(self, in_place: bool = True) -> None:
+        super().__init__(in_place)
+        self.net = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))

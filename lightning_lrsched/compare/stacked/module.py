@@ -366,13 +366,19 @@ class StackedModule(L.LightningModule):
             return  # the copies start apart (not one seed's): nothing to compare them by
         devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
         first = self.copies[0]
+        held = [(module, name, getattr(module, name)) for owners in self._buffer_owners for module, name in owners[0]]
         with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
-            losses = self._run(batch)["loss"].detach()
+            with self._buffers_kept():  # the run alone starts from the same buffers (a step counter it reads)
+                losses = self._run(batch)["loss"].detach()
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
                 torch.cuda.set_rng_state(cuda, device)
-            alone = self._scored[0](batch)["loss"].detach()
+            try:
+                alone = self._scored[0](batch)["loss"].detach()
+            finally:  # a buffer its forward assigns anew: the copy's is its row of the stacked one again
+                for module, name, buffer in held:
+                    setattr(module, name, buffer)
         if not torch.allclose(losses, alone.expand_as(losses), rtol=1e-4, atol=0.0):
             raise Unstackable(
                 f"{type(first).__name__} draws random numbers in training that its stacked copies cannot draw as "
