@@ -30,7 +30,8 @@ The stacking protocol. A module can be stacked when
   param groups, and the copies' groups become one optimizer's: see
   :mod:`lightning_lrsched.module_contract`);
 - its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
-  backward run under ``vmap`` (no data-dependent Python control flow, no ``.item()``).
+  backward run under ``vmap``, and so does its forward in evaluation, without gradients (no data-dependent
+  Python control flow, no ``.item()``; a buffer may be updated in place or assigned anew).
 
 Anything else is :class:`Unstackable`, with a one-line reason: ``--mode auto`` then trains the
 runs one after the other and notes why, ``--mode stacked`` is an error.
