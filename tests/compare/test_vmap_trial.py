@@ -106,6 +106,7 @@ def test_a_buffer_the_forward_assigns_anew_is_each_copys_after_the_pass():
         ("ReseedsInForward", {}, SMALL_DATA),  # (e) torch.manual_seed, then randn_like, in forward
         ("RandintClassifier", {}, SMALL_DATA),  # (e) torch.randint
         ("PerExampleRandintClassifier", {}, SMALL_DATA),  # (e) torch.randint shaped like the activations
+        ("NoisyEvaluation", {}, SMALL_DATA),  # (e) draws in evaluation only: found by the probe's evaluation pass
         ("MaxNormEmbedding", {}, SENTENCES),  # (f) max_norm renormalises the weight in place
         ("NormCNN", {"norm": "group"}, SMALL_DATA),  # (g)
         ("NormCNN", {"norm": "layer"}, SMALL_DATA),  # (g)

@@ -159,6 +159,15 @@ class PerExampleRandintClassifier(_MLP):
         return self.net[2](hidden)
 
 
+class NoisyEvaluation(_MLP):
+    """Adds noise to its inputs in evaluation only (a robustness check a user bakes into validation)."""
+
+    def forward(self, x):
+        if not self.training:
+            x = x + 0.5 * torch.randn_like(x)
+        return self.net(x)
+
+
 # (f) an embedding that renormalises its weight in place
 class MaxNormEmbedding(_Trial):
     """``nn.Embedding(padding_idx=0, max_norm=1.0)``: each lookup renormalises the rows it reads, in place."""
