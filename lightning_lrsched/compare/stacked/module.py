@@ -327,9 +327,10 @@ class StackedModule(L.LightningModule):
         self._vmapped = vmap(self._score_one, in_dims=in_dims, randomness=randomness)
 
     def probe(self, batch: Any) -> None:
-        """One forward and backward in training mode, leaving weights, gradients and RNG as they were.
+        """One forward and backward in training mode, then one forward in evaluation without gradients (as
+        validation runs it), leaving weights, gradients, buffers, modes and RNG as they were.
 
-        It also finds whether the module draws random numbers in training (dropout): then every copy
+        It also finds whether the module draws random numbers (dropout, in training): then every copy
         draws the same numbers, the ones its run of its own draws from the same random stream
         (``vmap(randomness="same")``; copies of one seed only).
 
