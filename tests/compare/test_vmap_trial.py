@@ -102,6 +102,7 @@ def test_a_buffer_the_forward_assigns_anew_is_each_copys_after_the_pass():
     [
         ("CentresInputInPlace", {}, SMALL_DATA),  # (c) x.sub_(...) on the batch
         ("ClipsWeightViewInPlace", {}, SMALL_DATA),  # (c) clamp_ of a view of a parameter, under no_grad
+        ("HalvesInputInPlace", {}, SMALL_DATA),  # (c) x.mul_(0.5), and dropout: the probe's draws check
         ("MaskedTokensClassifier", {}, SENTENCES),  # (d) a boolean mask of the (shared) tokens
         ("ReseedsInForward", {}, SMALL_DATA),  # (e) torch.manual_seed, then randn_like, in forward
         ("RandintClassifier", {}, SMALL_DATA),  # (e) torch.randint

@@ -94,6 +94,18 @@ class CentresInputInPlace(_MLP):
         return self.net(x)
 
 
+class HalvesInputInPlace(_MLP):
+    """Halves its batch in place (``x.mul_``: each call changes it again) and drops out hidden units in training."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
+
+    def forward(self, x):
+        x.mul_(0.5)
+        return self.net(x)
+
+
 class ClipsWeightViewInPlace(_MLP):
     """Clips the first two input columns of its first layer's weight in place, every forward (a view of a parameter)."""
 

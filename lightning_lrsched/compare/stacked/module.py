@@ -367,12 +367,14 @@ class StackedModule(L.LightningModule):
         if not all(torch.equal(p[0], row) for p in self.stacked for row in p[1:]):
             return  # the copies start apart (not one seed's): nothing to compare them by
         devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
+        import copy
+
         first = self.copies[0]
         held = [(module, name, getattr(module, name)) for owners in self._buffer_owners for module, name in owners[0]]
         with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
             with self._buffers_kept():  # the run alone starts from the same buffers (a step counter it reads)
-                losses = self._run(batch)["loss"].detach()
+                losses = self._run(copy.deepcopy(batch))["loss"].detach()  # and batch: a forward may change it
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
                 torch.cuda.set_rng_state(cuda, device)
