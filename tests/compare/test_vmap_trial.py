@@ -114,8 +114,10 @@ def test_a_buffer_the_forward_assigns_anew_is_each_copys_after_the_pass():
         ("AttentionClassifier", {}, SENTENCES),  # (h) nn.MultiheadAttention with key_padding_mask
         ("CountsCalls", {"in_place": True}, SMALL_DATA),  # (i) self.calls += 1
         ("CountsCalls", {"in_place": False}, SMALL_DATA),  # (i) self.calls = self.calls + 1
+        ("CountsCallsInPython", {}, SMALL_DATA),  # (i) a Python int, self.calls += 1: the probe must not count
         ("NoisyCounts", {"in_place": True}, SMALL_DATA),  # (i) and dropout: the probe compares its draws with a run's
         ("NoisyCounts", {"in_place": False}, SMALL_DATA),
+        ("NoisyCountsInPython", {}, SMALL_DATA),
     ],
 )
 def test_a_module_that_stacks_equals_its_solo_runs(name, init_args, data, tmp_path, one_thread):

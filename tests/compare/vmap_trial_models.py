@@ -262,6 +262,26 @@ class CountsCalls(_MLP):
         return self.net(x) / (1.0 + 0.05 * self.calls)
 
 
+class CountsCallsInPython(_MLP):
+    """Counts its forward calls in a Python int (no buffer) and cools its logits by that count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x) / (1.0 + 0.05 * self.calls)
+
+
+class NoisyCountsInPython(CountsCallsInPython):
+    """:class:`CountsCallsInPython` that also drops out hidden units in training (it draws random numbers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
+
+
 class PaddedSentences(L.LightningDataModule):
     """Sentences of 3 to 8 tokens (ids 1..15) padded with 0 to 8, labelled by whether 1 outnumbers 2 in them."""
 

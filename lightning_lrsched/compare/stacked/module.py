@@ -371,9 +371,9 @@ class StackedModule(L.LightningModule):
 
         first = self.copies[0]
         held = [(module, name, getattr(module, name)) for owners in self._buffer_owners for module, name in owners[0]]
-        with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept():
+        with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept(), self._numbers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
-            with self._buffers_kept():  # the run alone starts from the same buffers (a step counter it reads)
+            with self._buffers_kept(), self._numbers_kept():  # the run alone starts from the same state (a counter)
                 losses = self._run(copy.deepcopy(batch))["loss"].detach()  # and batch: a forward may change it
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
@@ -403,6 +403,17 @@ class StackedModule(L.LightningModule):
                     self._stacked_buffers[name].copy_(buffer)
 
     @contextlib.contextmanager
+    def _numbers_kept(self) -> Iterator[None]:
+        """The copies' plain Python numbers (a call counter their forward advances) as they were after it."""
+        plain = (bool, int, float)
+        saved = [(m, {k: v for k, v in vars(m).items() if type(v) in plain}) for m in self.copies.modules()]
+        try:
+            yield
+        finally:
+            for module, numbers in saved:
+                vars(module).update(numbers)
+
+    @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
         """The copies in evaluation mode, as validation runs them; every submodule's own mode back after."""
         modes = [(module, module.training) for module in self.copies.modules()]
@@ -415,7 +426,7 @@ class StackedModule(L.LightningModule):
 
     def _probe(self, batch: Any) -> None:
         stage = ""
-        with torch.random.fork_rng(devices=[]), self._buffers_kept():
+        with torch.random.fork_rng(devices=[]), self._buffers_kept(), self._numbers_kept():
             try:
                 scores = self._run(batch)
                 if "loss" not in scores:
