@@ -282,6 +282,20 @@ class NoisyCountsInPython(CountsCallsInPython):
         self.net = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
 
 
+class WarmsTemperatureByEpoch(_MLP):
+    """Sets the temperature of its logits in ``on_train_epoch_start``: a hook, not a step hook, that changes forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.temperature = 1.0
+
+    def on_train_epoch_start(self):
+        self.temperature = 1.0 + self.current_epoch
+
+    def forward(self, x):
+        return self.net(x) / self.temperature
+
+
 class PaddedSentences(L.LightningDataModule):
     """Sentences of 3 to 8 tokens (ids 1..15) padded with 0 to 8, labelled by whether 1 outnumbers 2 in them."""
 
