@@ -49,6 +49,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from copy import deepcopy
 from typing import Any, cast
 
 import lightning as L
@@ -330,7 +331,7 @@ class StackedModule(L.LightningModule):
         """One forward and backward in training mode, then one forward in evaluation without gradients (as
         validation runs it), leaving weights, gradients, buffers, modes and RNG as they were.
 
-        It also finds whether the module draws random numbers (dropout, in training): then every copy
+        It also finds whether the module draws random numbers (dropout; noise in evaluation): then every copy
         draws the same numbers, the ones its run of its own draws from the same random stream
         (``vmap(randomness="same")``; copies of one seed only).
 
@@ -367,14 +368,12 @@ class StackedModule(L.LightningModule):
         if not all(torch.equal(p[0], row) for p in self.stacked for row in p[1:]):
             return  # the copies start apart (not one seed's): nothing to compare them by
         devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
-        import copy
-
         first = self.copies[0]
         held = [(module, name, getattr(module, name)) for owners in self._buffer_owners for module, name in owners[0]]
         with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept(), self._numbers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
             with self._buffers_kept(), self._numbers_kept():  # the run alone starts from the same state (a counter)
-                losses = self._run(copy.deepcopy(batch))["loss"].detach()  # and batch: a forward may change it
+                losses = self._run(deepcopy(batch))["loss"].detach()  # and batch: a forward may change it
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
                 torch.cuda.set_rng_state(cuda, device)
@@ -404,7 +403,7 @@ class StackedModule(L.LightningModule):
 
     @contextlib.contextmanager
     def _numbers_kept(self) -> Iterator[None]:
-        """The copies' plain Python numbers (a call counter their forward advances) as they were after it."""
+        """The copies' plain Python numbers (a call counter their forward advances) put back when it ends."""
         plain = (bool, int, float)
         saved = [(m, {k: v for k, v in vars(m).items() if type(v) in plain}) for m in self.copies.modules()]
         try:
