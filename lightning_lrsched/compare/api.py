@@ -312,7 +312,8 @@ class GridRun:
             raise InvalidValue(_stacked_refusal(reason))
         note = f"{self.mode} → sequential for {_where(job)}: {reason}"
         self.mode_notes[job_name(job)] = note
-        self.console.print(f"[yellow]{escape(note)}[/]")  # the worker goes on with the specs as runs of their own
+        # One line however wide the terminal (a log is read by line); the worker trains the specs as runs of their own.
+        self.console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
 
     def result(self, job: Job, records: list[RunRecord]) -> None:
         probed = next((r.mode_reason for r in records if r.mode == "stacked" and r.mode_reason), "")
@@ -320,7 +321,7 @@ class GridRun:
             # The probe found stacking faster: the job's note says by how much.
             note = _mode_note(job, "auto", probed)
             self.mode_notes[job_name(job)] = note
-            self.console.print(escape(note))
+            self.console.print(escape(note), soft_wrap=True)
         if records:
             self.results.append(*records)
         self.appended += len(records)

@@ -30,7 +30,8 @@ The stacking protocol. A module can be stacked when
   param groups, and the copies' groups become one optimizer's: see
   :mod:`lightning_lrsched.module_contract`);
 - its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
-  backward run under ``vmap`` (no data-dependent Python control flow, no ``.item()``).
+  backward run under ``vmap``, and so does its forward in evaluation, without gradients (no data-dependent
+  Python control flow, no ``.item()``; a buffer may be updated in place or assigned anew);
 - it overrides none of the hooks Lightning calls in fit, validate or test (``COPY_HOOKS``: an EMA
   in ``on_train_batch_end``, clipping, a batch transform...): a stacked run calls its own, not a
   copy's, so a copy overriding one might not train as its run of its own does.
@@ -51,6 +52,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from copy import deepcopy
 from typing import Any, cast
 
 import lightning as L
@@ -292,14 +294,22 @@ class StackedModule(L.LightningModule):
     # -- the vectorised pass ---------------------------------------------------------------------
     def _score_one(
         self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], batch: Any
-    ) -> Mapping[str, torch.Tensor]:
-        return functional_call(self._scored[0], (params, buffers), (batch,), tie_weights=self._tied)
+    ) -> tuple[Mapping[str, torch.Tensor], dict[str, torch.Tensor]]:
+        state = {**params, **buffers}
+        metrics = functional_call(self._scored[0], state, (batch,), tie_weights=self._tied)
+        # A buffer the forward assigns anew (`self.calls = self.calls + 1`) is left in `state` while the module
+        # gets its old one back: returned, so that each copy keeps it as its run of its own does.
+        return metrics, {name: state[name] for name in buffers if state[name] is not buffers[name]}
 
     def _run(self, batch: Any) -> Mapping[str, torch.Tensor]:
         """Every copy's metrics on ``batch``; the pass updates the stacked buffers (so each copy's) in place."""
         if not self._buffers_aliased():
             self._alias_copies()
-        return self._vmapped(self._stacked_names, self._stacked_buffers, batch)
+        metrics, assigned = self._vmapped(self._stacked_names, self._stacked_buffers, batch)
+        with torch.no_grad():
+            for name, value in assigned.items():
+                self._stacked_buffers[name].copy_(value)
+        return metrics
 
     def _alias_copies(self) -> None:
         """Make each copy's parameters and buffers views of their rows of the stacked ones (again after a move).
@@ -352,9 +362,10 @@ class StackedModule(L.LightningModule):
         self._vmapped = vmap(self._score_one, in_dims=in_dims, randomness=randomness)
 
     def probe(self, batch: Any) -> None:
-        """One forward and backward in training mode, leaving weights, gradients and RNG as they were.
+        """One forward and backward in training mode, then one forward in evaluation without gradients (as
+        validation runs it), leaving weights, gradients, buffers, modes and RNG as they were.
 
-        It also finds whether the module draws random numbers in training (dropout): then every copy
+        It also finds whether the module draws random numbers (dropout; noise in evaluation): then every copy
         draws the same numbers, the ones its run of its own draws from the same random stream
         (``vmap(randomness="same")``; copies of one seed only).
 
@@ -392,13 +403,19 @@ class StackedModule(L.LightningModule):
             return  # the copies start apart (not one seed's): nothing to compare them by
         devices = sorted({p.device.index or 0 for p in self.stacked if p.device.type == "cuda"})
         first = self.copies[0]
-        with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept():
+        held = [(module, name, getattr(module, name)) for owners in self._buffer_owners for module, name in owners[0]]
+        with torch.random.fork_rng(devices=devices), torch.no_grad(), self._buffers_kept(), self._numbers_kept():
             state = (torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices])
-            losses = self._run(batch)["loss"].detach()
+            with self._buffers_kept(), self._numbers_kept():  # the run alone starts from the same state (a counter)
+                losses = self._run(deepcopy(batch))["loss"].detach()  # and batch: a forward may change it
             torch.set_rng_state(state[0])
             for device, cuda in zip(devices, state[1], strict=True):
                 torch.cuda.set_rng_state(cuda, device)
-            alone = self._scored[0](batch)["loss"].detach()
+            try:
+                alone = self._scored[0](batch)["loss"].detach()
+            finally:  # a buffer its forward assigns anew: the copy's is its row of the stacked one again
+                for module, name, buffer in held:
+                    setattr(module, name, buffer)
         if not torch.allclose(losses, alone.expand_as(losses), rtol=1e-4, atol=0.0):
             raise Unstackable(
                 f"{type(first).__name__} draws random numbers in training that its stacked copies cannot draw as "
@@ -418,18 +435,46 @@ class StackedModule(L.LightningModule):
                 for name, buffer in saved.items():
                     self._stacked_buffers[name].copy_(buffer)
 
+    @contextlib.contextmanager
+    def _numbers_kept(self) -> Iterator[None]:
+        """The copies' plain Python numbers (a call counter their forward advances) put back when it ends."""
+        plain = (bool, int, float)
+        saved = [(m, {k: v for k, v in vars(m).items() if type(v) in plain}) for m in self.copies.modules()]
+        try:
+            yield
+        finally:
+            for module, numbers in saved:
+                vars(module).update(numbers)
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The copies in evaluation mode, as validation runs them; every submodule's own mode back after."""
+        modes = [(module, module.training) for module in self.copies.modules()]
+        self.copies.eval()
+        try:
+            yield
+        finally:
+            for module, training in modes:
+                module.training = training
+
     def _probe(self, batch: Any) -> None:
-        with torch.random.fork_rng(devices=[]), self._buffers_kept():
+        stage = ""
+        with torch.random.fork_rng(devices=[]), self._buffers_kept(), self._numbers_kept():
             try:
                 scores = self._run(batch)
                 if "loss" not in scores:
                     raise Unstackable(f"`stacked_metrics` must return a 'loss': got keys {sorted(scores)}")
                 scores["loss"].sum().backward()
+                # Without gradients some layers take another path (nn.TransformerEncoder packs a padded batch
+                # into nested tensors): found here, not by a stacked run's first validation.
+                stage = " in evaluation"
+                with self._evaluating(), torch.no_grad():
+                    self._run(batch)
             except Unstackable:
                 raise
             except Exception as error:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-                raise Unstackable(f"vmap cannot run {type(self.copies[0]).__name__}: {reason}") from error
+                raise Unstackable(f"vmap cannot run {type(self.copies[0]).__name__}{stage}: {reason}") from error
             finally:
                 for p in self.parameters():
                     p.grad = None
