@@ -141,9 +141,10 @@ class RunRecorder(Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.keys["val_loss"] == "val_loss" and not self._val_loss_seen:  # a run of its own: the module's keys
             self._check_val_loss(trainer, pl_module)
-        if not (trainer.sanity_checking or self.stopped):
-            keys = self.keys
-            self.val.add(self.samples, _metric(trainer, keys["val_loss"]), _metric(trainer, keys["val_acc"]))
+        if not trainer.sanity_checking:  # every rank, into one collective
+            loss, acc = _rank_means(trainer, self.keys["val_loss"], self.keys["val_acc"])
+            if not self.stopped:
+                self.val.add(self.samples, loss, acc)
 
     def _check_val_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Refuse, at its first validation, a module that logs no ``val_loss``: the report ranks on it.
@@ -163,9 +164,21 @@ class RunRecorder(Callback):
         self._val_loss_seen = not trainer.sanity_checking
 
 
-def _metric(trainer: L.Trainer, key: str) -> float:
-    value = trainer.callback_metrics.get(key)
-    return math.nan if value is None else float(value)
+def _rank_means(trainer: L.Trainer, *keys: str) -> list[float]:
+    """Each metric's mean over the ranks that logged it (NaN where none did), in one collective.
+
+    A module that logs ``val_loss`` without ``sync_dist=True`` (Lightning's default) holds each
+    rank's own share of the validation set: the mean over the ranks is the whole set's, as
+    ``sync_dist`` would log it and as one process sees it. Already synced, each rank holds that mean.
+    """
+    import torch
+
+    strategy = trainer.strategy
+    dtype = torch.float32 if strategy.root_device.type == "mps" else torch.float64
+    values = [trainer.callback_metrics.get(key) for key in keys]
+    local = [[float(v), 1.0] if v is not None else [0.0, 0.0] for v in values]
+    totals = strategy.reduce(torch.tensor(local, dtype=dtype, device=strategy.root_device), reduce_op="sum")
+    return [total / count if count else math.nan for total, count in totals.cpu().tolist()]
 
 
 def _batch_size(batch: Any) -> int:

@@ -181,3 +181,18 @@ def test_a_module_with_a_hook_of_its_own_is_trained_sequentially_by_auto(tmp_pat
     # Refused before the grid starts: no "stacked → stacked" line, no progress bar, no results.
     assert capsys.readouterr().out == ""
     assert not (tmp_path / "s" / "results.jsonl").exists()
+
+
+def test_a_module_logging_val_loss_without_sync_dist_reports_the_whole_validation_set_on_two_processes(
+    tmp_path, importable
+):
+    # Lightning's default: each rank logs the loss of its own half of the validation set. A run on cpu:2 recorded
+    # rank zero's half (0.373 where cpu:1 and the stacked run saw 0.337) and the cross-device check failed.
+    comparison = compare(
+        ["step"], ["cpu:1", "cpu:2"], max_epochs=1, output=tmp_path, logger="none", mode="sequential",
+        model=model(MomentumClassifier),
+    )  # fmt: skip
+    one, two = comparison.records
+    assert (one.device, two.device) == ("cpu:1", "cpu:2")
+    assert abs(one.best_val_loss - two.best_val_loss) <= 1e-5 * one.best_val_loss
+    assert comparison.succeeded and all(check.passed for check in comparison.checks)
