@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
 from lightning_lrsched.errors import InvalidValue
+from lightning_lrsched.lightning import local_value, rank_means
 
 LR_KEY = "lr"
 """The key of a compared run's LR in its W&B and CSV logs, in every mode."""
@@ -142,9 +143,12 @@ class RunRecorder(Callback):
         if self.keys["val_loss"] == "val_loss" and not self._val_loss_seen:  # a run of its own: the module's keys
             self._check_val_loss(trainer, pl_module)
         if not trainer.sanity_checking:  # every rank, into one collective
-            loss, acc = _rank_means(trainer, self.keys["val_loss"], self.keys["val_acc"])
+            # Their means over the ranks: a module logging val_loss without sync_dist (Lightning's default) holds
+            # each rank's own share of the validation set; the mean is the whole set's, as one process sees it.
+            metrics = trainer.callback_metrics
+            means = rank_means(trainer, [local_value(metrics, self.keys[k]) for k in ("val_loss", "val_acc")])
             if not self.stopped:
-                self.val.add(self.samples, loss, acc)
+                self.val.add(self.samples, *(math.nan if m is None else m for m in means))
 
     def _check_val_loss(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Refuse, at its first validation, a module that logs no ``val_loss``: the report ranks on it.
@@ -162,23 +166,6 @@ class RunRecorder(Callback):
                 f"(it logged: {', '.join(sorted(logged)) or 'nothing'}): self.log('val_loss', loss) in validation_step"
             )
         self._val_loss_seen = not trainer.sanity_checking
-
-
-def _rank_means(trainer: L.Trainer, *keys: str) -> list[float]:
-    """Each metric's mean over the ranks that logged it (NaN where none did), in one collective.
-
-    A module that logs ``val_loss`` without ``sync_dist=True`` (Lightning's default) holds each
-    rank's own share of the validation set: the mean over the ranks is the whole set's, as
-    ``sync_dist`` would log it and as one process sees it. Already synced, each rank holds that mean.
-    """
-    import torch
-
-    strategy = trainer.strategy
-    dtype = torch.float32 if strategy.root_device.type == "mps" else torch.float64
-    values = [trainer.callback_metrics.get(key) for key in keys]
-    local = [[float(v), 1.0] if v is not None else [0.0, 0.0] for v in values]
-    totals = strategy.reduce(torch.tensor(local, dtype=dtype, device=strategy.root_device), reduce_op="sum")
-    return [total / count if count else math.nan for total, count in totals.cpu().tolist()]
 
 
 def _batch_size(batch: Any) -> int:

@@ -44,14 +44,17 @@ def local_value(metrics: Mapping[str, Any], key: str) -> float | None:
 def rank_means(trainer: pl.Trainer, values: Sequence[float | None]) -> list[float | None]:
     """Average each value over the processes that have it; ``None`` where no process has it.
 
-    One ``sum`` all-reduce of ``(value, present)`` pairs in float64, whatever the number of values:
-    a metric logged on some ranks only (``self.log(..., rank_zero_only=True)``) gives every rank the
-    mean of the ranks that logged it instead of a hang or a collective mismatch.
+    One ``sum`` all-reduce of ``(value, present)`` pairs in float64 (float32 on MPS, which has no
+    float64), whatever the number of values: a metric logged on some ranks only
+    (``self.log(..., rank_zero_only=True)``) gives every rank the mean of the ranks that logged it
+    instead of a hang or a collective mismatch.
     """
     if trainer.world_size <= 1:
         return list(values)
     pairs = [(0.0, 0.0) if v is None else (v, 1.0) for v in values]
-    local = torch.tensor(pairs, dtype=torch.float64, device=trainer.strategy.root_device).reshape(-1, 2)
+    device = trainer.strategy.root_device
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    local = torch.tensor(pairs, dtype=dtype, device=device).reshape(-1, 2)
     total = trainer.strategy.reduce(local, reduce_op="sum").cpu().tolist()
     return [None if count == 0 else value / count for value, count in total]
 

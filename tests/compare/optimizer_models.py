@@ -99,3 +99,10 @@ class AdagradClassifier(OwnClassifier):
         return torch.optim.Adagrad(
             self.parameters(), lr=0.1, lr_decay=0.5, initial_accumulator_value=0.3, weight_decay=1e-3
         )
+
+
+class FilteredSGDSubclassClassifier(OwnClassifier):
+    """:class:`SGDSubclassClassifier` that gives its optimizer only the parameters that ask for gradients."""
+
+    def configure_optimizers(self):
+        return OwnSGD([p for p in self.parameters() if p.requires_grad], lr=0.2, momentum=0.9)

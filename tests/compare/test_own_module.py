@@ -196,3 +196,11 @@ def test_a_module_logging_val_loss_without_sync_dist_reports_the_whole_validatio
     assert (one.device, two.device) == ("cpu:1", "cpu:2")
     assert abs(one.best_val_loss - two.best_val_loss) <= 1e-5 * one.best_val_loss
     assert comparison.succeeded and all(check.passed for check in comparison.checks)
+
+
+def test_copies_of_several_seeds_whose_data_has_no_length_are_not_stacked(tmp_path):
+    # The seeds' batches are served side by side by counting them: a loader without a length failed the job with
+    # a TypeError (no fallback in auto). Unstackable: auto trains the runs one after the other.
+    (job,) = plan_jobs(grid(["step", "cosine"], 1, model(MomentumClassifier), STREAM_DATA, seeds=(0, 1)), "stacked")
+    with pytest.raises(Unstackable, match=r"^the seeds' (train|val) loaders have no length"):
+        train_stacked(job, RunSettings(output=str(tmp_path), logger="none"), lambda runs: None)

@@ -282,11 +282,25 @@ def test_a_module_that_changes_its_steps_in_a_hook_is_not_stacked():
         stacked_metrics_of(WarmsUpByHand())
     with pytest.raises(Unstackable, match="ClipsByHand overrides `on_before_optimizer_step`"):
         stacked_metrics_of(ClipsByHand())
-    # Any hook Lightning calls in fit, validate or test: an EMA, an unfreezing, a batch's own preprocessing.
-    for hook in ("on_train_batch_end", "on_train_epoch_start", "on_validation_start", "on_after_batch_transfer"):
+    # Any hook Lightning calls while compare trains and validates: an EMA, an unfreezing, an attribute set up, a
+    # batch's own preprocessing, clipping by hand.
+    for hook in (
+        "on_train_batch_end", "on_train_epoch_start", "on_validation_start", "on_after_batch_transfer", "setup",
+        "clip_gradients",
+    ):  # fmt: skip
         own = type("OwnHook", (DigitsClassifier,), {hook: lambda self, *args: None})
         with pytest.raises(Unstackable, match=rf"OwnHook overrides `{hook}` \(in OwnHook\)"):
             stacked_metrics_of(own())
+    # Not those compare never reaches (testing) or that come after the last step: stacked.
+    for hook in ("on_test_epoch_end", "on_fit_end", "on_train_end", "teardown"):
+        own = type("OwnHook", (DigitsClassifier,), {hook: lambda self, *args: None})
+        assert stacked_metrics_of(own()) is SyntheticClassifier.stacked_metrics
+    # A Lightning demo's override is a module's own too (LightningLSTM resets its state at each epoch's end).
+    from lightning.pytorch.demos import LightningLSTM
+
+    lstm = type("DemoLSTM", (LightningLSTM,), {"stacked_metrics": lambda self, batch: {}})
+    with pytest.raises(Unstackable, match=r"DemoLSTM overrides `on_train_epoch_end` \(in LightningLSTM\)"):
+        stacked_metrics_of(lstm(vocab_size=4))
     # Zeroing the gradients its own way changes nothing a step computes: stacked.
     assert stacked_metrics_of(ZeroesToNone()) is SyntheticClassifier.stacked_metrics
 
@@ -347,3 +361,20 @@ def test_copy_callbacks_call_each_hook_on_the_callbacks_that_define_it_in_order(
     callbacks.on_validation_end(None, None)  # defined by none of them: nothing to call
     assert calls == [("a", 3), ("b", 3)]
     assert callbacks.state_dict() == {"0": {"name": "a"}, "1": {}, "2": {"name": "b"}}
+
+
+class StopsEarly(DigitsClassifier):
+    def configure_callbacks(self):
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        return [*super().configure_callbacks(), EarlyStopping(monitor="val_loss")]
+
+
+def test_a_module_with_callbacks_of_its_own_is_not_stacked():
+    # The stacked Trainer would run an EarlyStopping once for all the copies, on val_loss that a stacked run logs per
+    # copy (val_loss/<label>): it crashed the run. This package's own (a plateau driver) serve every copy.
+    from lightning_lrsched.compare.stacked.module import check_stackable
+
+    with pytest.raises(Unstackable, match=r"^StopsEarly.configure_callbacks returns EarlyStopping: a stacked run"):
+        check_stackable(StopsEarly())
+    assert check_stackable(DigitsClassifier()) is SyntheticClassifier.stacked_metrics

@@ -32,6 +32,7 @@ from tests.compare.optimizer_models import (
     AdagradClassifier,
     ASGDClassifier,
     DampenedSGDClassifier,
+    FilteredSGDSubclassClassifier,
     FusedAdamWClassifier,
     GlobalNormClassifier,
     LBFGSClassifier,
@@ -298,10 +299,20 @@ def test_the_copies_optimizer_is_judged_when_the_stacked_module_is_built():
     from lightning_lrsched.schedules import get_schedule
 
     torch.manual_seed(0)
-    copies = [SGDSubclassClassifier() for _ in range(2)]
-    with pytest.raises(Unstackable, match=r"^OwnSGD is not known to step each param group on its own"):
-        schedules = [get_schedule("cosine"), get_schedule("cyclic", base_lr=0.01, max_lr=0.1)]
-        StackedModule(copies, ["cosine", "cyclic"], schedules)
+    schedules = [get_schedule("cosine"), get_schedule("cyclic", base_lr=0.01, max_lr=0.1)]
+    # One that builds its optimizer from the parameters asking for gradients too: judged as the module made them.
+    for cls in (SGDSubclassClassifier, FilteredSGDSubclassClassifier):
+        with pytest.raises(Unstackable, match=r"^OwnSGD is not known to step each param group on its own"):
+            StackedModule([cls() for _ in range(2)], ["cosine", "cyclic"], schedules)
+
+
+def test_the_refusal_names_the_schedule_free_optimizers_that_stack():
+    schedulefree = pytest.importorskip("schedulefree")
+    from lightning_lrsched.compare.stacked.optimizer import check_shareable
+
+    radam = schedulefree.RAdamScheduleFree([nn.Parameter(torch.zeros(2))], lr=0.01)
+    with pytest.raises(Unstackable, match=r"but LBFGS can, and AdamWScheduleFree and SGDScheduleFree\)$"):
+        check_shareable(radam)
 
 
 def test_a_schedule_the_modules_optimizer_cannot_run_fails_its_copy_alone(tmp_path, one_thread):

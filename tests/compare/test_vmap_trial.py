@@ -116,6 +116,7 @@ def test_a_buffer_the_forward_assigns_anew_is_each_copys_after_the_pass():
         ("CountsCalls", {"in_place": True}, SMALL_DATA),  # (i) self.calls += 1
         ("CountsCalls", {"in_place": False}, SMALL_DATA),  # (i) self.calls = self.calls + 1
         ("CountsCallsInPython", {}, SMALL_DATA),  # (i) a Python int, self.calls += 1: the probe must not count
+        ("CountsLazilyInPython", {}, SMALL_DATA),  # the same, created by the forward: the probe must not leave it
         ("NoisyCounts", {"in_place": True}, SMALL_DATA),  # (i) and dropout: the probe compares its draws with a run's
         ("NoisyCounts", {"in_place": False}, SMALL_DATA),
         ("NoisyCountsInPython", {}, SMALL_DATA),

@@ -323,3 +323,11 @@ class NoisyCounts(CountsCalls):
     def __init__(self, in_place: bool = True) -> None:
         super().__init__(in_place)
         self.net = nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 2))
+
+
+class CountsLazilyInPython(_MLP):
+    """:class:`CountsCallsInPython` whose counter its forward creates at its first call (``getattr(..., 0)``)."""
+
+    def forward(self, x):
+        self.calls = getattr(self, "calls", 0) + 1
+        return self.net(x) / (1.0 + 0.05 * self.calls)

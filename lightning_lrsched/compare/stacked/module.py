@@ -32,9 +32,10 @@ The stacking protocol. A module can be stacked when
 - its copies' parameters and buffers have the same names, shapes and dtypes, and its forward and
   backward run under ``vmap``, and so does its forward in evaluation, without gradients (no data-dependent
   Python control flow, no ``.item()``; a buffer may be updated in place or assigned anew);
-- it overrides none of the hooks Lightning calls in fit, validate or test (``COPY_HOOKS``: an EMA
-  in ``on_train_batch_end``, clipping, a batch transform...): a stacked run calls its own, not a
-  copy's, so a copy overriding one might not train as its run of its own does.
+- it overrides none of the hooks Lightning calls while compare trains and validates it
+  (``COPY_HOOKS``: an EMA in ``on_train_batch_end``, clipping, ``setup``, a batch transform...) and
+  brings no callbacks but this package's (``configure_callbacks``): a stacked run calls its own,
+  not a copy's, so a copy overriding one might not train as its run of its own does.
 
 Anything else is :class:`Unstackable`, with a one-line reason: ``--mode auto`` then trains the
 runs one after the other and notes why, ``--mode stacked`` is an error.
@@ -57,6 +58,7 @@ from typing import Any, cast
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.core.hooks import ModelHooks
 from lightning.pytorch.utilities.data import extract_batch_size
 from torch import nn
@@ -77,14 +79,25 @@ from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
 STEPS = ("training_step", "validation_step", "test_step")
-# The hooks Lightning calls on a module in fit, validate and test (not predict: compare does not predict). A stacked
-# run is a module of its own: it scores and steps the copies itself and calls none of theirs, so a copy overriding one
-# (an LR set by hand in `optimizer_step`, clipping, an EMA in `on_train_batch_end`, a layer unfrozen in
-# `on_train_epoch_start`, a batch rescaled in `on_after_batch_transfer`) would not train as its run of its own does.
+# The hooks Lightning calls on a module while compare trains and validates it (not test's nor predict's: compare does
+# neither; not those after the last step: `on_train_end`, `on_fit_end`). A stacked run is a module of its own: it
+# scores and steps the copies itself and calls none of theirs, so a copy overriding one (an LR set by hand in
+# `optimizer_step`, clipping, an EMA in `on_train_batch_end`, a layer unfrozen in `on_train_epoch_start`, an attribute
+# its forward reads set in `setup`, a batch rescaled in `on_after_batch_transfer`) would not train as its run does.
+_AFTER_TRAINING = ("on_train_end", "on_fit_end")
+LIGHTNING_DEFAULTS = ("lightning.pytorch.core.", "pytorch_lightning.core.")  # modules defining the hooks' defaults
 COPY_HOOKS = (
-    *(name for name in vars(ModelHooks) if name.startswith(("on_", "configure_")) and "predict" not in name),
+    *(
+        name
+        for name in vars(ModelHooks)
+        if name.startswith(("on_", "configure_"))
+        and not any(stage in name for stage in ("predict", "test"))
+        and name not in _AFTER_TRAINING
+    ),
+    "setup",
     "backward",
     "configure_gradient_clipping",
+    "clip_gradients",
     "optimizer_step",
     "lr_scheduler_step",
     "on_before_batch_transfer",
@@ -125,7 +138,10 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
             )
     for hook in COPY_HOOKS:
         owner = _defined_by(cls, hook)
-        if owner is not None and not owner.__module__.startswith(("lightning.", "pytorch_lightning.")):
+        # Lightning's own defaults (a demo module's override, LightningLSTM's `on_train_epoch_end`, counts).
+        if owner is not None and not owner.__module__.startswith(
+            ("lightning.pytorch.core.", "pytorch_lightning.core.")
+        ):
             raise Unstackable(
                 f"{cls.__name__} overrides `{hook}` (in {owner.__name__}): a stacked run scores and steps its copies "
                 "itself and would not call it, so a copy might not train as its run of its own does"
@@ -136,7 +152,8 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
 def check_stackable(module: nn.Module) -> MetricsFn:
     """What a stacked run needs of ``module`` that its class and optimizer tell, before anything trains.
 
-    Its scoring (:func:`stacked_metrics_of`, which also refuses a hook of its own), and an optimizer
+    Its scoring (:func:`stacked_metrics_of`, which also refuses a hook of its own), no callbacks of its
+    own but this package's (``configure_callbacks``), and an optimizer
     the copies can share (:func:`~.optimizer.check_shareable`) where ``configure_optimizers`` can be
     read outside a run (else the run checks it when it builds the optimizer). What ``vmap`` cannot run
     shows only when it runs (:meth:`StackedModule.probe`).
@@ -145,8 +162,18 @@ def check_stackable(module: nn.Module) -> MetricsFn:
         Unstackable: why, in one line.
     """
     metrics = stacked_metrics_of(module)
+    lightning_module = cast(L.LightningModule, module)
+    # What the module asks for serves the one stacked Trainer: ours (a plateau driver) serve every copy; another
+    # (EarlyStopping on val_loss, a checkpoint) would act once for all of them, on metrics named per copy.
+    callbacks = lightning_module.configure_callbacks()
+    callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+    if own := sorted({type(c).__name__ for c in callbacks if not type(c).__module__.startswith("lightning_lrsched.")}):
+        raise Unstackable(
+            f"{type(module).__name__}.configure_callbacks returns {', '.join(own)}: a stacked run would run it once "
+            "for all its copies, not once per run"
+        )
     try:
-        optimizer = own_optimizer(cast(L.LightningModule, module))
+        optimizer = own_optimizer(lightning_module)
     except Exception:  # it needs a Trainer, or more: configure_optimizers checks it in the run
         return metrics
     check_shareable(optimizer)
@@ -244,6 +271,7 @@ class StackedModule(L.LightningModule):
         first = copies[0]
         if any(type(c) is not type(first) for c in copies):
             raise Unstackable(f"the copies are of different classes: {sorted({type(c).__name__ for c in copies})}")
+        metrics = check_stackable(first)  # as the module made it: stacked, its parameters no longer ask for gradients
         if param_schedules := getattr(first, "param_schedules", None):
             # The stacked optimizer schedules the LR only; the copies would silently lose these schedules.
             raise Unstackable(f"{type(first).__name__} schedules {', '.join(param_schedules)} besides the LR")
@@ -276,7 +304,7 @@ class StackedModule(L.LightningModule):
         aliases = [*first.named_parameters(remove_duplicate=False), *first.named_buffers(remove_duplicate=False)]
         self._tied = len(aliases) != len(self._names) + len(self._buffer_names)
         # Not a registered child: the copies are, and their parameters must be listed once.
-        self._scored = (_Scored(first, check_stackable(first)),)
+        self._scored = (_Scored(first, metrics),)
         self.per_copy_batches = per_copy_batches
         self._set_randomness("different")
         self.draws_random = False
@@ -437,14 +465,22 @@ class StackedModule(L.LightningModule):
 
     @contextlib.contextmanager
     def _numbers_kept(self) -> Iterator[None]:
-        """The copies' plain Python numbers (a call counter their forward advances) put back when it ends."""
-        plain = (bool, int, float)
-        saved = [(m, {k: v for k, v in vars(m).items() if type(v) in plain}) for m in self.copies.modules()]
+        """The copies' plain Python numbers (a call counter their forward advances) as they were when it ends.
+
+        Those it created are gone again; the modes (``training``) are :meth:`_evaluating`'s.
+        """
+
+        def numbers(module: nn.Module) -> dict[str, Any]:
+            return {k: v for k, v in vars(module).items() if type(v) in (bool, int, float) and k != "training"}
+
+        saved = [(m, numbers(m)) for m in self.copies.modules()]
         try:
             yield
         finally:
-            for module, numbers in saved:
-                vars(module).update(numbers)
+            for module, before in saved:
+                for name in numbers(module).keys() - before.keys():
+                    delattr(module, name)
+                vars(module).update(before)
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:

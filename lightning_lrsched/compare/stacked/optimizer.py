@@ -122,9 +122,10 @@ def check_shareable(optimizer: torch.optim.Optimizer) -> None:
     if kind.__module__.split(".")[0] == "schedulefree" and kind.__name__ in SCHEDULE_FREE.values():
         return
     why = "it takes one param group" if kind is torch.optim.LBFGS else "it may look across its groups"
+    free = " and ".join(SCHEDULE_FREE.values())
     raise Unstackable(
         f"{kind.__name__} is not known to step each param group on its own ({why}): stacked copies share one "
-        "optimizer, a group per copy (torch's own optimizers but LBFGS, and the schedule-free ones, can)"
+        f"optimizer, a group per copy (torch's own optimizers but LBFGS can, and {free})"
     )
 
 

@@ -87,7 +87,12 @@ class SeedStackedData(L.LightningDataModule):
 
     def _stacked(self, split: str) -> StackedLoader:
         loaders = [getattr(module, f"{split}_dataloader")() for module in self.modules]
-        sizes = [len(loader) for loader in loaders]
+        try:
+            sizes = [len(loader) for loader in loaders]
+        except TypeError:  # an iterable dataset's: the seeds' batches could not be told to line up
+            raise Unstackable(
+                f"the seeds' {split} loaders have no length: copies of several seeds cannot be stacked"
+            ) from None
         if len(set(sizes)) > 1:
             raise Unstackable(f"the seeds' {split} splits differ in batches ({sizes}): their copies cannot be stacked")
         return StackedLoader(loaders, self.seed_of)
