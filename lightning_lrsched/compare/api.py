@@ -312,8 +312,12 @@ class GridRun:
             raise InvalidValue(_stacked_refusal(reason))
         note = f"{self.mode} → sequential for {_where(job)}: {reason}"
         self.mode_notes[job_name(job)] = note
-        # One line however wide the terminal (a log is read by line); the worker trains the specs as runs of their own.
-        self.console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
+        # The worker trains the specs as runs of their own.
+        self._print_note(f"[yellow]{escape(note)}[/]")
+
+    def _print_note(self, markup: str) -> None:
+        """A mode note: wrapped at words on a terminal, one line in a piped log (which is read line by line)."""
+        self.console.print(markup, soft_wrap=not self.console.is_terminal)
 
     def result(self, job: Job, records: list[RunRecord]) -> None:
         probed = next((r.mode_reason for r in records if r.mode == "stacked" and r.mode_reason), "")
@@ -321,7 +325,7 @@ class GridRun:
             # The probe found stacking faster: the job's note says by how much.
             note = _mode_note(job, "auto", probed)
             self.mode_notes[job_name(job)] = note
-            self.console.print(escape(note), soft_wrap=True)
+            self._print_note(escape(note))
         if records:
             self.results.append(*records)
         self.appended += len(records)
