@@ -126,6 +126,7 @@ def check_model(spec: RunSpec, stacked: bool = False) -> None:
     Raises:
         ModuleContractError: manual optimization, several optimizers or none (see
             :mod:`lightning_lrsched.module_contract`).
+        InvalidValue: a module with loaders of its own and no ``data`` given.
         Unstackable: ``stacked``, and the module does not say how to score a batch, overrides a hook, or
             has an optimizer its copies cannot share.
     """
@@ -136,10 +137,31 @@ def check_model(spec: RunSpec, stacked: bool = False) -> None:
     with torch.random.fork_rng(devices=[]):
         module = seeded_model(spec, scheduled=False)
     check_module(module)
+    _check_data_given(spec, module)
     if stacked:
         from lightning_lrsched.compare.stacked.module import check_stackable
 
         check_stackable(module)
+
+
+def _check_data_given(spec: RunSpec, module: Any) -> None:
+    """Refuse a module that brings its own loaders while the runs would train it on the default data.
+
+    Every run takes its batches from the ``data`` datamodule (one per seed, served side by side to
+    stacked copies); given none, that is the synthetic task, which a module of its own data cannot take.
+    """
+    from lightning_lrsched.compare.grid import DEFAULT_DATA
+
+    owner = next((klass for klass in type(module).__mro__ if "train_dataloader" in vars(klass)), None)
+    if spec.data["class_path"] != DEFAULT_DATA["class_path"] or owner is None:
+        return
+    if owner.__module__.startswith(("lightning.pytorch.core.", "pytorch_lightning.core.")):
+        return
+    raise InvalidValue(
+        f"`data`: {type(module).__name__} has its own train_dataloader (in {owner.__name__}), which compare does not "
+        f"use: every run takes its batches from the `data` datamodule, here the default {DEFAULT_DATA['class_path']}; "
+        "give data: {class_path: ...} (a LightningDataModule serving the module's loaders)"
+    )
 
 
 def _data(spec: RunSpec) -> Any:

@@ -64,6 +64,16 @@ def test_boring_model_as_it_is_trains_sequentially_in_auto_and_is_refused_stacke
         )
 
 
+def test_a_module_with_loaders_of_its_own_and_no_data_is_refused_before_anything_trains(tmp_path):
+    # BoringModel brings its own train_dataloader; without `data` every run was fed the synthetic task's batches
+    # and failed (a TypeError each, exit 1).
+    with pytest.raises(
+        ValueError, match=r"^`data`: LoggingBoringModel has its own train_dataloader \(in BoringModel\)"
+    ):
+        compare(["step", "cosine"], max_epochs=1, output=tmp_path, logger="none", model=BORING)
+    assert not tmp_path.exists() or not (tmp_path / "results.jsonl").exists()
+
+
 @pytest.mark.parametrize("mode", ["sequential", "stacked"])
 def test_a_batchnorm_resnet_from_transformers_trains_without_false_divergence(mode, tmp_path):
     schedules = ["step", "cosine", {"name": "exponential", "gamma": 0.5}]
