@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+
+from tests.compare.own_models import OwnClassifier
+from tests.compare.third_party_models import TinySentences
 
 VOCAB = 16
 
 
 class _Trial(L.LightningModule):
-    """Cross-entropy on ``self(inputs)``; SGD with momentum; the steps a user writes."""
+    """Cross-entropy on ``self(inputs)``; SGD with momentum; the steps a user writes (own_models.py's)."""
 
-    def stacked_metrics(self, batch):
-        inputs, labels = batch
-        logits = self(inputs)
-        return {"loss": F.cross_entropy(logits, labels), "acc": (logits.argmax(-1) == labels).float().mean()}
-
-    def training_step(self, batch, batch_idx):
-        loss = self.stacked_metrics(batch)["loss"]
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        metrics = self.stacked_metrics(batch)
-        self.log("val_loss", metrics["loss"])
-        self.log("val_acc", metrics["acc"])
+    stacked_metrics = OwnClassifier.stacked_metrics
+    training_step = OwnClassifier.training_step
+    validation_step = OwnClassifier.validation_step
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
@@ -296,11 +287,11 @@ class WarmsTemperatureByEpoch(_MLP):
         return self.net(x) / self.temperature
 
 
-class PaddedSentences(L.LightningDataModule):
+class PaddedSentences(TinySentences):
     """Sentences of 3 to 8 tokens (ids 1..15) padded with 0 to 8, labelled by whether 1 outnumbers 2 in them."""
 
     def __init__(self, seed: int = 0, batch_size: int = 16) -> None:
-        super().__init__()
+        L.LightningDataModule.__init__(self)  # its own sentences; TinySentences' loaders
         generator = torch.Generator().manual_seed(seed)
         tokens = torch.randint(1, VOCAB, (96, 8), generator=generator)
         lengths = torch.randint(3, 9, (96, 1), generator=generator)
@@ -308,13 +299,6 @@ class PaddedSentences(L.LightningDataModule):
         labels = ((tokens == 1).sum(1) > (tokens == 2).sum(1)).long()
         self.train_set, self.val_set = TensorDataset(tokens[:64], labels[:64]), TensorDataset(tokens[64:], labels[64:])
         self.batch_size, self.seed = batch_size, seed
-
-    def train_dataloader(self):
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=self.batch_size)
 
 
 class NoisyCounts(CountsCalls):
