@@ -32,6 +32,23 @@ from torch.optim import Optimizer
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.schedules import Schedule
 
+# Where Lightning defines its hooks' defaults: a method found there is no override of the module's own.
+LIGHTNING_DEFAULTS = ("lightning.pytorch.core.", "pytorch_lightning.core.")
+
+
+def own_override(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO that defines method ``name``; ``None`` where that is Lightning's default.
+
+    A Lightning demo's override (``LightningLSTM.on_train_epoch_end``) is an override too.
+
+    Example:
+        >>> from lightning.pytorch.demos.boring_classes import BoringModel
+        >>> own_override(BoringModel, "train_dataloader").__name__, own_override(BoringModel, "on_fit_start")
+        ('BoringModel', None)
+    """
+    owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+    return None if owner is None or owner.__module__.startswith(LIGHTNING_DEFAULTS) else owner
+
 
 class ModuleContractError(InvalidValue):
     """The module cannot be compared as it is (several optimizers, manual optimization, ...): one line, what to do."""

@@ -151,11 +151,10 @@ def _check_data_given(spec: RunSpec, module: Any) -> None:
     stacked copies); given none, that is the synthetic task, which a module of its own data cannot take.
     """
     from lightning_lrsched.compare.grid import DEFAULT_DATA
+    from lightning_lrsched.module_contract import own_override
 
-    owner = next((klass for klass in type(module).__mro__ if "train_dataloader" in vars(klass)), None)
+    owner = own_override(type(module), "train_dataloader")
     if spec.data["class_path"] != DEFAULT_DATA["class_path"] or owner is None:
-        return
-    if owner.__module__.startswith(("lightning.pytorch.core.", "pytorch_lightning.core.")):
         return
     raise InvalidValue(
         f"`data`: {type(module).__name__} has its own train_dataloader (in {owner.__name__}), which compare does not "

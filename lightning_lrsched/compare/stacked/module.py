@@ -74,7 +74,7 @@ from lightning_lrsched.compare.stacked.optimizer import (
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
-from lightning_lrsched.module_contract import own_optimizer
+from lightning_lrsched.module_contract import own_optimizer, own_override
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
@@ -85,7 +85,6 @@ STEPS = ("training_step", "validation_step", "test_step")
 # `optimizer_step`, clipping, an EMA in `on_train_batch_end`, a layer unfrozen in `on_train_epoch_start`, an attribute
 # its forward reads set in `setup`, a batch rescaled in `on_after_batch_transfer`) would not train as its run does.
 _AFTER_TRAINING = ("on_train_end", "on_fit_end")
-LIGHTNING_DEFAULTS = ("lightning.pytorch.core.", "pytorch_lightning.core.")  # modules defining the hooks' defaults
 COPY_HOOKS = (
     *(
         name
@@ -137,11 +136,7 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
                 f"from {definer.__name__}: define {stepper.__name__}.stacked_metrics to match it"
             )
     for hook in COPY_HOOKS:
-        owner = _defined_by(cls, hook)
-        # Lightning's own defaults (a demo module's override, LightningLSTM's `on_train_epoch_end`, counts).
-        if owner is not None and not owner.__module__.startswith(
-            ("lightning.pytorch.core.", "pytorch_lightning.core.")
-        ):
+        if owner := own_override(cls, hook):
             raise Unstackable(
                 f"{cls.__name__} overrides `{hook}` (in {owner.__name__}): a stacked run scores and steps its copies "
                 "itself and would not call it, so a copy might not train as its run of its own does"
