@@ -378,3 +378,15 @@ def test_a_module_with_callbacks_of_its_own_is_not_stacked():
     with pytest.raises(Unstackable, match=r"^StopsEarly.configure_callbacks returns EarlyStopping: a stacked run"):
         check_stackable(StopsEarly())
     assert check_stackable(DigitsClassifier()) is SyntheticClassifier.stacked_metrics
+
+
+class ReadsTheTrainer(DigitsClassifier):
+    def configure_callbacks(self):
+        # Outside a run there is no Trainer: Lightning raises. In one, this package's driver (as its parent's).
+        return super().configure_callbacks()[: self.trainer.max_epochs]
+
+
+def test_callbacks_that_need_the_trainer_are_left_to_the_run():
+    from lightning_lrsched.compare.stacked.module import check_stackable
+
+    assert check_stackable(ReadsTheTrainer()) is SyntheticClassifier.stacked_metrics

@@ -148,10 +148,10 @@ def check_stackable(module: nn.Module) -> MetricsFn:
     """What a stacked run needs of ``module`` that its class and optimizer tell, before anything trains.
 
     Its scoring (:func:`stacked_metrics_of`, which also refuses a hook of its own), no callbacks of its
-    own but this package's (``configure_callbacks``), and an optimizer
-    the copies can share (:func:`~.optimizer.check_shareable`) where ``configure_optimizers`` can be
-    read outside a run (else the run checks it when it builds the optimizer). What ``vmap`` cannot run
-    shows only when it runs (:meth:`StackedModule.probe`).
+    own but this package's (``configure_callbacks``), and an optimizer the copies can share
+    (:func:`~.optimizer.check_shareable`), each where it can be read outside a run (else the run
+    checks the optimizer when it builds it). What ``vmap`` cannot run shows only when it runs
+    (:meth:`StackedModule.probe`).
 
     Raises:
         Unstackable: why, in one line.
@@ -160,7 +160,10 @@ def check_stackable(module: nn.Module) -> MetricsFn:
     lightning_module = cast(L.LightningModule, module)
     # What the module asks for serves the one stacked Trainer: ours (a plateau driver) serve every copy; another
     # (EarlyStopping on val_loss, a checkpoint) would act once for all of them, on metrics named per copy.
-    callbacks = lightning_module.configure_callbacks()
+    try:
+        callbacks = lightning_module.configure_callbacks()
+    except Exception:  # it reads the Trainer (or more): Lightning will tell in the run
+        callbacks = []
     callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
     if own := sorted({type(c).__name__ for c in callbacks if not type(c).__module__.startswith("lightning_lrsched.")}):
         raise Unstackable(
