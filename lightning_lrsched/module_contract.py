@@ -36,6 +36,11 @@ from lightning_lrsched.schedules import Schedule
 LIGHTNING_DEFAULTS = ("lightning.pytorch.core.", "pytorch_lightning.core.")
 
 
+def defined_by(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose own ``__dict__`` defines ``name`` (``None``: none does)."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
 def own_override(cls: type, name: str) -> type | None:
     """The class of ``cls``'s MRO that defines method ``name``; ``None`` where that is Lightning's default.
 
@@ -46,7 +51,7 @@ def own_override(cls: type, name: str) -> type | None:
         >>> own_override(BoringModel, "train_dataloader").__name__, own_override(BoringModel, "on_fit_start")
         ('BoringModel', None)
     """
-    owner = next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+    owner = defined_by(cls, name)
     return None if owner is None or owner.__module__.startswith(LIGHTNING_DEFAULTS) else owner
 
 

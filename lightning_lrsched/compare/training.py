@@ -596,8 +596,8 @@ def _batches(loader: Callable[[], Any]) -> int | None:
 
 def _batches_per_epoch(data: Any) -> tuple[float, float]:
     """Training and validation batches of an epoch of ``data`` (1 each where a loader has no length)."""
-    counts = [_batches(loader) for loader in (data.train_dataloader, data.val_dataloader)]
-    return tuple(float(count) if count is not None else 1.0 for count in counts)  # type: ignore[return-value]
+    train, val = (_batches(loader) for loader in (data.train_dataloader, data.val_dataloader))
+    return float(train if train is not None else 1), float(val if val is not None else 1)
 
 
 class _StepTimer(Callback):

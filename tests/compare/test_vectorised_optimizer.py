@@ -18,7 +18,7 @@ from torch import nn
 
 from lightning_lrsched.compare.grid import Unstackable
 from lightning_lrsched.compare.stacked import StackedModule
-from lightning_lrsched.compare.stacked.optimizer import LINEAR_IN_LR, VectorisedOptimizer, vectorise
+from lightning_lrsched.compare.stacked.optimizer import LINEAR_IN_LR, VectorisedOptimizer, check_shareable, vectorise
 from lightning_lrsched.models import SyntheticClassifier, SyntheticDataModule
 from lightning_lrsched.schedules.tutorial import resolve_schedule
 
@@ -182,7 +182,7 @@ def test_optimizers_not_linear_in_the_lr_step_each_copy():
     # A subclass may step otherwise, across the copies' groups too: not stacked at all.
     merged = SteppedAsItLikes([{"params": own[0]}, {"params": own[1]}], lr=0.1)
     with pytest.raises(Unstackable, match=r"^SteppedAsItLikes is not known to step each param group on its own"):
-        vectorise(merged, [[0], [1]], own, [param], lambda: torch.ones(2, dtype=torch.bool))
+        check_shareable(merged)
 
 
 def test_copies_whose_groups_differ_step_each_on_its_own():

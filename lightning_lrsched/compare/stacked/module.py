@@ -74,7 +74,7 @@ from lightning_lrsched.compare.stacked.optimizer import (
 from lightning_lrsched.compare.stacked.seeds import copy_batch_size
 from lightning_lrsched.errors import InvalidValue
 from lightning_lrsched.lightning import plan_from_trainer
-from lightning_lrsched.module_contract import own_optimizer, own_override
+from lightning_lrsched.module_contract import defined_by, own_optimizer, own_override
 from lightning_lrsched.schedules import GroupSchedules, Schedule, get_schedule
 
 MetricsFn = Callable[[nn.Module, Any], Mapping[str, torch.Tensor]]
@@ -106,11 +106,6 @@ COPY_HOOKS = (
 # Not `optimizer_zero_grad`: an override sets the gradients to None or zero (`set_to_none`), as a stacked run does.
 
 
-def _defined_by(cls: type, name: str) -> type | None:
-    """The class of ``cls``'s MRO whose own ``__dict__`` defines ``name``."""
-    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
-
-
 def stacked_metrics_of(module: nn.Module) -> MetricsFn:
     """How to score a batch with one copy of ``module``; :class:`Unstackable` (one line) if it does not say.
 
@@ -126,9 +121,9 @@ def stacked_metrics_of(module: nn.Module) -> MetricsFn:
             f"{cls.__name__} has no `stacked_metrics(batch)` method saying how to score a batch "
             "(the stacking protocol: see lightning_lrsched.compare.stacked)"
         )
-    definer = _defined_by(cls, "stacked_metrics")
+    definer = defined_by(cls, "stacked_metrics")
     for step in STEPS:
-        stepper = _defined_by(cls, step)
+        stepper = defined_by(cls, step)
         if definer is not None and stepper is not None and stepper is not definer and issubclass(stepper, definer):
             # The inherited scoring may no longer be what the overridden step computes.
             raise Unstackable(
@@ -723,10 +718,9 @@ class StackedModule(L.LightningModule):
         settings = {**constructor_arguments(optimizer), "lr": lr}
         invalid, cycles = {}, False
         for k, schedule in enumerate(self.schedules):
-            try:  # the copies' class with their constructor's settings, on a parameter of its own
-                probe = kind([torch.zeros(1, requires_grad=True)], **settings)
-            except Exception:
-                probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr, momentum=0.9)
+            # The copies' class (one check_shareable accepted) with their constructor's settings, on a parameter
+            # of its own: each build moves its LR, so one each.
+            probe = kind([torch.zeros(1, requires_grad=True)], **settings)
             try:
                 args = plan.build_args(schedule.interval)
                 built = schedule.build(probe, total_steps=args["total_steps"], steps_per_epoch=args["steps_per_epoch"])

@@ -84,10 +84,8 @@ def vectorise(
         stacked: per parameter, the copies' values stacked (row ``k`` is copy ``k``'s).
         training: the copies that train (bool, shape ``(K,)``); the others' rows are left as they were.
 
-    Raises:
-        Unstackable: the optimizer is not known to step each param group on its own (:func:`check_shareable`).
+    The optimizer must be one the copies can share (:func:`check_shareable`, which the caller asks first).
     """
-    check_shareable(optimizer)
     kind = type(optimizer)
     if kind not in LINEAR_IN_LR:
         return f"{kind.__name__} is not one of torch's optimizers whose update is linear in the LR"
