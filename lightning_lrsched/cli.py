@@ -173,9 +173,9 @@ def overview() -> str:
     lines = [f"  {name:<{width}}{summary}" for name, (summary, _) in COMMANDS.items()]
     return (
         f"usage: lrsched {{{','.join(COMMANDS)}}} [options]\n\n"
-        "Learning-rate schedules for PyTorch Lightning: see them, train with them, compare them.\n\n"
+        "Learning-rate schedules for PyTorch Lightning: see them, train with them,\ncompare them.\n\n"
         "commands:\n" + "\n".join(lines) + "\n\n"
-        "`lrsched COMMAND --help` shows a command's options; `lrsched plot --list` the schedules.\n"
+        "`lrsched COMMAND --help` shows a command's options; `lrsched plot --list`\nthe schedules.\n"
     )
 
 
